@@ -1,0 +1,157 @@
+"""Checkpoints: ``NAME.safetensors`` (tensors) + ``NAME.json`` (config, task, metrics, provenance).
+
+Never pickle: safetensors holds raw tensors only, JSON holds everything else. Both
+files are written atomically. Loading checks every name, shape, dtype, that values
+are finite and that the config is in range; a bad file raises a one-line
+:class:`CheckpointError` naming the file and the field.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from rsnn_deploy.config import ModelConfig, validate_config
+from rsnn_deploy.errors import CheckpointError, ValidationError
+from rsnn_deploy.io import atomic_path, git_commit, package_versions, write_json_atomic
+from rsnn_deploy.model import RSNN
+
+FORMAT = "rsnn-deploy/checkpoint"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: the model plus everything recorded beside it."""
+
+    model: RSNN
+    path: Path  # the JSON file
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def task(self) -> dict[str, Any]:
+        return self.meta.get("task", {})
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return self.meta.get("metrics", {})
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+
+def checkpoint_paths(path: str | Path) -> tuple[Path, Path]:
+    """``(NAME.safetensors, NAME.json)`` for a path given as either file or the bare stem."""
+    p = Path(path)
+    if p.suffix in (".json", ".safetensors"):
+        p = p.with_suffix("")
+    return p.with_name(p.name + ".safetensors"), p.with_name(p.name + ".json")
+
+
+def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    """Write a safetensors file atomically (contiguous CPU copies)."""
+    data = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    with atomic_path(path) as tmp:
+        save_file(data, str(tmp))
+
+
+def load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """Read a safetensors file; a missing, truncated or foreign file is a CheckpointError."""
+    if not path.is_file():
+        raise CheckpointError(f"{path}: file not found")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"{path}: not a valid safetensors file ({err})") from None
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise CheckpointError(f"{path}: file not found")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: top level must be a JSON object")
+    return data
+
+
+def save_checkpoint(model: RSNN, path: str | Path, **meta: Any) -> Path:
+    """Save ``model`` as ``NAME.safetensors`` + ``NAME.json``; returns the JSON path.
+
+    ``meta`` goes into the JSON as is (task, train config, metrics, seed, ...);
+    format, model config, versions, git commit and a timestamp are added here.
+    The tensors are written first, so a crash never leaves a JSON pointing at
+    missing tensors of a new model.
+    """
+    st_path, json_path = checkpoint_paths(path)
+    save_tensors(st_path, model.state_dict())
+    doc = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model": model.cfg.model_dump(),
+        **meta,
+        "versions": package_versions(),
+        "git_commit": git_commit(),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+    }
+    write_json_atomic(json_path, doc)
+    return json_path
+
+
+def validate_state(tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], where: Path) -> None:
+    """Names, shapes, dtypes and finiteness of loaded tensors against a freshly built model."""
+    missing = sorted(set(expected) - set(tensors))
+    if missing:
+        raise CheckpointError(f"{where}: tensor '{missing[0]}' is missing")
+    unexpected = sorted(set(tensors) - set(expected))
+    if unexpected:
+        raise CheckpointError(f"{where}: unexpected tensor '{unexpected[0]}' (does the config match?)")
+    for name, ref in expected.items():
+        t = tensors[name]
+        if tuple(t.shape) != tuple(ref.shape):
+            raise CheckpointError(
+                f"{where}: tensor '{name}' has shape {list(t.shape)}, config says {list(ref.shape)}"
+            )
+        if t.dtype != ref.dtype:
+            raise CheckpointError(f"{where}: tensor '{name}' has dtype {t.dtype}, expected {ref.dtype}")
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            raise CheckpointError(f"{where}: tensor '{name}' has non-finite values")
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Load and validate a checkpoint given as ``NAME``, ``NAME.json`` or ``NAME.safetensors``."""
+    st_path, json_path = checkpoint_paths(path)
+    doc = read_json(json_path)
+    if doc.get("format") != FORMAT:
+        raise CheckpointError(f"{json_path}: format: not an rsnn-deploy checkpoint (got {doc.get('format')!r})")
+    if doc.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{json_path}: format_version: unsupported (got {doc.get('format_version')!r}, "
+            f"this version reads {FORMAT_VERSION})"
+        )
+    if not isinstance(doc.get("model"), dict):
+        raise CheckpointError(f"{json_path}: model: missing model config")
+    try:
+        cfg = validate_config(ModelConfig, doc["model"], owner=f"{json_path}: model")
+    except ValidationError as err:
+        raise CheckpointError(str(err)) from None
+    model = RSNN(cfg)
+    tensors = load_tensors(st_path)
+    validate_state(tensors, model.state_dict(), st_path)
+    for name in model.tau_names():
+        tau = tensors[name]
+        if (tau <= 0).any():
+            raise CheckpointError(f"{st_path}: tensor '{name}' must be positive (got min {tau.min().item():g})")
+    model.load_state_dict(tensors)
+    model.eval()
+    return Checkpoint(model=model, path=json_path, meta=doc)

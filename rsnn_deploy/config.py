@@ -1,0 +1,140 @@
+"""Validated configuration of a model and of a training run.
+
+Configs are frozen pydantic models with ``extra='forbid'``: a typo in a config file
+is an error that names the field, never a silently ignored key. They serialise to
+plain JSON, which is what checkpoints store next to their tensors.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ValidationError as PydanticValidationError
+
+from rsnn_deploy.errors import ValidationError
+
+Variant = Literal["lif", "rec", "rec-syn", "rec-adapt", "rec-syn-adapt"]
+VARIANTS: tuple[str, ...] = ("lif", "rec", "rec-syn", "rec-adapt", "rec-syn-adapt")
+Surrogate = Literal["fast-sigmoid", "triangle", "arctan", "sigmoid"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ModelConfig(_Frozen):
+    """The RSNN: sizes, neuron variant and neuron parameters.
+
+    Time constants are in milliseconds; decays are ``a = exp(-dt/tau)``. The
+    threshold is in the model's own voltage unit (the quantizer maps it to the
+    chip's integer threshold).
+    """
+
+    n_in: int = Field(ge=1)
+    n_hidden: int = Field(ge=1, le=65536)
+    n_out: int = Field(ge=1)
+    variant: Variant = "rec-syn"
+    dt_ms: float = Field(default=1.0, gt=0, le=100)
+    tau_mem_ms: float = Field(default=10.0, gt=0, le=1e5)
+    tau_syn_ms: float = Field(default=5.0, gt=0, le=1e5)
+    tau_adapt_ms: float = Field(default=100.0, gt=0, le=1e6)
+    tau_out_ms: float = Field(default=20.0, gt=0, le=1e5)
+    adapt_kind: Literal["threshold", "current"] = "threshold"
+    adapt_strength: float = Field(default=0.2, ge=0, le=100)
+    threshold: float = Field(default=1.0, gt=0)
+    refractory_steps: int = Field(default=0, ge=0, le=1000)
+    v_floor: float | None = Field(default=None, le=0)
+    bias: bool = False
+    surrogate: Surrogate = "fast-sigmoid"
+    surrogate_slope: float = Field(default=5.0, gt=0, le=1000)
+    train_tau: bool = False
+    per_neuron_tau: bool = False
+    tau_min_ms: float = Field(default=1.0, gt=0)
+    tau_max_ms: float = Field(default=5000.0, gt=0)
+    readout_mode: Literal["mean", "last"] = "mean"
+    init_in_gain: float = Field(default=1.0, gt=0)
+    init_rec_gain: float = Field(default=0.5, ge=0)
+
+    @property
+    def recurrent(self) -> bool:
+        return self.variant != "lif"
+
+    @property
+    def synapse(self) -> bool:
+        return "syn" in self.variant
+
+    @property
+    def adaptation(self) -> bool:
+        return "adapt" in self.variant
+
+    @model_validator(mode="after")
+    def _check_tau_bounds(self) -> ModelConfig:
+        if self.tau_min_ms >= self.tau_max_ms:
+            raise ValueError(f"tau_min_ms must be below tau_max_ms (got {self.tau_min_ms} >= {self.tau_max_ms})")
+        used = ["tau_mem_ms"] + ["tau_syn_ms"] * self.synapse + ["tau_adapt_ms"] * self.adaptation
+        for name in used:
+            value = getattr(self, name)
+            if self.train_tau and not self.tau_min_ms <= value <= self.tau_max_ms:
+                raise ValueError(
+                    f"{name} must lie within [tau_min_ms, tau_max_ms] when train_tau is set "
+                    f"(got {value} outside [{self.tau_min_ms}, {self.tau_max_ms}])"
+                )
+        return self
+
+
+class TrainConfig(_Frozen):
+    """How a model is trained: optimiser, schedule, regularisation, split, seed."""
+
+    epochs: int = Field(default=30, ge=1, le=100000)
+    batch_size: int = Field(default=128, ge=1)
+    lr: float = Field(default=5e-3, gt=0, le=10)
+    schedule: Literal["onecycle", "cosine", "constant"] = "onecycle"
+    weight_decay: float = Field(default=0.0, ge=0)
+    grad_clip: float | None = Field(default=1.0, gt=0)
+    rate_reg: float = Field(default=1.0, ge=0)
+    target_rate: float = Field(default=0.02, ge=0, le=1)
+    val_fraction: float = Field(default=0.1, ge=0, lt=1)
+    seed: int = Field(default=0, ge=0)
+    device: str = "cpu"
+    engine: Literal["auto", "eager", "fast"] = "auto"
+    qat_profile: str | None = None
+    limit: int | None = Field(default=None, ge=1)
+
+
+def _format_pydantic_error(err: PydanticValidationError, owner: str) -> str:
+    first = err.errors()[0]
+    field = ".".join(str(part) for part in first["loc"]) or "<root>"
+    msg = first["msg"]
+    got = first.get("input")
+    got_txt = "" if isinstance(got, dict) else f" (got {got!r})"
+    return f"{owner}.{field}: {msg}{got_txt}"
+
+
+def validate_config(cls: type[_Frozen], data: dict[str, Any], owner: str) -> Any:
+    """Build ``cls`` from ``data``; a problem becomes one ``ValidationError`` line naming ``owner.field``."""
+    try:
+        return cls.model_validate(data)
+    except PydanticValidationError as err:
+        raise ValidationError(_format_pydantic_error(err, owner)) from None
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a TOML or JSON config file into a dict (errors name the file)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ValidationError(f"{p}: config file not found")
+    try:
+        text = p.read_text()
+        if p.suffix == ".json":
+            data = json.loads(text)
+        else:
+            data = tomllib.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ValidationError(f"{p}: not a valid {p.suffix.lstrip('.') or 'TOML'} file: {err}") from None
+    if not isinstance(data, dict):
+        raise ValidationError(f"{p}: top level must be a table/object")
+    return data

@@ -1,0 +1,302 @@
+"""The float RSNN in torch: LIF neurons, current-based synapse, spike-frequency adaptation.
+
+One step, in the order a Loihi core computes it (``ARCHITECTURE.md``, dt = 1 ms)::
+
+    i[t]     = a_s * i[t-1] + W_in x[t] + W_rec z[t-1]          # synapse (a_s = 0 without)
+    n[t]     = a_a * n[t-1]                                      # adaptation state decays
+    v[t]     = a_m * v[t-1] + i[t] + bias  (- n[t] for current adaptation)
+    v[t]     = max(v[t], v_floor);   v[t] = 0 while refractory
+    z[t]     = v[t] > threshold + n[t]     (threshold adaptation)  or  v[t] > threshold
+    on spike: v = 0; refractory count = R; n += adapt_strength
+    y[t]     = a_o * y[t-1] + W_out z[t] + b_out                 # non-spiking leaky readout
+
+with ``a = exp(-dt / tau)``. The float model computes exactly this order, so that
+quantization (integers, truncation, wrap) is the only difference from the chip.
+The reset is detached from the graph (a common choice that trains better).
+
+The step is a pure function over typed state (:func:`neuron_step`), reused by the
+eager BPTT loop here and checked against the faster engine in ``fast_bptt``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from rsnn_deploy.config import ModelConfig
+
+
+class NeuronParams(NamedTuple):
+    """Effective per-step parameters (after any fake quantization), float tensors.
+
+    ``w_rec`` is None without recurrence, ``bias`` None without bias. Decays are [H].
+    """
+
+    w_in: Tensor  # [H, C]
+    w_rec: Tensor | None  # [H, H]
+    bias: Tensor | None  # [H]
+    a_syn: Tensor  # [H], 0 without synapse
+    a_mem: Tensor  # [H]
+    a_adapt: Tensor  # [H], unused without adaptation
+    adapt_strength: float
+    threshold: float
+    v_floor: float | None
+    refractory_steps: int
+    adapt_kind: str | None  # None, "threshold" or "current"
+
+
+class NeuronState(NamedTuple):
+    """State carried from one step to the next, each [B, H]."""
+
+    i: Tensor
+    v: Tensor
+    n: Tensor  # adaptation (threshold increase or adaptation current)
+    ref: Tensor  # remaining refractory steps (float for simplicity of autograd)
+    z: Tensor  # spikes of the previous step
+
+
+class Trace(NamedTuple):
+    """Everything a float run produces, time-major states moved to batch-first [B, T, ...]."""
+
+    spikes: Tensor  # [B, T, H]
+    current: Tensor  # [B, T, H]
+    voltage: Tensor  # [B, T, H] after reset
+    adaptation: Tensor  # [B, T, H]
+    readout: Tensor  # [B, T, K]
+    logits: Tensor  # [B, K]
+
+
+class Output(NamedTuple):
+    logits: Tensor  # [B, K]
+    spikes: Tensor  # [T, B, H], for rate regularisation
+
+
+# ----------------------------------------------------------------------------- surrogates
+
+
+def _surrogate_grad(x: Tensor, kind: str, slope: float) -> Tensor:
+    """d spike / d x of the chosen smooth stand-in for the Heaviside step."""
+    if kind == "fast-sigmoid":
+        return 1.0 / (1.0 + slope * x.abs()) ** 2
+    if kind == "triangle":
+        return torch.clamp(1.0 - slope * x.abs(), min=0.0)
+    if kind == "arctan":
+        return 1.0 / (1.0 + (math.pi * slope * x) ** 2)
+    if kind == "sigmoid":
+        s = torch.sigmoid(slope * x)
+        return slope * s * (1.0 - s)
+    raise ValueError(f"unknown surrogate {kind!r}")
+
+
+class SpikeFunction(torch.autograd.Function):
+    """Heaviside forward (strict ``x > 0``), surrogate derivative backward."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, kind: str, slope: float) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x)
+        ctx.kind = kind
+        ctx.slope = slope
+        return (x > 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        return grad * _surrogate_grad(x, ctx.kind, ctx.slope), None, None
+
+
+# ----------------------------------------------------------------------------- one step
+
+
+def neuron_step(
+    drive: Tensor,
+    state: NeuronState,
+    p: NeuronParams,
+    spike_fn: Callable[[Tensor], Tensor],
+) -> tuple[Tensor, NeuronState]:
+    """Advance all neurons by one step.
+
+    ``drive`` is the feed-forward input ``W_in x[t]`` [B, H] (precomputed for the whole
+    sequence by the caller, since it does not depend on the state).
+    """
+    i = p.a_syn * state.i + drive
+    if p.w_rec is not None:
+        i = i + state.z @ p.w_rec.t()
+    n = p.a_adapt * state.n if p.adapt_kind is not None else state.n
+    v = p.a_mem * state.v + i
+    if p.bias is not None:
+        v = v + p.bias
+    if p.adapt_kind == "current":
+        v = v - n
+    if p.v_floor is not None:
+        v = torch.clamp(v, min=p.v_floor)
+    if p.refractory_steps > 0:
+        v = v * (state.ref <= 0).to(v.dtype)
+    threshold = p.threshold + n if p.adapt_kind == "threshold" else p.threshold
+    z = spike_fn(v - threshold)
+    v = v * (1.0 - z.detach())
+    if p.adapt_kind is not None:
+        n = n + p.adapt_strength * z
+    ref = state.ref
+    if p.refractory_steps > 0:
+        zd = z.detach()
+        ref = torch.where(zd > 0, torch.full_like(ref, float(p.refractory_steps)), torch.clamp(ref - 1, min=0))
+    return z, NeuronState(i, v, n, ref, z)
+
+
+def initial_state(batch: int, n_hidden: int, device: torch.device, dtype: torch.dtype) -> NeuronState:
+    zeros = torch.zeros(batch, n_hidden, device=device, dtype=dtype)
+    return NeuronState(zeros, zeros, zeros, zeros, zeros)
+
+
+def readout_sequence(spikes: Tensor, w_out: Tensor, b_out: Tensor, a_out: Tensor) -> Tensor:
+    """Leaky readout ``y[t] = a_o y[t-1] + W_out z[t] + b_out`` over time-major spikes [T, B, H].
+
+    Computed as a short loop over the cheap [T, B, K] projection.
+    """
+    proj = spikes @ w_out.t() + b_out
+    ys = []
+    y = torch.zeros_like(proj[0])
+    for p_t in proj.unbind(0):
+        y = a_out * y + p_t
+        ys.append(y)
+    return torch.stack(ys)
+
+
+def logits_from_readout(readout: Tensor, mode: str) -> Tensor:
+    """Class scores from the time-major readout [T, B, K]."""
+    return readout.mean(0) if mode == "mean" else readout[-1]
+
+
+# ----------------------------------------------------------------------------- the module
+
+
+class RSNN(nn.Module):
+    """Recurrent spiking network: input spikes [B, T, C] -> class scores [B, K].
+
+    ``fake_quant``, when set (see ``rsnn_deploy.quantize``), maps the effective
+    parameters onto a hardware profile's grid with straight-through gradients (QAT).
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        h, c, k = cfg.n_hidden, cfg.n_in, cfg.n_out
+        self.w_in = nn.Parameter(torch.randn(h, c) * (cfg.init_in_gain / math.sqrt(c)))
+        if cfg.recurrent:
+            w_rec = torch.randn(h, h) * (cfg.init_rec_gain / math.sqrt(h))
+            self.w_rec = nn.Parameter(w_rec)
+        else:
+            self.register_parameter("w_rec", None)
+        if cfg.bias:
+            self.bias = nn.Parameter(torch.zeros(h))
+        else:
+            self.register_parameter("bias", None)
+        self.w_out = nn.Parameter(torch.randn(k, h) * (1.0 / math.sqrt(h)))
+        self.b_out = nn.Parameter(torch.zeros(k))
+        n_tau = h if cfg.per_neuron_tau else 1
+        for name in self.tau_names():
+            value = torch.full((n_tau,), float(getattr(cfg, f"{name}_ms")))
+            if cfg.train_tau:
+                self.register_parameter(name, nn.Parameter(value))
+            else:
+                self.register_buffer(name, value)
+        self.fake_quant: Callable[[NeuronParams], NeuronParams] | None = None
+
+    def tau_names(self) -> list[str]:
+        """Names of the time-constant tensors this variant uses (in ms)."""
+        names = ["tau_mem"]
+        if self.cfg.synapse:
+            names.append("tau_syn")
+        if self.cfg.adaptation:
+            names.append("tau_adapt")
+        return names
+
+    def clamp_time_constants(self) -> None:
+        """Keep trainable time constants inside [tau_min_ms, tau_max_ms] (after each step)."""
+        with torch.no_grad():
+            for name in self.tau_names():
+                getattr(self, name).clamp_(self.cfg.tau_min_ms, self.cfg.tau_max_ms)
+
+    def _decay(self, name: str | None) -> Tensor:
+        h = self.cfg.n_hidden
+        if name is None:
+            return torch.zeros(h, device=self.w_in.device, dtype=self.w_in.dtype)
+        tau = getattr(self, name)
+        return torch.exp(-self.cfg.dt_ms / tau).expand(h)
+
+    def effective_params(self) -> NeuronParams:
+        """Per-step parameters as the neuron sees them (fake-quantized under QAT)."""
+        cfg = self.cfg
+        p = NeuronParams(
+            w_in=self.w_in,
+            w_rec=self.w_rec,
+            bias=self.bias,
+            a_syn=self._decay("tau_syn" if cfg.synapse else None),
+            a_mem=self._decay("tau_mem"),
+            a_adapt=self._decay("tau_adapt" if cfg.adaptation else None),
+            adapt_strength=cfg.adapt_strength,
+            threshold=cfg.threshold,
+            v_floor=cfg.v_floor,
+            refractory_steps=cfg.refractory_steps,
+            adapt_kind=cfg.adapt_kind if cfg.adaptation else None,
+        )
+        return self.fake_quant(p) if self.fake_quant is not None else p
+
+    def readout_decay(self) -> Tensor:
+        return torch.tensor(math.exp(-self.cfg.dt_ms / self.cfg.tau_out_ms), dtype=self.w_out.dtype)
+
+    def spike_fn(self, x: Tensor) -> Tensor:
+        return SpikeFunction.apply(x, self.cfg.surrogate, self.cfg.surrogate_slope)
+
+    def hidden_spikes(self, x: Tensor, engine: str = "auto") -> Tensor:
+        """Hidden spikes, time-major [T, B, H], from input spikes [B, T, C]."""
+        p = self.effective_params()
+        xs = x.transpose(0, 1).to(p.w_in.dtype)
+        if engine in ("auto", "fast"):
+            from rsnn_deploy import fast_bptt
+
+            if fast_bptt.supports(self.cfg, p):
+                return fast_bptt.run(xs, p, self.cfg)
+            if engine == "fast":
+                raise ValueError("the fast engine does not support this configuration")
+        return self._eager_spikes(xs, p)
+
+    def _eager_spikes(self, xs: Tensor, p: NeuronParams) -> Tensor:
+        drives = (xs @ p.w_in.t()).unbind(0)  # unbind: indexing [T,B,H] makes backward O(T^2)
+        state = initial_state(xs.shape[1], self.cfg.n_hidden, xs.device, xs.dtype)
+        out = []
+        for d in drives:
+            z, state = neuron_step(d, state, p, self.spike_fn)
+            out.append(z)
+        return torch.stack(out)
+
+    def forward(self, x: Tensor, engine: str = "auto") -> Output:
+        spikes = self.hidden_spikes(x, engine)
+        readout = readout_sequence(spikes, self.w_out, self.b_out, self.readout_decay().to(spikes.device))
+        return Output(logits_from_readout(readout, self.cfg.readout_mode), spikes)
+
+    @torch.no_grad()
+    def trace(self, x: Tensor) -> Trace:
+        """Run without gradients and keep every state, for verification and plots."""
+        p = self.effective_params()
+        xs = x.transpose(0, 1).to(p.w_in.dtype)
+        state = initial_state(xs.shape[1], self.cfg.n_hidden, xs.device, xs.dtype)
+        zs, cs, vs, ns = [], [], [], []
+        for d in (xs @ p.w_in.t()).unbind(0):
+            z, state = neuron_step(d, state, p, self.spike_fn)
+            zs.append(z)
+            cs.append(state.i)
+            vs.append(state.v)
+            ns.append(state.n)
+        spikes = torch.stack(zs)
+        readout = readout_sequence(spikes, self.w_out, self.b_out, self.readout_decay().to(spikes.device))
+        logits = logits_from_readout(readout, self.cfg.readout_mode)
+
+        def bf(t: Tensor) -> Tensor:
+            return t.transpose(0, 1).contiguous()
+
+        return Trace(bf(spikes), bf(torch.stack(cs)), bf(torch.stack(vs)), bf(torch.stack(ns)), bf(readout), logits)
