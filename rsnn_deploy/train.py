@@ -169,6 +169,7 @@ def train(
     """
     files = _RunFiles(Path(out))
     _check_output(files, resume, overwrite)
+    files.out.mkdir(parents=True, exist_ok=True)
     device = resolve_device(train_cfg.device)
     if resume:
         doc = read_json(checkpoint_paths(files.resume)[1])

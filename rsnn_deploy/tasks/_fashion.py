@@ -83,7 +83,9 @@ def read_idx(path: Path, shape_tail: tuple[int, ...], owner: str) -> np.ndarray:
         elif len(raw) != header + int(np.prod(dims)):
             problem = f"{len(raw) - header} data bytes for dimensions {dims}"
     if problem is not None:
-        raise DataError(f"{owner}: {path} is not a valid IDX file (got {problem}); reinstall dataset-fashion-mnist")
+        raise DataError(
+            f"{owner}: {path} is not a valid IDX file (got {problem}); reinstall dataset-fashion-mnist"
+        )
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
 
 
@@ -104,7 +106,8 @@ def read_fashion(data_dir: Path, task: str) -> dict[str, np.ndarray]:
         if images.shape[0] != labels.shape[0] or labels.max(initial=0) > 9:
             raise DataError(
                 f"{task}.data_dir: {part} files in {data_dir} disagree (got {images.shape[0]} images, "
-                f"{labels.shape[0]} labels, max label {labels.max(initial=0)}); reinstall dataset-fashion-mnist"
+                f"{labels.shape[0]} labels, max label {labels.max(initial=0)}); "
+                "reinstall dataset-fashion-mnist"
             )
         out[f"{part}_labels"] = labels.astype(np.int64)
     return out

@@ -42,7 +42,8 @@ def _generate(data_seed: int) -> dict[str, np.ndarray]:
         from mnist1d.data import get_dataset_args, make_dataset
     except ImportError as err:
         raise DataError(
-            f"{NAME}.data: the mnist1d package cannot be imported (got {err}); install it with `pip install mnist1d`"
+            f"{NAME}.data: the mnist1d package cannot be imported (got {err}); "
+            "install it with `pip install mnist1d`"
         ) from None
     args = get_dataset_args()
     args.seed = data_seed
@@ -71,7 +72,13 @@ def load(params: dict[str, Any]) -> Task:
 
     # The package version is part of the key: a new mnist1d release may generate other data.
     key = _cache.cache_key(NAME, {**resolved, "mnist1d": _mnist1d_version()})
-    expected = {"train": ("u", 3), "test": ("u", 3), "y": ("i", 1), "y_test": ("i", 1), "thresholds": ("f", 1)}
+    expected = {
+        "train": ("u", 3),
+        "test": ("u", 3),
+        "y": ("i", 1),
+        "y_test": ("i", 1),
+        "thresholds": ("f", 1),
+    }
     arrays = _cache.load_cached(NAME, key, expected)
     n_ch = 2 * n_k
     if arrays is not None:

@@ -96,7 +96,9 @@ def _as_rows(idx: np.ndarray | slice | None, n: int, owner: str) -> np.ndarray:
             raise IndexError(f"{owner}: boolean mask must have shape ({n},) (got {arr.shape})")
         return np.flatnonzero(arr).astype(np.int64)
     if arr.ndim != 1 or not (np.issubdtype(arr.dtype, np.integer) or arr.size == 0):
-        raise IndexError(f"{owner}: index must be a 1-D integer array, a slice or None (got {arr.dtype} {arr.shape})")
+        raise IndexError(
+            f"{owner}: index must be a 1-D integer array, a slice or None (got {arr.dtype} {arr.shape})"
+        )
     arr = arr.astype(np.int64)
     if arr.size and (arr.min() < -n or arr.max() >= n):
         raise IndexError(f"{owner}: index out of range for {n} samples (got {arr.min()}..{arr.max()})")

@@ -36,6 +36,8 @@ Thermometer (``thermometer``)
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from rsnn_deploy.errors import ValidationError
@@ -83,8 +85,24 @@ def quantile_thresholds(values: np.ndarray, n: int, *, axis: int | None = None) 
 
 
 def _levels(x: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """``L(x) = #{k : x >= th_k}`` per value, int16; thresholds ``[K]`` or ``[D, K]``."""
-    return np.count_nonzero(x[..., None] >= thresholds, axis=-1).astype(np.int16)
+    """``L(x) = #{k : x >= th_k}`` per value (int64); thresholds ``[K]`` or ``[D, K]``."""
+    if thresholds.ndim == 1:
+        return np.searchsorted(thresholds, x, side="right")
+    return np.count_nonzero(x[..., None] >= thresholds, axis=-1)
+
+
+@functools.lru_cache(maxsize=16)
+def _crossing_table(n_k: int) -> np.ndarray:
+    """Spikes for every level change: ``table[a, b]`` is the ``[2K]`` up/down pattern of a step
+    from level ``a`` to level ``b``. It depends on ``K`` only, so encoding is one gather."""
+    a = np.arange(n_k + 1)[:, None, None]
+    b = np.arange(n_k + 1)[None, :, None]
+    k = np.arange(n_k)
+    up = (a <= k) & (k < b)  # rising from a to b passes thresholds a .. b-1
+    down = (b <= k) & (k < a)
+    table = np.concatenate([up, down], axis=-1).astype(np.uint8)
+    table.setflags(write=False)
+    return table
 
 
 def level_crossing(x: np.ndarray, thresholds: np.ndarray, *, start: str = "floor") -> np.ndarray:
@@ -117,19 +135,11 @@ def level_crossing(x: np.ndarray, thresholds: np.ndarray, *, start: str = "floor
         raise ValidationError("level_crossing.thresholds: must be sorted ascending (got unsorted values)")
     if start not in START_MODES:
         raise ValidationError(f"level_crossing.start: must be one of {START_MODES} (got {start!r})")
-    n_k = th.shape[-1]
     level = _levels(x, th)  # [N, T, D]
     prev = np.empty_like(level)
     prev[:, 1:] = level[:, :-1]
     prev[:, 0] = 0 if start == "floor" else level[:, 0]
-    k = np.arange(n_k, dtype=np.int16)
-    lo = np.minimum(prev, level)[..., None]
-    hi = np.maximum(prev, level)[..., None]
-    crossed = (lo <= k) & (k < hi)  # thresholds passed between t-1 and t: [N, T, D, K]
-    rising = (level > prev)[..., None]
-    out = np.zeros((*level.shape, 2, n_k), dtype=np.uint8)
-    out[..., 0, :] = crossed & rising
-    out[..., 1, :] = crossed & ~rising
+    out = _crossing_table(th.shape[-1])[prev, level]  # [N, T, D, 2K]
     return out.reshape(level.shape[0], level.shape[1], -1)
 
 

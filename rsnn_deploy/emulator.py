@@ -1,0 +1,463 @@
+"""Bit-exact integer emulation of each hardware profile, batched over samples.
+
+The integer step of each profile is written once, as a pure function over typed state
+(NamedTuples, like Norse's ``lif_step``): :func:`loihi1_step` and :func:`loihi2_step`.
+:func:`run` applies them to a whole batch at once (int64 numpy; input and recurrent
+spikes are multiplied with the integer weights in float64 BLAS, exact because the sums
+stay far below 2**53) and returns a :class:`~rsnn_deploy.trace.Trace`.
+
+Alignment contract
+------------------
+The float model sees ``x[t]`` at step ``t``. The hardware delivers a host input spike
+``input_latency`` steps later. :func:`run` therefore feeds ``x[k]`` at chip step
+``k`` (so it reaches ``q`` at chip step ``k + L``), runs ``T + L`` chip steps and drops
+the first ``L``: trace step ``t`` is chip step ``t + L``, the step that integrates
+``x[t]``. The ``L`` dropped steps are real hardware steps without input: the bias and
+the recurrence already act during them (only a network with zero bias starts them, and
+hence trace step 0, from rest).
+
+Overflow
+--------
+Wrap-around is reproduced exactly. ``strict=False`` (nengo-loihi's default in its
+emulator) counts the neuron-steps that wrapped, returns them in ``Trace.overflow`` and
+warns once; ``strict=True`` raises :class:`EmulatorOverflowError` at the first one.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import NamedTuple
+
+import numpy as np
+
+from rsnn_deploy.errors import RsnnError, ValidationError
+from rsnn_deploy.hardware import HardwareProfile, load_profile
+from rsnn_deploy.qnet import QuantizedNetwork
+from rsnn_deploy.trace import Trace, host_readout
+
+__all__ = [
+    "EmulatorOverflowError",
+    "Loihi1Params",
+    "Loihi1State",
+    "Loihi2Params",
+    "Loihi2State",
+    "decay_int",
+    "initial_state",
+    "loihi1_step",
+    "loihi2_step",
+    "params_for",
+    "run",
+    "wrap",
+    "wrap_lava",
+]
+
+
+class EmulatorOverflowError(RsnnError, ArithmeticError):
+    """``strict=True``: a state left its word width and the hardware would wrap it."""
+
+
+# ----------------------------------------------------------------------------- integer helpers
+
+
+def decay_int(x: np.ndarray, decay: np.ndarray | int, offset: int = 0, bits: int = 12) -> np.ndarray:
+    """Integer leak ``sign(x) * ((|x| * (2**bits - offset - decay)) >> bits)``.
+
+    Identical to ``nengo_loihi.builder.discretize.decay_int`` and to the decays in Lava's
+    ``PyLifModelBitAcc`` / ``PyATRLIFModelFixed`` (rounding toward zero, in int64 so the
+    product of a 24-bit state and a 13-bit factor cannot overflow).
+    """
+    r = (1 << bits) - offset - np.asarray(decay, dtype=np.int64)
+    x = np.asarray(x, dtype=np.int64)
+    mag = (np.abs(x) * r) >> bits
+    return np.where(x < 0, -mag, mag)
+
+
+def wrap(x: np.ndarray, bits: int) -> np.ndarray:
+    """Two's-complement wrap into ``[-2**bits, 2**bits)`` (nengo-loihi ``overflow_signed``)."""
+    x = np.asarray(x, dtype=np.int64)
+    half = 1 << bits
+    return ((x + half) & ((half << 1) - 1)) - half
+
+
+def wrap_lava(x: np.ndarray, bits: int) -> np.ndarray:
+    """Lava's current wrap, literally: ``x > 2**b -> x - 2**(b+1)``; ``x <= -2**b -> x + 2**(b+1)``.
+
+    Unlike two's complement it keeps ``+2**b`` and maps ``-2**b`` to ``+2**b`` (range
+    ``(-2**b, 2**b]``), and it wraps once only (enough, since Lava's input is 16-bit).
+    """
+    x = np.asarray(x, dtype=np.int64)
+    m = 1 << bits
+    out = np.where(x > m, x - 2 * m, x)
+    return np.where(out <= -m, x + 2 * m, out)
+
+
+# ----------------------------------------------------------------------------- loihi1
+
+
+class Loihi1Params(NamedTuple):
+    """Per-neuron integers of the ``loihi1`` step (all int64 ``[H]`` unless noted).
+
+    decay_u, decay_v : 12-bit decay registers (u uses offset 1, v offset 0).
+    bias : added to u (``u2 = wrap(u + bias)``).
+    vth : effective threshold; spike when ``v > vth``.
+    vmin, vmax : int, voltage clip range.
+    refractory : nengo-loihi ``ref`` (1 = no extra step).
+    q_bits, u_bits : int, magnitude bits of the wrap of q and of u / u2.
+    wrap_q, wrap_u, wrap_u2, wrap_v32 : bool, whether the wrap can change anything
+        (False when static bounds prove it cannot; skipping a no-op is exact).
+    """
+
+    decay_u: np.ndarray
+    decay_v: np.ndarray
+    bias: np.ndarray
+    vth: np.ndarray
+    vmin: int
+    vmax: int
+    refractory: np.ndarray
+    q_bits: int = 21
+    u_bits: int = 23
+    wrap_q: bool = True
+    wrap_u: bool = True
+    wrap_u2: bool = True
+    wrap_v32: bool = True
+
+
+class Loihi1State(NamedTuple):
+    """State of ``loihi1`` after a step, ``[B, H]`` each; ``overflow`` counts wraps of (q, u, u2)."""
+
+    u: np.ndarray
+    v: np.ndarray
+    ref_count: np.ndarray
+    spikes: np.ndarray
+    overflow: np.ndarray
+
+
+def loihi1_step(state: Loihi1State, q: np.ndarray, p: Loihi1Params) -> tuple[np.ndarray, Loihi1State]:
+    """One step of nengo-loihi 1.1.0's emulator (``CompartmentState.update``), batched.
+
+    ``q`` is the synaptic input of this step: the sum of integer weights of all spikes
+    arriving now (host input of step ``t - L``, hidden spikes of step ``t - 1``)::
+
+        q  = wrap(q, 21)
+        u  = wrap(decay_int(u, du, offset=1) + q, 23)
+        u2 = wrap(u + bias, 23)
+        v  = clip(decay_int(v, dv) + u2, vmin, vmax);  v[ref_count > 0] = 0
+        z  = v > vth;  v[z] = 0;  ref_count[z] = ref;  ref_count = max(ref_count - 1, 0)
+
+    nengo-loihi keeps v in int32; the cast only matters for floors below
+    ``-2**31 + 2**23`` and is reproduced (``wrap_v32``). Noise is not modelled
+    (nengo-loihi only enables it on request).
+
+    Returns
+    -------
+    spikes : bool ndarray [B, H]
+    state : Loihi1State
+        A new state; the input state is not modified.
+    """
+    over = state.overflow.copy()
+    q = np.asarray(q, dtype=np.int64)
+    if p.wrap_q:
+        qw = wrap(q, p.q_bits)
+        over[0] += np.count_nonzero(qw != q)
+        q = qw
+    u = decay_int(state.u, p.decay_u, offset=1) + q
+    if p.wrap_u:
+        uw = wrap(u, p.u_bits)
+        over[1] += np.count_nonzero(uw != u)
+        u = uw
+    u2 = u + p.bias
+    if p.wrap_u2:
+        u2w = wrap(u2, p.u_bits)
+        over[2] += np.count_nonzero(u2w != u2)
+        u2 = u2w
+    v = decay_int(state.v, p.decay_v) + u2
+    if p.wrap_v32:
+        v = wrap(v, 31)
+    np.clip(v, p.vmin, p.vmax, out=v)
+    v[state.ref_count > 0] = 0
+    spikes = v > p.vth
+    v[spikes] = 0
+    ref_count = np.where(spikes, p.refractory, state.ref_count) - 1
+    np.maximum(ref_count, 0, out=ref_count)
+    return spikes, Loihi1State(u=u, v=v, ref_count=ref_count, spikes=spikes, overflow=over)
+
+
+# ----------------------------------------------------------------------------- loihi2
+
+
+class Loihi2Params(NamedTuple):
+    """Per-neuron integers of the ``loihi2`` step (int64 ``[H]`` unless noted).
+
+    decay_u, decay_v, decay_theta : 12-bit decay registers (offsets 1, 0, 0 as in Lava).
+    bias : Lava's ``bias_mant << bias_exp``, added to v.
+    vth : ``theta_0`` (ATRLIF) = LIF ``vth << 6``.
+    theta_step : threshold increment per spike (already ``<< 6``).
+    vmin, vmax : int, voltage clip (Lava: ``-(2**23 - 1)``, ``2**23 - 1``).
+    u_bits, theta_bits : magnitude bits of u (wrapped) and theta (checked only).
+    q_bits : magnitude bits of q including Lava's ``<< 6`` of its 16-bit a_in (checked only).
+    """
+
+    decay_u: np.ndarray
+    decay_v: np.ndarray
+    decay_theta: np.ndarray
+    bias: np.ndarray
+    vth: np.ndarray
+    theta_step: np.ndarray
+    vmin: int
+    vmax: int
+    u_bits: int = 23
+    theta_bits: int = 23
+    q_bits: int = 21
+
+
+class Loihi2State(NamedTuple):
+    """State of ``loihi2``: ``theta`` is the adaptation ``theta - theta_0``; overflow counts (q, u, theta)."""
+
+    u: np.ndarray
+    v: np.ndarray
+    theta: np.ndarray
+    spikes: np.ndarray
+    overflow: np.ndarray
+
+
+def loihi2_step(state: Loihi2State, q: np.ndarray, p: Loihi2Params) -> tuple[np.ndarray, Loihi2State]:
+    """One step of Lava's ``PyLifModelBitAcc`` with ``PyATRLIFModelFixed``'s threshold adaptation.
+
+    ``q`` is Lava's ``a_in << 6`` (the integer weights already include the shift)::
+
+        u     = wrap_lava(decay_int(u, du, offset=1) + q, 23)      # ds_offset = 1
+        v     = clip(decay_int(v, dv) + u + bias, vmin, vmax)       # dm_offset = 0
+        theta = decay_int(theta, dtheta)                            # theta - theta_0, offset 0
+        z     = v >= vth + theta                                    # ATRLIF compares >=
+        v[z]  = 0;  theta[z] += theta_step
+
+    Choices and deviations from Lava, all deliberate:
+
+    - Reset to zero is LIF's (ATRLIF instead raises a refractory state ``r`` by
+      ``2 * theta`` and never resets v); ``r`` is not modelled.
+    - The comparison is ATRLIF's ``>=`` (Lava's LIF uses ``>``) because the threshold
+      is ATRLIF's adaptive theta; with theta_step = 0 this is LIF with ``vth - 1``.
+    - Theta is stored relative to ``theta_0``; ATRLIF decays ``theta - theta_0`` and adds
+      ``theta_0`` back, so the integers are identical.
+    - Lava computes ``i * (4096 - delta_i*4096 - 1)`` in the array dtype before its
+      int64 cast; here every product is exact int64.
+    - Lava neither wraps nor clips theta ("TODO do clipping here?") and does not limit
+      its 16-bit a_in; neither do we, but ``overflow`` counts steps where
+      ``vth + theta`` leaves 24 bits or ``q >> 6`` leaves 16 bits.
+    - No refractory period (``PyLifModelBitAcc`` lists it as missing).
+    """
+    over = state.overflow.copy()
+    q = np.asarray(q, dtype=np.int64)
+    over[0] += np.count_nonzero((q >= (1 << p.q_bits)) | (q < -(1 << p.q_bits)))
+    u = decay_int(state.u, p.decay_u, offset=1) + q
+    uw = wrap_lava(u, p.u_bits)
+    over[1] += np.count_nonzero(uw != u)
+    u = uw
+    v = decay_int(state.v, p.decay_v) + u + p.bias
+    np.clip(v, p.vmin, p.vmax, out=v)
+    theta = decay_int(state.theta, p.decay_theta)
+    threshold = p.vth + theta
+    spikes = v >= threshold
+    v[spikes] = 0
+    theta = theta + np.where(spikes, p.theta_step, 0)
+    over[2] += np.count_nonzero(p.vth + theta >= (1 << p.theta_bits))
+    return spikes, Loihi2State(u=u, v=v, theta=theta, spikes=spikes, overflow=over)
+
+
+# ----------------------------------------------------------------------------- run
+
+
+def _q_bound(qnet: QuantizedNetwork) -> np.ndarray:
+    """Largest |q| each neuron can receive in one step (all positive or all negative inputs at once)."""
+    pos = np.clip(qnet.w_in, 0, None).sum(axis=1)
+    neg = -np.clip(qnet.w_in, None, 0).sum(axis=1)
+    if qnet.w_rec is not None:
+        pos = pos + np.clip(qnet.w_rec, 0, None).sum(axis=1)
+        neg = neg - np.clip(qnet.w_rec, None, 0).sum(axis=1)
+    return np.maximum(pos, neg)
+
+
+def params_for(qnet: QuantizedNetwork, profile: HardwareProfile) -> Loihi1Params | Loihi2Params:
+    """The step parameters of ``qnet`` under ``profile``'s semantics.
+
+    For ``loihi1``, wraps that static bounds prove to be no-ops are switched off (this is
+    exact and saves a third of the work on typical networks).
+    """
+    if profile.semantics == "nengo-loihi-1.1":
+        st = profile.state
+        qb = _q_bound(qnet)
+        wrap_q = bool(qb.max() >= (1 << st.q_bits))
+        q_eff = np.minimum(qb, 1 << st.q_bits)
+        # |u_t| <= r/2^bits |u_{t-1}| + |q|  =>  |u| <= |q| * 2^bits / (2^bits - r), r = 2^bits - offset - du
+        one = 1 << profile.decay.bits
+        leak = profile.decay.u_offset + qnet.decay_u
+        u_bound = np.where(leak > 0, -((-q_eff * one) // np.maximum(leak, 1)), 1 << 62)
+        wrap_u = bool(u_bound.max() >= (1 << st.u_bits))
+        u_lim = np.minimum(u_bound, 1 << st.u_bits)
+        wrap_u2 = bool((u_lim + np.abs(qnet.bias)).max() >= (1 << st.u_bits))
+        wrap_v32 = qnet.vmin - (1 << st.u_bits) < -(1 << 31)
+        return Loihi1Params(
+            decay_u=qnet.decay_u,
+            decay_v=qnet.decay_v,
+            bias=qnet.bias,
+            vth=qnet.vth,
+            vmin=qnet.vmin,
+            vmax=qnet.vmax,
+            refractory=qnet.refractory,
+            q_bits=st.q_bits,
+            u_bits=st.u_bits,
+            wrap_q=wrap_q,
+            wrap_u=wrap_u,
+            wrap_u2=wrap_u2,
+            wrap_v32=wrap_v32,
+        )
+    h = qnet.n_hidden
+    zeros = np.zeros(h, dtype=np.int64)
+    return Loihi2Params(
+        decay_u=qnet.decay_u,
+        decay_v=qnet.decay_v,
+        decay_theta=qnet.decay_theta if qnet.decay_theta is not None else zeros,
+        bias=qnet.bias,
+        vth=qnet.vth,
+        theta_step=qnet.theta_step if qnet.theta_step is not None else zeros,
+        vmin=qnet.vmin,
+        vmax=qnet.vmax,
+        u_bits=profile.state.u_bits,
+        theta_bits=profile.state.theta_bits,
+        q_bits=profile.state.q_bits,
+    )
+
+
+def initial_state(profile: HardwareProfile, batch: int, n_hidden: int) -> Loihi1State | Loihi2State:
+    """All-zero state (the chip at rest) for ``batch`` samples."""
+    z = np.zeros((batch, n_hidden), dtype=np.int64)
+    s = np.zeros((batch, n_hidden), dtype=bool)
+    over = np.zeros(3, dtype=np.int64)
+    if profile.semantics == "nengo-loihi-1.1":
+        return Loihi1State(u=z, v=z.copy(), ref_count=z.copy(), spikes=s, overflow=over)
+    return Loihi2State(u=z, v=z.copy(), theta=z.copy(), spikes=s, overflow=over)
+
+
+_OVERFLOW_NAMES = {"nengo-loihi-1.1": ("q", "u", "u2"), "lava-lif-atrlif": ("q", "u", "theta")}
+
+
+def _resolve_profile(qnet: QuantizedNetwork, profile: HardwareProfile | str | None) -> HardwareProfile:
+    prof = profile if isinstance(profile, HardwareProfile) else load_profile(profile or qnet.profile)
+    if prof.name != qnet.profile:
+        raise ValidationError(
+            f"run.profile: network was quantized for {qnet.profile!r} (got {prof.name!r}); "
+            f"re-quantize with --profile {prof.name}"
+        )
+    return prof
+
+
+def _check_spikes(spikes_in: np.ndarray, n_inputs: int) -> np.ndarray:
+    x = np.asarray(spikes_in)
+    if x.ndim != 3 or x.shape[2] != n_inputs:
+        raise ValidationError(f"run.spikes_in: must be [B, T, {n_inputs}] (got shape {x.shape})")
+    if x.dtype != np.bool_:
+        if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
+            raise ValidationError(f"run.spikes_in: must be bool or 0/1 (got dtype {x.dtype})")
+        if x.size and not np.isin(x, (0, 1)).all():
+            raise ValidationError(f"run.spikes_in: must hold only 0 and 1 (got values in [{x.min()}, {x.max()}])")
+    return x
+
+
+def run(
+    qnet: QuantizedNetwork,
+    spikes_in: np.ndarray,
+    profile: HardwareProfile | str | None = None,
+    record_states: bool = False,
+    strict: bool = False,
+    batch_chunk: int = 512,
+) -> Trace:
+    """Run ``qnet`` bit-exactly on a batch of input spike trains.
+
+    Parameters
+    ----------
+    qnet : QuantizedNetwork
+    spikes_in : ndarray [B, T, C], bool or 0/1
+        Input spikes; ``x[b, t]`` is what the float model sees at step ``t``.
+    profile : HardwareProfile, name, or None
+        Defaults to the built-in profile named by ``qnet.profile``.
+    record_states : bool
+        Also return ``current`` (u), ``voltage`` (v after reset) and, for loihi2,
+        ``adaptation`` (theta - theta_0), int64 ``[B, T, H]``.
+    strict : bool
+        Raise :class:`EmulatorOverflowError` on the first wrap instead of counting it.
+    batch_chunk : int
+        Samples processed together (bounds memory; ~512 keeps states in cache).
+
+    Returns
+    -------
+    Trace
+        Aligned with the float model (see the module docstring): ``T`` steps, hidden
+        spikes, host readout and logits, wrap counts in ``overflow``.
+    """
+    prof = _resolve_profile(qnet, profile)
+    x = _check_spikes(spikes_in, qnet.n_inputs)
+    b, t_steps, _ = x.shape
+    h = qnet.n_hidden
+    lat = qnet.input_latency
+    params = params_for(qnet, prof)
+    step = loihi1_step if prof.semantics == "nengo-loihi-1.1" else loihi2_step
+    names = _OVERFLOW_NAMES[prof.semantics]
+
+    spikes = np.zeros((b, t_steps, h), dtype=bool)
+    cur = np.zeros((b, t_steps, h), dtype=np.int64) if record_states else None
+    vol = np.zeros((b, t_steps, h), dtype=np.int64) if record_states else None
+    has_theta = record_states and prof.semantics == "lava-lif-atrlif"
+    ada = np.zeros((b, t_steps, h), dtype=np.int64) if has_theta else None
+    w_in_t = qnet.w_in.T.astype(np.float64)
+    w_rec_t = qnet.w_rec.T.astype(np.float64) if qnet.w_rec is not None else None
+    total_over = np.zeros(3, dtype=np.int64)
+
+    for start in range(0, b, max(1, batch_chunk)):
+        sl = slice(start, min(b, start + max(1, batch_chunk)))
+        nb = sl.stop - sl.start
+        xb = x[sl].astype(np.float64)
+        # [T, nb, H] integer drive of the host input, one exact GEMM for all steps
+        q_in = (xb.transpose(1, 0, 2).reshape(t_steps * nb, -1) @ w_in_t).reshape(t_steps, nb, h)
+        q_in = q_in.astype(np.int64)
+        state = initial_state(prof, nb, h)
+        for n in range(t_steps + lat):
+            k = n - lat  # input step arriving now; also the trace step this chip step becomes
+            q = q_in[k] if 0 <= k < t_steps else np.zeros((nb, h), dtype=np.int64)
+            if w_rec_t is not None and n > 0:
+                q = q + (state.spikes.astype(np.float64) @ w_rec_t).astype(np.int64)
+            prev_over = state.overflow
+            z, state = step(state, q, params)  # type: ignore[arg-type]
+            if strict and np.any(state.overflow != prev_over):
+                which = names[int(np.flatnonzero(state.overflow != prev_over)[0])]
+                raise EmulatorOverflowError(
+                    f"run.strict: {which} overflowed at chip step {n} (trace step {k}) of samples "
+                    f"{sl.start}..{sl.stop - 1}; the hardware wraps it, the float model does not; "
+                    "lower the weights or run with strict=False"
+                )
+            if k >= 0:
+                spikes[sl, k] = z
+                if record_states:
+                    cur[sl, k] = state.u  # type: ignore[index]
+                    vol[sl, k] = state.v  # type: ignore[index]
+                    if ada is not None:
+                        ada[sl, k] = state.theta  # type: ignore[union-attr]
+        total_over += state.overflow
+
+    overflow = {name: int(c) for name, c in zip(names, total_over, strict=True)}
+    if any(overflow.values()):
+        warnings.warn(
+            f"emulator: states wrapped on {qnet.profile} ({', '.join(f'{k}: {v}' for k, v in overflow.items() if v)}"
+            " neuron-steps); the results are the hardware's, but the float model cannot follow",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    readout, logits = host_readout(spikes, qnet.w_out, qnet.b_out, qnet.readout_decay, qnet.readout_mode)  # type: ignore[arg-type]
+    return Trace(
+        spikes=spikes,
+        readout=readout,
+        logits=logits,
+        current=cur,
+        voltage=vol,
+        adaptation=ada,
+        overflow=overflow,
+    )

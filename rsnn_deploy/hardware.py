@@ -1,0 +1,336 @@
+"""Hardware profiles: the integer formats, features and core limits of one target.
+
+A profile is a TOML file (``hardware/NAME.toml``; schema in ``docs/hardware_profiles.md``)
+validated on load by frozen pydantic models with ``extra='forbid'``, so that a typo is an
+error naming the file and the dotted key, never a silently ignored setting. Every
+backend reads the same profile, and a :class:`~rsnn_deploy.qnet.QuantizedNetwork`
+records the profile's name and the SHA-256 of its file, so a network quantized for one
+version of a profile is never run against another by accident.
+
+Built-in names (``loihi1``, ``loihi2``) resolve to the repository's ``hardware/``
+folder when running from a checkout and otherwise to the copies shipped inside the
+package (``rsnn_deploy/_profiles/``), which must stay byte-identical (a test checks it).
+
+Example
+-------
+>>> from rsnn_deploy.hardware import load_profile
+>>> p = load_profile("loihi1")
+>>> p.state.q_bits, p.threshold.comparison, p.timing.input_latency_steps
+(21, '>', 1)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tomllib
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ValidationError as PydanticValidationError
+
+from rsnn_deploy.errors import ValidationError
+
+__all__ = [
+    "BUILTIN_PROFILES",
+    "HardwareProfile",
+    "builtin_profile_path",
+    "load_profile",
+]
+
+BUILTIN_PROFILES: tuple[str, ...] = ("loihi1", "loihi2")
+SCHEMA_VERSION = 1
+
+# Which integer step of rsnn_deploy.emulator a profile uses, and the comparison that step makes.
+_SEMANTICS_COMPARISON = {"nengo-loihi-1.1": ">", "lava-lif-atrlif": ">="}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class WeightFormat(_Section):
+    """Synaptic weight: ``integer = mantissa * 2**(exponent + exponent_offset)``.
+
+    Every integer weight is also a multiple of ``granularity``. The exponent is shared
+    by all weights of one connection (one synapse group).
+    """
+
+    mantissa_bits: int = Field(ge=2, le=16)
+    mantissa_symmetric: bool
+    exponent_min: int = Field(ge=-16, le=16)
+    exponent_max: int = Field(ge=-16, le=16)
+    exponent_offset: int = Field(ge=0, le=16)
+    granularity: int = Field(ge=1, le=1 << 16)
+
+    @property
+    def mantissa_max(self) -> int:
+        return (1 << (self.mantissa_bits - 1)) - 1
+
+    @property
+    def mantissa_min(self) -> int:
+        return -self.mantissa_max if self.mantissa_symmetric else -(1 << (self.mantissa_bits - 1))
+
+    @model_validator(mode="after")
+    def _check(self) -> WeightFormat:
+        if self.exponent_min > self.exponent_max:
+            raise ValueError(
+                f"exponent_min: must not exceed exponent_max (got {self.exponent_min} > {self.exponent_max})"
+            )
+        if self.granularity & (self.granularity - 1):
+            raise ValueError(f"granularity: must be a power of two (got {self.granularity})")
+        return self
+
+
+class DecayFormat(_Section):
+    """Integer decay ``x <- sign(x) * ((|x| * (2**bits - offset - d)) >> bits)``, ``0 <= d < 2**bits``."""
+
+    bits: int = Field(ge=1, le=16)
+    u_offset: int = Field(ge=0, le=1)
+    v_offset: int = Field(ge=0, le=1)
+    theta_offset: int = Field(ge=0, le=1)
+
+    @property
+    def max(self) -> int:
+        return (1 << self.bits) - 1
+
+
+class StateFormat(_Section):
+    """State widths as magnitude bits without the sign: a value lies in ``[-2**b, 2**b)``."""
+
+    q_bits: int = Field(ge=1, le=40)
+    u_bits: int = Field(ge=1, le=40)
+    v_bits: int = Field(ge=1, le=40)
+    theta_bits: int = Field(ge=0, le=40)
+    q_overflow: Literal["wrap", "none"]
+    u_overflow: Literal["wrap"]
+
+
+class ThresholdFormat(_Section):
+    """Firing threshold ``vth = mantissa << shift``; the comparison and the reset after a spike."""
+
+    mantissa_bits: int = Field(ge=1, le=32)
+    shift: int = Field(ge=0, le=16)
+    comparison: Literal[">", ">="]
+    reset: Literal["zero"]
+
+
+class BiasFormat(_Section):
+    """Constant bias ``mantissa << exponent`` added to the membrane each step."""
+
+    mantissa_bits: int = Field(ge=2, le=32)
+    mantissa_symmetric: bool
+    exponent_max: int = Field(ge=0, le=16)
+
+    @property
+    def mantissa_max(self) -> int:
+        return (1 << (self.mantissa_bits - 1)) - 1
+
+    @property
+    def mantissa_min(self) -> int:
+        return -self.mantissa_max if self.mantissa_symmetric else -(1 << (self.mantissa_bits - 1))
+
+
+class VoltageFormat(_Section):
+    """Clip range of the membrane: ``vmin = 1 - 2**e``, ``vmax = 2**(base + step * e) - 1``."""
+
+    floor_exponent_min: int = Field(ge=0, le=40)
+    floor_exponent_max: int = Field(ge=0, le=40)
+    ceiling_base_bits: int = Field(ge=1, le=40)
+    ceiling_step_bits: int = Field(ge=0, le=8)
+    ceiling_exponent_max: int = Field(ge=0, le=16)
+
+    @property
+    def vmin_choices(self) -> tuple[int, ...]:
+        """Every floor the hardware can be configured with, highest first."""
+        return tuple(1 - (1 << e) for e in range(self.floor_exponent_min, self.floor_exponent_max + 1))
+
+    @property
+    def vmax_choices(self) -> tuple[int, ...]:
+        return tuple(
+            (1 << (self.ceiling_base_bits + self.ceiling_step_bits * e)) - 1
+            for e in range(self.ceiling_exponent_max + 1)
+        )
+
+    @model_validator(mode="after")
+    def _check(self) -> VoltageFormat:
+        if self.floor_exponent_min > self.floor_exponent_max:
+            raise ValueError(
+                "floor_exponent_min: must not exceed floor_exponent_max "
+                f"(got {self.floor_exponent_min} > {self.floor_exponent_max})"
+            )
+        return self
+
+
+class RefractoryFormat(_Section):
+    """nengo-loihi's ``ref``: steps of forced ``v = 0`` after a spike, counting the spike step (1 = none)."""
+
+    max_steps: int = Field(ge=1, le=1 << 16)
+
+
+class AdaptationFormat(_Section):
+    """Threshold adaptation: ``theta_step = mantissa << step_shift`` added to theta on each spike."""
+
+    step_mantissa_bits: int = Field(ge=1, le=32)
+    step_shift: int = Field(ge=0, le=16)
+
+
+class Features(_Section):
+    """What the target's neuron model can do (``validate_for`` refuses networks that need more)."""
+
+    synapse: bool
+    adaptation: tuple[Literal["threshold"], ...]
+    refractory: bool
+    per_neuron_decays: bool
+    voltage_floor: bool
+
+
+class CoreLimits(_Section):
+    """Per-core resources and the dense synapse-memory cost model (nengo-loihi's ``bits_per_axon``)."""
+
+    compartments_per_core: int = Field(ge=1)
+    input_axons_per_core: int = Field(ge=1)
+    output_axons_per_core: int = Field(ge=1)
+    synapse_memory_bits_per_core: int = Field(ge=1)
+    synapse_weight_bits: int = Field(ge=1, le=64)
+    synapse_header_bits: int = Field(ge=0, le=1024)
+    synapses_per_group: int = Field(ge=1)
+    synapse_word_bits: int = Field(ge=1)
+
+
+class Timing(_Section):
+    """Latencies in steps: host input spikes for step k reach q at step ``k + input_latency_steps``."""
+
+    input_latency_steps: int = Field(ge=0, le=64)
+    recurrent_latency_steps: Literal[1]
+
+
+class HardwareProfile(_Section):
+    """One validated hardware profile. ``path`` and ``sha256`` say which file it came from."""
+
+    schema_version: Literal[1]
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]*$")
+    description: str
+    semantics: Literal["nengo-loihi-1.1", "lava-lif-atrlif"]
+    dt_ms: float | None = Field(default=None, gt=0)
+    weight: WeightFormat
+    decay: DecayFormat
+    state: StateFormat
+    threshold: ThresholdFormat
+    bias: BiasFormat
+    voltage: VoltageFormat
+    refractory: RefractoryFormat
+    adaptation: AdaptationFormat | None = None
+    features: Features
+    limits: CoreLimits
+    timing: Timing
+    # filled by load_profile, not read from the file
+    path: str = ""
+    sha256: str = ""
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> HardwareProfile:
+        expected = _SEMANTICS_COMPARISON[self.semantics]
+        if self.threshold.comparison != expected:
+            raise ValueError(
+                f"threshold.comparison: must be {expected!r} for semantics {self.semantics!r} "
+                f"(got {self.threshold.comparison!r})"
+            )
+        if self.features.adaptation and self.adaptation is None:
+            raise ValueError("adaptation: section required when features.adaptation is not empty")
+        if self.features.adaptation and self.state.theta_bits == 0:
+            raise ValueError("state.theta_bits: must be positive when features.adaptation is not empty")
+        if not self.features.refractory and self.refractory.max_steps != 1:
+            raise ValueError(
+                "refractory.max_steps: must be 1 when features.refractory is false "
+                f"(got {self.refractory.max_steps})"
+            )
+        floor_fixed = self.voltage.floor_exponent_min == self.voltage.floor_exponent_max
+        if self.features.voltage_floor == floor_fixed:
+            raise ValueError(
+                "features.voltage_floor: must be true exactly when voltage.floor_exponent_min < "
+                f"floor_exponent_max (got voltage_floor={self.features.voltage_floor})"
+            )
+        return self
+
+    @property
+    def adaptation_kinds(self) -> tuple[str, ...]:
+        return tuple(self.features.adaptation)
+
+
+def _repo_hardware_dir() -> Path:
+    return Path(__file__).resolve().parent.parent / "hardware"
+
+
+def builtin_profile_path(name: str) -> Path:
+    """The TOML file behind a built-in name: the checkout's ``hardware/`` first, else the packaged copy."""
+    repo = _repo_hardware_dir() / f"{name}.toml"
+    if repo.is_file():
+        return repo
+    packaged = resources.files("rsnn_deploy") / "_profiles" / f"{name}.toml"
+    return Path(str(packaged))
+
+
+def _format_error(err: PydanticValidationError, where: str) -> str:
+    """First pydantic error as ``FILE: dotted.key: problem (got value)``."""
+    first = err.errors()[0]
+    key = ".".join(str(part) for part in first["loc"])
+    msg = first["msg"]
+    got = first.get("input")
+    got_txt = "" if isinstance(got, dict) else f" (got {got!r})"
+    if first["type"] == "value_error":
+        # our validators say "sub.key: problem (got ...)"; join it onto the section's key
+        msg = msg.removeprefix("Value error, ")
+        got_txt = ""
+        head, sep, rest = msg.partition(": ")
+        if sep and re.fullmatch(r"[\w.]+", head):
+            key = f"{key}.{head}" if key else head
+            msg = rest
+    return f"{where}: {key or '<root>'}: {msg}{got_txt}"
+
+
+@lru_cache(maxsize=32)
+def _load_cached(path_str: str, sha256: str) -> HardwareProfile:
+    path = Path(path_str)
+    data = path.read_bytes()
+    try:
+        raw: dict[str, Any] = tomllib.loads(data.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ValidationError(f"{path}: not a valid TOML file ({err})") from None
+    for reserved in ("path", "sha256"):
+        if reserved in raw:
+            raise ValidationError(
+                f"{path}: {reserved}: reserved key, set by the loader; remove it from the file"
+            )
+    try:
+        return HardwareProfile.model_validate({**raw, "path": str(path), "sha256": sha256})
+    except PydanticValidationError as err:
+        raise ValidationError(_format_error(err, str(path))) from None
+
+
+def load_profile(name_or_path: str | Path) -> HardwareProfile:
+    """Load and validate a profile given as a built-in name or a path to a TOML file.
+
+    Raises
+    ------
+    ValidationError
+        The file is missing, is not TOML, or a key is unknown, missing or out of range;
+        the message names the file and the dotted key.
+    """
+    text = str(name_or_path)
+    if isinstance(name_or_path, str) and text in BUILTIN_PROFILES:
+        path = builtin_profile_path(text)
+    elif isinstance(name_or_path, Path) or text.endswith(".toml") or "/" in text:
+        path = Path(name_or_path)
+    else:
+        raise ValidationError(
+            f"HardwareProfile.name: unknown profile (got {text!r}); "
+            f"use one of {', '.join(BUILTIN_PROFILES)} or a path to a .toml file"
+        )
+    if not path.is_file():
+        raise ValidationError(f"{path}: hardware profile file not found")
+    sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+    return _load_cached(str(path.resolve()), sha256)

@@ -1,0 +1,131 @@
+"""What every backend returns: a :class:`Trace` of spikes, optional states and the host readout.
+
+A backend is anything that runs a network on encoded inputs ``[B, T, C]``; the
+verifier compares backends only through this type. Time is always aligned with the
+float model: trace step ``t`` is the step at which the float model sees input
+``x[t]`` (backends with input latency drop their leading steps, see
+:func:`rsnn_deploy.emulator.run`).
+
+The readout is the one float part of a deployed network. It runs on the host as a
+non-spiking leaky integrator of the hidden spikes and is implemented once, here, in
+:func:`host_readout`::
+
+    y[t] = a_out * y[t-1] + w_out @ z[t] + b_out,   y[-1] = 0
+    logits = mean_t y[t]    (readout_mode 'mean')   or   y[T-1]   ('last')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from rsnn_deploy.errors import ValidationError
+
+__all__ = ["ReadoutMode", "Trace", "host_readout"]
+
+ReadoutMode = Literal["mean", "last"]
+
+
+@dataclass(frozen=True)
+class Trace:
+    """Result of running a network on a batch.
+
+    Attributes
+    ----------
+    spikes : bool ndarray [B, T, H]
+        Hidden spikes ``z[t]``.
+    readout : float32 ndarray [B, T, K]
+        Host readout ``y[t]``.
+    logits : float64 ndarray [B, K]
+        ``mean_t y[t]`` or ``y[T-1]`` per the network's readout mode.
+    current, voltage, adaptation : int64 ndarray [B, T, H] or None
+        Integer states after step ``t`` (``u``; ``v`` after reset, as nengo-loihi probes
+        it; threshold adaptation ``theta - theta_0``), present when recorded.
+    overflow : mapping of str to int
+        How many neuron-steps overflowed each state and were wrapped
+        (``q``, ``u``, ``u2``, ``theta``...): zero for a network that never relies on wrap-around.
+    """
+
+    spikes: np.ndarray
+    readout: np.ndarray
+    logits: np.ndarray
+    current: np.ndarray | None = None
+    voltage: np.ndarray | None = None
+    adaptation: np.ndarray | None = None
+    overflow: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def predictions(self) -> np.ndarray:
+        """Predicted class per sample: ``argmax`` of the logits, int64 ``[B]``."""
+        return np.argmax(self.logits, axis=-1)
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.spikes.shape[0])
+
+    @property
+    def n_steps(self) -> int:
+        return int(self.spikes.shape[1])
+
+
+def host_readout(
+    spikes: np.ndarray,
+    w_out: np.ndarray,
+    b_out: np.ndarray,
+    decay: float,
+    mode: ReadoutMode,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run the host readout over hidden spikes; the single implementation every backend uses.
+
+    Parameters
+    ----------
+    spikes : ndarray [B, T, H]
+        Hidden spikes (bool or 0/1).
+    w_out : ndarray [K, H]
+        Readout weights (float units of the float model).
+    b_out : ndarray [K]
+        Readout bias, added every step.
+    decay : float
+        ``a_out`` in ``[0, 1)``: the readout's leak per step (0 = no memory).
+    mode : {'mean', 'last'}
+        How logits are taken from ``y``.
+
+    Returns
+    -------
+    readout : float32 ndarray [B, T, K]
+    logits : float64 ndarray [B, K]
+        Accumulated in float64 so that the mean over long sequences does not drift.
+    """
+    if spikes.ndim != 3:
+        raise ValidationError(f"host_readout.spikes: must be [B, T, H] (got shape {spikes.shape})")
+    b, t_steps, h = spikes.shape
+    w = np.asarray(w_out, dtype=np.float64)
+    bias = np.asarray(b_out, dtype=np.float64)
+    if w.ndim != 2 or w.shape[1] != h:
+        raise ValidationError(f"host_readout.w_out: must be [K, {h}] (got shape {w.shape})")
+    if bias.shape != (w.shape[0],):
+        raise ValidationError(f"host_readout.b_out: must be [{w.shape[0]}] (got shape {bias.shape})")
+    if mode not in ("mean", "last"):
+        raise ValidationError(f"host_readout.mode: must be 'mean' or 'last' (got {mode!r})")
+    if not 0.0 <= decay < 1.0:
+        raise ValidationError(f"host_readout.decay: must lie in [0, 1) (got {decay!r})")
+    k = w.shape[0]
+    # One GEMM over all steps (exact for 0/1 spikes up to float64 rounding of w), then the recursion.
+    drive = (spikes.reshape(b * t_steps, h).astype(np.float64) @ w.T).reshape(b, t_steps, k)
+    readout = np.empty((b, t_steps, k), dtype=np.float32)
+    y = np.zeros((b, k), dtype=np.float64)
+    total = np.zeros((b, k), dtype=np.float64)
+    for t in range(t_steps):
+        y *= decay
+        y += drive[:, t]
+        y += bias
+        readout[:, t] = y
+        total += y
+    if mode == "mean":
+        logits = total / max(t_steps, 1)
+    else:
+        logits = y.copy()
+    return readout, logits

@@ -1,0 +1,115 @@
+"""What a finished worker writes beside the study: ``study.json`` and, for two objectives, the Pareto front.
+
+The database is the source of truth (optuna-dashboard reads it); these files are the
+small, reviewable summary that can be committed or attached to a report. Each worker
+rewrites them atomically when it finishes, so the last one to finish leaves the full view.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rsnn_deploy.io import atomic_path, write_json_atomic
+
+_ATTRS = (
+    "val_acc",
+    "test_acc",
+    "emulated_val_acc",
+    "n_hidden",
+    "val_spikes_per_sample",
+    "test_spikes_per_sample",
+    "best_epoch",
+    "epochs_run",
+    "trial_dir",
+    "worker",
+    "pruned_at_epoch",
+    "error",
+)
+SECOND_OBJECTIVE_LABEL = {"neurons": "hidden neurons", "spikes": "spikes per sample (val)"}
+
+
+def trial_row(t: Any) -> dict[str, Any]:
+    """One trial as plain data: number, state, values, parameters, key metrics, configs."""
+    return {
+        "number": t.number,
+        "state": t.state.name.lower(),
+        "values": t.values,
+        "params": t.params,
+        "retry_of": t.system_attrs.get("failed_trial"),
+        **{k: t.user_attrs[k] for k in _ATTRS if k in t.user_attrs},
+        "model": t.user_attrs.get("model"),
+        "train": t.user_attrs.get("train"),
+    }
+
+
+def write_pareto_png(
+    rows: list[dict[str, Any]], front: list[dict[str, Any]], label: str, path: Path, title: str
+) -> None:
+    """Accuracy against the second objective: every complete trial, the front highlighted."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    ax.scatter([r["values"][1] for r in rows], [r["values"][0] for r in rows], c="0.6", s=18, label="trials")
+    pts = sorted((r["values"][1], r["values"][0]) for r in front)
+    if pts:
+        ax.step([p[0] for p in pts], [p[1] for p in pts], where="post", c="C3")
+        ax.scatter([p[0] for p in pts], [p[1] for p in pts], c="C3", s=30, label="Pareto front", zorder=3)
+    ax.set_xlabel(label)
+    ax.set_ylabel("accuracy (objective 1)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+def write_study_reports(study: Any, s: Any, task: Any) -> Any:
+    """Write ``OUT/study.json`` (+ ``pareto.json``/``pareto.png`` for two objectives); return the outcome."""
+    from optuna.trial import TrialState
+
+    from rsnn_deploy.tuning._storage import safe_url
+    from rsnn_deploy.tuning._study import StudyOutcome, _counts, _directions
+
+    out = Path(s.out)
+    trials = study.get_trials(deepcopy=False)
+    rows = [trial_row(t) for t in trials]
+    complete = [r for r, t in zip(rows, trials, strict=True) if t.state == TrialState.COMPLETE]
+    best: dict[str, Any] | None = None
+    pareto: list[dict[str, Any]] = []
+    if s.multi_objective is None:
+        if complete:
+            best = max(complete, key=lambda r: r["values"][0])
+    elif complete:
+        front_numbers = {t.number for t in study.best_trials}
+        pareto = sorted((r for r in complete if r["number"] in front_numbers), key=lambda r: r["values"][1])
+        label = SECOND_OBJECTIVE_LABEL[s.multi_objective]
+        write_json_atomic(out / "pareto.json", {"objectives": ["accuracy", label], "front": pareto})
+        write_pareto_png(
+            complete,
+            pareto,
+            label,
+            out / "pareto.png",
+            f"{s.study_name}: {task.name} {s.variant}, {len(complete)} trials",
+        )
+    summary = {
+        "study": s.study_name,
+        "storage": safe_url(s.storage_url),
+        "directions": _directions(s),
+        "n_trials": s.n_trials,
+        "counts": _counts(study),
+        "settings": study.user_attrs.get("rsnn_deploy"),
+        "best": best,
+        "pareto": pareto,
+        "trials": rows,
+    }
+    path = out / "study.json"
+    write_json_atomic(path, summary)
+    return StudyOutcome(
+        s.study_name, summary["storage"], summary["directions"], summary["counts"], best, pareto, path
+    )

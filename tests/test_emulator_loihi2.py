@@ -1,0 +1,163 @@
+"""The loihi2 emulator against trajectories worked out by hand from Lava's equations.
+
+Lava (``PyLifModelBitAcc`` + ``PyATRLIFModelFixed``) does not import on Python 3.11,
+so each expected value below is derived step by step from its published fixed-point
+equations (``rsnn_deploy.emulator.loihi2_step`` lists them):
+
+    u     = wrap_lava(sign(u) * ((|u| * (4096 - du - 1)) >> 12) + q, 23)
+    v     = clip(sign(v) * ((|v| * (4096 - dv)) >> 12) + u + bias, -(2^23 - 1), 2^23 - 1)
+    theta = sign(theta) * ((|theta| * (4096 - dtheta)) >> 12)      # theta - theta_0
+    z     = v >= vth + theta;   v[z] = 0;   theta[z] += theta_step
+
+Input latency is one step (Lava's Dense buffers a step): chip step 0 carries no input
+and is dropped, so trace step t integrates x[t].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from rsnn_deploy.emulator import EmulatorOverflowError, decay_int, run, wrap_lava
+from rsnn_deploy.hardware import load_profile
+from rsnn_deploy.qnet import QuantizedNetwork, check_representable, validate_for
+
+PROF = load_profile("loihi2")
+VMAX = 2**23 - 1
+
+
+def qnet(w_in, *, bias=0, du=0, dv=0, vth=64, dtheta=0, theta_step=0, w_rec=None):
+    """One-input network on loihi2; scalars broadcast over the neurons of ``w_in`` [H, 1]."""
+    w_in = np.asarray(w_in).reshape(-1, 1)
+    h = w_in.shape[0]
+
+    def full(x):
+        return np.broadcast_to(np.asarray(x, dtype=np.int64), (h,)).copy()
+
+    q = QuantizedNetwork(
+        w_in=w_in, w_rec=w_rec, bias=full(bias), decay_u=full(du), decay_v=full(dv), vth=full(vth),
+        refractory=full(1), vmin=-VMAX, vmax=VMAX, w_out=np.ones((1, h)), b_out=np.zeros(1),
+        readout_decay=0.0, readout_mode="last", profile="loihi2", profile_sha256=PROF.sha256,
+        input_latency=1, decay_theta=full(dtheta), theta_step=full(theta_step),
+    )
+    check_representable(q, PROF)
+    validate_for(q, PROF)
+    return q
+
+
+def test_lif_trajectory_and_ge_comparison():
+    # du = 1023: u keeps (4096 - 1023 - 1) / 4096 = 3/4; dv = 2048: v keeps 1/2. w = 6400 = 50 * 2^7.
+    # neuron 0: vth = 12800 (200 << 6); neuron 1: vth = 6400 (100 << 6), reached exactly at t = 0.
+    net = qnet([6400, 6400], du=1023, dv=2048, vth=[12800, 6400])
+    x = np.array([1, 1, 1, 0, 0, 0, 0], dtype=np.uint8).reshape(1, 7, 1)
+    tr = run(net, x, record_states=True)
+    # neuron 0, by hand:
+    # t0: u = 0 + 6400 = 6400;                 v = 0 + 6400 = 6400            < 12800
+    # t1: u = 6400*3/4 + 6400 = 11200;         v = 3200 + 11200 = 14400     >= 12800: spike, v = 0
+    # t2: u = 8400 + 6400 = 14800;             v = 0 + 14800                >= 12800: spike, v = 0
+    # t3: u = 11100;                           v = 11100                      < 12800
+    # t4: u = 8325;                            v = 5550 + 8325 = 13875      >= 12800: spike, v = 0
+    # t5: u = floor(8325*3/4) = 6243;          v = 6243
+    # t6: u = floor(6243*3/4) = 4682;          v = floor(6243/2) + 4682 = 7803
+    assert tr.current[0, :, 0].tolist() == [6400, 11200, 14800, 11100, 8325, 6243, 4682]
+    assert tr.voltage[0, :, 0].tolist() == [6400, 0, 0, 11100, 0, 6243, 7803]
+    assert tr.spikes[0, :, 0].astype(int).tolist() == [0, 1, 1, 0, 1, 0, 0]
+    # neuron 1: v = 6400 >= vth = 6400 spikes at t0 (Lava's LIF '>' would not; ATRLIF's '>=' does)
+    assert tr.spikes[0, 0, 1] and tr.voltage[0, 0, 1] == 0
+    assert tr.overflow == {"q": 0, "u": 0, "theta": 0}
+    assert tr.adaptation is not None and not tr.adaptation.any()
+
+
+def test_threshold_adaptation_trajectory():
+    # bias 3500 drives v; dv = 4095 forgets v (floor(v / 4096) = 0); vth = 3200 (50 << 6);
+    # dtheta = 2048 halves theta - theta_0 each step; theta_step = 640 (10 << 6).
+    net = qnet([0], bias=3500, dv=4095, vth=3200, dtheta=2048, theta_step=640)
+    tr = run(net, np.zeros((1, 8, 1), dtype=np.uint8), record_states=True)
+    # chip step 0 (dropped, no input yet, but the bias acts): v = 3500 >= 3200 -> spike, theta = 640
+    # t0: theta = 320, threshold 3520 > v = 3500                  no spike
+    # t1: theta = 160, threshold 3360 <= 3500   spike, theta = 160 + 640 = 800
+    # t2: theta = 400, threshold 3600                              no spike
+    # t3: theta = 200, threshold 3400           spike, theta = 840
+    # t4: 420 no; t5: 210 -> spike, 850; t6: 425 no; t7: floor(425/2) = 212 -> spike, 852
+    assert tr.adaptation[0, :, 0].tolist() == [320, 800, 400, 840, 420, 850, 425, 852]
+    assert tr.spikes[0, :, 0].astype(int).tolist() == [0, 1, 0, 1, 0, 1, 0, 1]
+    assert tr.voltage[0, :, 0].tolist() == [3500, 0, 3500, 0, 3500, 0, 3500, 0]
+    assert tr.current[0, :, 0].tolist() == [0] * 8
+
+
+def test_current_wraps_like_lava_and_voltage_clips():
+    # w = 127 * 2^14 = 2080768 (mantissa 127, exponent 7); du = 0 keeps 4095/4096 of u; dv = 0 keeps v;
+    # vth = (2^17 - 1) << 6 = 8388544, the largest threshold.
+    net = qnet([127 << 14], du=0, dv=0, vth=((1 << 17) - 1) << 6)
+    x = np.array([1, 1, 1, 1, 1, 1, 0], dtype=np.uint8).reshape(1, 7, 1)
+    with pytest.warns(RuntimeWarning, match=r"states wrapped on loihi2 \(u: 1 neuron-steps\)"):
+        tr = run(net, x, record_states=True)
+    # t0: u = 2080768                                       v = 2080768
+    # t1: u = 2080768 - 508 + 2080768 = 4161028             v = 6241796
+    # t2: u = 4161028 - ceil(1015.9) + 2080768 = 6240780    v = 12482576 -> clip 8388607 >= vth: spike, 0
+    # t3: u = 6240780 - 1524 + 2080768 = 8320024            v = 8320024 < 8388544
+    # t4: u = 8320024 - 2032 + 2080768 = 10398760 > 2^23  -> wraps to 10398760 - 2^24 = -6378456
+    #     v = 8320024 - 6378456 = 1941568
+    # t5: u = -(6378456 - 1558) + 2080768 = -4296130        v = -2354562
+    # t6: u = -(4296130 - 1049) = -4295081                  v = -6649643
+    assert tr.current[0, :, 0].tolist() == [2080768, 4161028, 6240780, 8320024, -6378456, -4296130, -4295081]
+    assert tr.voltage[0, :, 0].tolist() == [2080768, 6241796, 0, 8320024, 1941568, -2354562, -6649643]
+    assert tr.spikes[0, :, 0].astype(int).tolist() == [0, 0, 1, 0, 0, 0, 0]
+    assert tr.overflow["u"] == 1
+    with pytest.raises(EmulatorOverflowError, match=r"run\.strict: u overflowed at chip step 5 \(trace step 4\)"):
+        run(net, x, strict=True)
+
+
+def test_recurrence_arrives_next_step():
+    # neuron 0 fires from its input at t0; its spike reaches neuron 1 (w_rec = 128) at t1, not t0.
+    w_rec = np.array([[0, 0], [128, 0]])
+    net = qnet([6400, 0], vth=[64, 64], dv=4095, du=4094, w_rec=w_rec)
+    tr = run(net, np.array([1, 0, 0], dtype=np.uint8).reshape(1, 3, 1), record_states=True)
+    assert tr.spikes[0, :, 0].astype(int).tolist() == [1, 0, 0]
+    assert tr.current[0, :, 1].tolist() == [0, 128, 0]  # du = 4094 keeps 1/4096: 128 -> 0
+    assert tr.spikes[0, :, 1].astype(int).tolist() == [0, 1, 0]  # v = 128 >= 64
+
+
+def test_wrap_lava_edges():
+    m = 1 << 23
+    got = wrap_lava(np.array([m - 1, m, m + 1, -m + 1, -m, -m - 1, 2 * m - 1]), 23)
+    # Lava keeps +2^23, maps -2^23 to +2^23 (range (-2^23, 2^23]), wraps once
+    assert got.tolist() == [m - 1, m, -m + 1, -m + 1, m, m - 1, -1]
+
+
+def test_decay_int_rounds_toward_zero():
+    assert decay_int(np.array([7, -7, 4096, -4096]), 2048).tolist() == [3, -3, 2048, -2048]
+    assert decay_int(np.array([4096]), 0, offset=1).tolist() == [4095]
+    assert decay_int(np.array([4095, -4095]), 4095, offset=1).tolist() == [0, 0]
+
+
+def test_q_beyond_16_bit_a_in_is_counted_not_wrapped():
+    # two inputs of 2080768 each: q = 4161536 >= 2^21, i.e. Lava's a_in >= 2^15; Lava does not wrap it
+    net = dataclasses.replace(qnet([127 << 14]), w_in=np.full((1, 2), 127 << 14))
+    with pytest.warns(RuntimeWarning, match=r"q: 1"):
+        tr = run(net, np.array([[[1, 1]]], dtype=np.uint8), record_states=True)
+    assert tr.current[0, 0, 0] == 4161536
+
+
+def test_batch_equals_single_samples():
+    rng = np.random.default_rng(0)
+    h, c = 6, 4
+    net = QuantizedNetwork(
+        w_in=rng.integers(-128, 128, (h, c)) * 128, w_rec=rng.integers(-128, 128, (h, h)) * 64,
+        bias=rng.integers(-4096, 4096, h), decay_u=np.full(h, 500), decay_v=np.full(h, 300),
+        vth=np.full(h, 64 * 80), refractory=np.ones(h, dtype=np.int64), vmin=-VMAX, vmax=VMAX,
+        w_out=rng.standard_normal((2, h)), b_out=np.zeros(2), readout_decay=0.5, readout_mode="mean",
+        profile="loihi2", profile_sha256=PROF.sha256, input_latency=1, decay_theta=np.full(h, 100),
+        theta_step=np.full(h, 64 * 20),
+    )
+    x = (rng.random((5, 30, c)) < 0.3).astype(np.uint8)
+    full = run(net, x, record_states=True, batch_chunk=2)
+    assert full.spikes.any() and full.adaptation.any()
+    for b in range(5):
+        one = run(net, x[b : b + 1], record_states=True)
+        assert np.array_equal(one.voltage[0], full.voltage[b])
+        assert np.array_equal(one.adaptation[0], full.adaptation[b])
+        assert np.array_equal(one.spikes[0], full.spikes[b])
+        assert np.allclose(one.logits[0], full.logits[b])
