@@ -32,6 +32,13 @@ def _set_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def _quiet_optuna() -> None:
+    """Optuna's INFO lines duplicate the worker's own one-line summaries; keep its warnings."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
 def _runtime_options(f):
     f = click.option(
         "--threads",
@@ -51,8 +58,7 @@ def _runtime_options(f):
         "--grace-period",
         type=int,
         default=None,
-        help="Seconds without heartbeat before a trial counts as dead and is retried "
-        "[default: 3 heartbeats].",
+        help="Seconds without heartbeat before a trial counts as dead and is retried [default: 3 heartbeats].",
     )(f)
     f = click.option(
         "--max-retry", type=int, default=3, show_default=True, help="Retries of a trial whose worker died."
@@ -90,9 +96,7 @@ def _runtime_options(f):
     show_default=True,
     help="float: validation accuracy; emulated: accuracy of the quantized model on --target's emulator.",
 )
-@click.option(
-    "--target", default=None, metavar="PROFILE", help="Hardware profile (loihi1, loihi2 or a .toml)."
-)
+@click.option("--target", default=None, metavar="PROFILE", help="Hardware profile (loihi1, loihi2 or a .toml).")
 @click.option(
     "--multi-objective",
     type=click.Choice(["neurons", "spikes"]),
@@ -102,9 +106,7 @@ def _runtime_options(f):
 @click.option("--pruner", type=click.Choice(["median", "none"]), default="median", show_default=True)
 @click.option("--epochs", type=int, default=None, help="Epochs per trial (overrides the space file).")
 @click.option("--limit", type=int, default=None, help="Train on the first N training samples only.")
-@click.option(
-    "--hidden", "n_hidden", type=int, default=None, help="Hidden neurons (overrides the space file)."
-)
+@click.option("--hidden", "n_hidden", type=int, default=None, help="Hidden neurons (overrides the space file).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Training seed of every trial.")
 @click.option(
     "--sampler-seed",
@@ -113,9 +115,7 @@ def _runtime_options(f):
     help="Seed of the TPE sampler (reproducible single worker; leave unset for several workers).",
 )
 @_runtime_options
-@click.option(
-    "-o", "--out", type=click.Path(), required=True, help="Folder of the study's trials and reports."
-)
+@click.option("-o", "--out", type=click.Path(), required=True, help="Folder of the study's trials and reports.")
 def tune(
     task_name,
     data_path,
@@ -175,6 +175,7 @@ def tune(
 
         check_storage_url(storage)
     task = load_task_from_options(task_name, data_path, data_dir, task_params)
+    _quiet_optuna()
     outcome = run_worker(task, settings, echo=click.echo)
     c = outcome.counts
     click.echo(
@@ -210,9 +211,7 @@ def _variant_list(text: str | None) -> list[str]:
     names = [x.strip() for x in text.split(",") if x.strip()]
     for n in names:
         if n not in VARIANTS:
-            raise ValidationError(
-                f"--variants: unknown variant (got {n!r}); choose from {', '.join(VARIANTS)}"
-            )
+            raise ValidationError(f"--variants: unknown variant (got {n!r}); choose from {', '.join(VARIANTS)}")
     return names
 
 
@@ -250,21 +249,15 @@ def _common_experiment_options(f):
 
 @experiment.command("steps")
 @_task_options
-@click.option(
-    "--trials", "n_trials", type=int, default=8, show_default=True, help="Tuning trials per variant."
-)
-@click.option(
-    "--control-trials", type=int, default=None, help="Tuning trials of the LSNN control [default: --trials]."
-)
+@click.option("--trials", "n_trials", type=int, default=8, show_default=True, help="Tuning trials per variant.")
+@click.option("--control-trials", type=int, default=None, help="Tuning trials of the LSNN control [default: --trials].")
 @click.option("--variants", default=None, help="Comma-separated subset of the five variants [default: all].")
 @click.option("--no-control", is_flag=True, help="Skip the LSNN-style control.")
 @click.option("--control-hidden", type=int, default=220, show_default=True)
 @click.option("--control-tau-adapt", type=float, default=700.0, show_default=True)
 @click.option("--epochs", type=int, default=None, help="Epochs per tuning trial [default: the space file's].")
 @click.option("--limit", type=int, default=None, help="Training samples per tuning trial [default: all].")
-@click.option(
-    "--hidden", "n_hidden", type=int, default=None, help="Neurons of the five variants [default: space]."
-)
+@click.option("--hidden", "n_hidden", type=int, default=None, help="Neurons of the five variants [default: space].")
 @click.option("--space", "space_path", type=click.Path(), default=None)
 @click.option("--storage", default=None, help="Shared database URL for the studies [default: SQLite in OUT].")
 @click.option("--study-prefix", default=None, help="Prefix of the study names [default: steps-TASK].")
@@ -330,14 +323,13 @@ def steps(
         max_retry=max_retry,
     )
     task = load_task_from_options(task_name, data_path, data_dir, task_params)
+    _quiet_optuna()
     run_steps(task, plan, echo=click.echo)
 
 
 @experiment.command("tau-sweep")
 @_task_options
-@click.option(
-    "--tau-syn", "tau_syn", default="2,5,10,20", show_default=True, help="Synaptic time constants (ms)."
-)
+@click.option("--tau-syn", "tau_syn", default="2,5,10,20", show_default=True, help="Synaptic time constants (ms).")
 @click.option(
     "--tau-adapt",
     "tau_adapt",

@@ -7,30 +7,36 @@ step. On a small CPU machine their bookkeeping costs more than the arithmetic do
 (``/work/shared/MEASURED.md``). This engine runs the same step as
 :func:`rsnn_deploy.model.neuron_step` inside one :class:`torch.autograd.Function`.
 The forward pass uses in-place kernels on reused buffers and keeps only what the
-backward pass needs. The backward pass is a reverse-time loop written by hand. It takes
-four or five kernels plus one matmul per step. Everything that does not depend on time
-order runs once per block of ``K`` steps over a ``[K, B, H]`` tensor: surrogate
-derivatives, the weight and decay gradients, and the input projection. This engine runs
-in eager mode only. It needs no compiler and no warm-up.
+backward pass needs. The backward pass is a reverse-time loop written by hand. For the
+``rec-syn`` variant it takes four elementwise kernels plus one matmul per step.
+Everything that does not depend on time order runs once per block of ``K`` steps over
+a ``[K, B, H]`` tensor: surrogate derivatives, the weight and decay gradients, and the
+input projection. This engine runs in eager mode only. It needs no compiler and no
+warm-up.
 
 The contract
 ------------
 Forward spikes are **bit-identical** to the eager loop ``RSNN._eager_spikes``. To keep
 them identical, every rounding step of ``neuron_step`` is repeated in the same order:
 no fused multiply-add (``addcmul`` contracts to FMA and changes the last bit), and the
-recurrent matmul and its addition are separate. The gradients of ``w_in``, ``w_rec``,
-``bias``, ``a_syn``, ``a_mem``, ``a_adapt`` and of the input match autograd to float
-tolerance. The ``tests/test_fast_bptt.py`` suite checks both for every variant and option.
+recurrent matmul and its addition are separate. The engine has one rewrite that is
+exact: ``v - theta > 0`` is tested as ``v > theta``. With IEEE subnormals a difference
+is zero only when the operands are equal, so the two tests always agree. The gradients
+of ``w_in``, ``w_rec``, ``bias``, ``a_syn``, ``a_mem``, ``a_adapt`` and of the input match
+autograd to float tolerance. The ``tests/test_fast_bptt.py`` suite checks both for every
+variant and option.
 
-Per step, with ``m`` the decayed adaptation state and ``rc`` the product of the floor
-mask (``v >= v_floor``, the gradient mask of ``clamp``) and the refractory mask::
+Per step, with ``m`` the decayed adaptation state, ``p`` the voltage before the reset
+and ``rc`` the product of the floor mask (``v >= v_floor``, the gradient mask of
+``clamp``) and the refractory mask::
 
     i[t] = a_s i[t-1] + W_in x[t] + W_rec z[t-1]      m[t] = a_a n[t-1]
-    p[t] = a_m v[t-1] + i[t] + b (- m[t])             r[t] = rc[t] max(p[t], v_floor)
-    u[t] = r[t] - theta (- m[t])                       z[t] = H(u[t])
-    v[t] = r[t] (1 - z[t])                             n[t] = m[t] + s z[t]
+    p[t] = rc[t] max(a_m v[t-1] + i[t] + b (- m[t]), v_floor)
+    u[t] = p[t] - theta (- m[t])                       z[t] = H(u[t])
+    v[t] = p[t] (1 - z[t])                             n[t] = m[t] + s z[t]
 
-The reverse-time adjoints (``g_x = dL/dx``, ``sg`` = surrogate derivative at ``u``)::
+The reverse-time adjoints (``g_x = dL/dx``, ``sg`` = surrogate derivative at ``u``, and
+``g_p`` the adjoint of the voltage before floor and mask)::
 
     g_z[t] = dL/dz[t] + g_i[t+1] W_rec + s a_a g_m[t+1]
     g_u[t] = g_z[t] sg(u[t])
@@ -39,11 +45,21 @@ The reverse-time adjoints (``g_x = dL/dx``, ``sg`` = surrogate derivative at ``u
     g_i[t] = g_p[t] + a_s g_i[t+1]
 
 The reset and the refractory counter are detached, as in the eager model.
+
+Memory
+------
+The forward pass stores ``p`` and the spikes (plus the threshold, the mask, ``i`` and
+``n`` when needed), each ``[T, B, H]``. A fresh tensor of that size is a new mmap, and
+its first writes page-fault: at T = 784, B = 256 that cost about a fifth of a training
+step. Such tensors therefore come from a small pool. A tensor goes back to the pool when
+its autograd graph is freed. An output goes back only once no other tensor shares its
+storage. :func:`release_buffers` empties the pool.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -54,14 +70,90 @@ from torch.autograd.function import once_differentiable
 from rsnn_deploy.config import ModelConfig
 from rsnn_deploy.model import NeuronParams
 
-__all__ = ["block_steps", "run", "supports"]
+__all__ = ["block_steps", "release_buffers", "run", "supports"]
 
 _SURROGATES = ("fast-sigmoid", "triangle", "arctan", "sigmoid")
 _DTYPES = (torch.float32, torch.float64)
-# A block buffer of [K, B, H] stays below this many bytes. glibc serves smaller blocks from
-# its heap and reuses them between iterations. A larger block is a fresh mmap each time,
-# and its first writes page-fault; MEASURED.md found that about 6x slower.
-_BLOCK_BYTES = 8 << 20
+# A block buffer of [K, B, H] stays below this many bytes. Then the block's buffers stay
+# in the cache between the bulk kernels and the step loop that reads them.
+_BLOCK_BYTES = 2 << 20
+
+
+# ----------------------------------------------------------------------------- buffer pool
+
+
+def _unshared(t: Tensor) -> bool:
+    """Whether no tensor other than ``t`` uses its storage (and writing into it is invisible)."""
+    use_count = getattr(torch._C, "_storage_Use_Count", None)
+    if use_count is None:  # private API gone: never reuse a tensor that left this module
+        return False
+    # one reference from t, one from the temporary storage object made by this call
+    return use_count(t.untyped_storage()._cdata) <= 2
+
+
+class _Pool:
+    """Large CPU tensors kept for the next training step, up to ``max_bytes`` in all.
+
+    ``take`` returns a kept tensor of the right shape, if one is free, and otherwise a
+    new one. ``give`` keeps a tensor. A tensor marked ``shared`` was handed out, and is
+    reused only after every other reference to its storage has gone.
+    """
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self._free: list[tuple[Tensor, bool]] = []
+        self._lock = threading.Lock()
+
+    def take(self, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
+        if device.type == "cpu":
+            with self._lock:
+                for k, (t, shared) in enumerate(self._free):
+                    if t.shape == shape and t.dtype == dtype and (not shared or _unshared(t)):
+                        del self._free[k]
+                        return t
+        return torch.empty(shape, dtype=dtype, device=device)
+
+    def give(self, tensors: list[Tensor], shared: bool = False) -> None:
+        with self._lock:
+            self._free.extend((t, shared) for t in tensors if t.device.type == "cpu")
+            total = sum(t.nbytes for t, _ in self._free)
+            while self._free and total > self.max_bytes:
+                total -= self._free.pop(0)[0].nbytes
+
+    def clear(self) -> None:
+        with self._lock:
+            self._free.clear()
+
+
+_POOL = _Pool(max_bytes=1 << 30)
+
+
+def release_buffers() -> None:
+    """Free the tensors the engine keeps for reuse between training steps."""
+    _POOL.clear()
+
+
+class _Lease:
+    """The pooled tensors of one forward pass, handed back when the autograd graph frees it.
+
+    Giving them back in ``backward`` would be wrong under ``retain_graph=True``. A second
+    backward pass would then read buffers that another forward pass has overwritten.
+    """
+
+    def __init__(self, own: list[Tensor], out: Tensor):
+        # A detached alias of the output: the output itself refers to the graph node that
+        # holds this lease, and that reference cycle would outlive the step.
+        self.own, self.out = own, out.detach()
+
+    def __del__(self) -> None:
+        try:
+            _POOL.give(self.own)
+            _POOL.give([self.out], shared=True)
+        except (AttributeError, TypeError):  # interpreter shutdown: module globals are gone
+            pass
+
+
+# ----------------------------------------------------------------------------- entry points
 
 
 @dataclass(frozen=True)
@@ -125,7 +217,10 @@ def run(xs: Tensor, p: NeuronParams, cfg: ModelConfig) -> Tensor:
     """
     h = p.w_in.shape[0]
     n_steps, batch = xs.shape[0], xs.shape[1]
-    xs = xs.to(p.w_in.dtype)
+    # Contiguous once: the blocks below are then views, not strided copies (x is batch-first).
+    xs = xs.to(p.w_in.dtype).contiguous()
+    if n_steps == 0:
+        return xs.new_zeros(0, batch, h)
 
     def vec(t: Tensor) -> Tensor:
         return t.reshape(-1).expand(h)
@@ -146,11 +241,9 @@ def run(xs: Tensor, p: NeuronParams, cfg: ModelConfig) -> Tensor:
         refractory_steps=int(p.refractory_steps),
         surrogate=cfg.surrogate,
         slope=float(cfg.surrogate_slope),
-        block=block_steps(batch, h, xs.dtype, max(n_steps, 1)),
+        block=block_steps(batch, h, xs.dtype, n_steps),
     )
     tensors = (xs, p.w_in, p.w_rec, bias, a_syn, a_mem, a_adapt)
-    if n_steps == 0:
-        return xs.new_zeros(0, batch, h)
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
         return _FastBPTT.apply(spec, *tensors)
     with torch.no_grad():
@@ -164,8 +257,7 @@ def run(xs: Tensor, p: NeuronParams, cfg: ModelConfig) -> Tensor:
 class _Keep:
     """Which per-step tensors the forward pass stores for the backward pass."""
 
-    u: bool = False  # u = v - threshold, for the surrogate derivative (and the masks)
-    v: bool = False  # v[t] after reset, only for the gradient of a_mem
+    p: bool = False  # the voltage before reset (and the threshold, the mask), always for backward
     i: bool = False  # i[t], only for the gradient of a_syn
     n: bool = False  # n[t], only for the gradient of a_adapt
 
@@ -173,9 +265,9 @@ class _Keep:
 class _Saved(NamedTuple):
     """Per-step tensors stored by the forward pass, time-major ``[T, B, H]`` (None when not kept)."""
 
-    u: Tensor | None
+    p: Tensor | None  # voltage before the reset, after floor and refractory mask
+    th: Tensor | None  # threshold theta + m (threshold adaptation only)
     rc: Tensor | None  # product of the floor and refractory gradient masks
-    v: Tensor | None
     i: Tensor | None
     n: Tensor | None
 
@@ -190,6 +282,7 @@ def _forward(
     a_mem: Tensor,
     a_adapt: Tensor,
     keep: _Keep,
+    pooled: bool = False,
 ) -> tuple[Tensor, _Saved]:
     """Run the neurons over all steps; returns spikes ``[T, B, H]`` and what ``keep`` asked for.
 
@@ -197,32 +290,38 @@ def _forward(
     there. Only the allocation changes: states live in reused ``[B, H]`` buffers (or
     in their slot of a kept ``[T, B, H]`` tensor), and ``W_in x`` is computed per block.
     """
-    n_steps, batch, _ = xs.shape
+    n_steps, batch, n_in = xs.shape
     h = w_in.shape[0]
     opts = {"dtype": xs.dtype, "device": xs.device}
+    shape = (n_steps, batch, h)
     adapt = spec.adapt_kind is not None
+    thr_adapt = spec.adapt_kind == "threshold"
     floor, refr = spec.v_floor, spec.refractory_steps
 
     def seq(flag: bool) -> Tensor | None:
-        return torch.empty(n_steps, batch, h, **opts) if flag else None
+        if not flag:
+            return None
+        return _POOL.take(shape, xs.dtype, xs.device) if pooled else torch.empty(shape, **opts)
 
-    z_all = torch.empty(n_steps, batch, h, **opts)
+    z_all = seq(True)
+    assert z_all is not None
     saved = _Saved(
-        u=seq(keep.u), rc=seq(keep.u and spec.masked), v=seq(keep.v), i=seq(keep.i), n=seq(keep.n and adapt)
+        p=seq(keep.p),
+        th=seq(keep.p and thr_adapt),
+        rc=seq(keep.p and spec.masked),
+        i=seq(keep.i and spec.synapse),
+        n=seq(keep.n and adapt),
     )
     zeros = torch.zeros(batch, h, **opts)
-    # State buffers. A kept state is written straight into its [T, B, H] slot instead.
-    i_buf, v_buf, n_buf = (torch.zeros(batch, h, **opts) for _ in range(3))
-    ref = torch.zeros(batch, h, **opts)
-    rec_buf = torch.empty(batch, h, **opts)
-    mask_buf = torch.empty(batch, h, **opts)
-    u_buf = torch.empty(batch, h, **opts)
+    # State buffers; a kept state is written straight into its [T, B, H] slot instead.
+    i_buf, v_state, n_buf, ref = (torch.zeros(batch, h, **opts) for _ in range(4))
+    p_buf, th_buf, rec_buf, mask_buf = (torch.empty(batch, h, **opts) for _ in range(4))
+
+    def steps(t: Tensor | None) -> tuple[Tensor, ...] | None:
+        return t.unbind(0) if t is not None else None
+
     zs = z_all.unbind(0)
-    us = saved.u.unbind(0) if saved.u is not None else None
-    rcs = saved.rc.unbind(0) if saved.rc is not None else None
-    vs = saved.v.unbind(0) if saved.v is not None else None
-    is_ = saved.i.unbind(0) if saved.i is not None else None
-    ns = saved.n.unbind(0) if saved.n is not None else None
+    ps, ths, rcs, is_, ns = (steps(t) for t in saved)
     w_in_t = w_in.t()
     w_rec_t = w_rec.t() if w_rec is not None else None
     theta, strength = spec.threshold, spec.adapt_strength
@@ -232,18 +331,18 @@ def _forward(
     for t0 in range(0, n_steps, k_max):
         t1 = min(t0 + k_max, n_steps)
         drives = drive_buf[: t1 - t0]
-        # Per block, yet bit-equal to eager's whole-sequence projection: the reduction runs
-        # over C and is independent of the number of rows (the tests check this).
-        torch.matmul(xs[t0:t1], w_in_t, out=drives)
+        # Per block, yet bit-equal to eager's whole-sequence projection: the same mm on
+        # the same rows, with a reduction over C only (the tests check this).
+        torch.mm(xs[t0:t1].reshape(-1, n_in), w_in_t, out=drives.view(-1, h))
         for k, d_t in enumerate(drives.unbind(0)):
             t = t0 + k
             # i = a_s * i + drive (+ z[t-1] @ W_rec^T)
-            i_prev = is_[t - 1] if is_ is not None and t > 0 else (zeros if is_ is not None else i_buf)
-            i_cur = is_[t] if is_ is not None else i_buf
             rec = spec.recurrent and t > 0  # z[-1] = 0 adds nothing
             if rec:
                 torch.mm(zs[t - 1], w_rec_t, out=rec_buf)  # type: ignore[arg-type]
+            i_cur = is_[t] if is_ is not None else i_buf
             if spec.synapse:
+                i_prev = (is_[t - 1] if t > 0 else zeros) if is_ is not None else i_buf
                 torch.mul(i_prev, a_syn, out=i_cur)
                 i_cur.add_(d_t)
                 if rec:
@@ -256,19 +355,17 @@ def _forward(
                 i_cur = d_t  # read only below
             # n = a_a * n
             if adapt:
-                n_prev = ns[t - 1] if ns is not None and t > 0 else (zeros if ns is not None else n_buf)
                 n_cur = ns[t] if ns is not None else n_buf
+                n_prev = (ns[t - 1] if t > 0 else zeros) if ns is not None else n_buf
                 torch.mul(n_prev, a_adapt, out=n_cur)
-            # v = a_m * v + i (+ bias) (- n)
-            v_prev = vs[t - 1] if vs is not None and t > 0 else (zeros if vs is not None else v_buf)
-            v = vs[t] if vs is not None else v_buf
-            torch.mul(v_prev, a_mem, out=v)
+            # v = a_m * v + i (+ bias) (- n), then floor and refractory; rc is their gradient mask
+            v = ps[t] if ps is not None else p_buf
+            torch.mul(v_state, a_mem, out=v)
             v.add_(i_cur)
             if bias is not None:
                 v.add_(bias)
             if spec.adapt_kind == "current":
                 v.sub_(n_cur)
-            # floor, refractory; rc collects the gradient mask of both
             rc = rcs[t] if rcs is not None else None
             if floor is not None:
                 if rc is not None:
@@ -283,17 +380,16 @@ def _forward(
                     v.mul_(mask_buf)
                     if rc is not None:
                         rc.mul_(mask_buf)
-            # u = v - threshold (+ n), z = u > 0
-            u = us[t] if us is not None else u_buf
-            if spec.adapt_kind == "threshold":
-                torch.add(n_cur, theta, out=u)
-                torch.sub(v, u, out=u)
-            else:
-                torch.sub(v, theta, out=u)
+            # z = v - threshold > 0, tested as v > threshold (exact, see the module docstring)
             z = zs[t]
-            torch.gt(u, 0, out=z)
-            # detached reset v *= 1 - z (exact: z is 0 or 1), adaptation jump, refractory count
-            v.addcmul_(v, z, value=-1.0)
+            if thr_adapt:
+                th = ths[t] if ths is not None else th_buf
+                torch.add(n_cur, theta, out=th)
+                torch.gt(v, th, out=z)
+            else:
+                torch.gt(v, theta, out=z)
+            # detached reset v * (1 - z) (exact: z is 0 or 1), adaptation jump, refractory count
+            torch.addcmul(v, v, z, value=-1.0, out=v_state)
             if adapt:
                 n_cur.add_(z, alpha=strength)
             if refr > 0:
@@ -307,25 +403,21 @@ def _forward(
 # ----------------------------------------------------------------------------- backward
 
 
-def _surrogate_into(u: Tensor, kind: str, slope: float, out: Tensor) -> Tensor:
-    """``_surrogate_grad(u)`` of ``model`` written into ``out``, over a whole block at once."""
+def _surrogate_(u: Tensor, kind: str, slope: float) -> Tensor:
+    """``model._surrogate_grad(u)`` computed in place over a whole block (few passes: it is memory-bound)."""
+    one = torch.ones((), dtype=u.dtype, device=u.device)
     if kind == "fast-sigmoid":  # 1 / (1 + slope |u|)^2
-        torch.abs(u, out=out)
-        out.mul_(slope).add_(1.0)
-        out.mul_(out).reciprocal_()
+        torch.add(one, u.abs_(), alpha=slope, out=u).pow_(-2)
     elif kind == "triangle":  # max(1 - slope |u|, 0)
-        torch.abs(u, out=out)
-        out.mul_(-slope).add_(1.0).clamp_min_(0.0)
+        torch.add(one, u.abs_(), alpha=-slope, out=u).clamp_min_(0.0)
     elif kind == "arctan":  # 1 / (1 + (pi slope u)^2)
-        torch.mul(u, math.pi * slope, out=out)
-        out.mul_(out).add_(1.0).reciprocal_()
+        torch.addcmul(one, u, u, value=(math.pi * slope) ** 2, out=u).reciprocal_()
     elif kind == "sigmoid":  # slope s (1 - s), s = sigmoid(slope u)
-        torch.mul(u, slope, out=out)
-        out.sigmoid_()
-        out.sub_(out * out).mul_(slope)
+        s = u.mul_(slope).sigmoid_()
+        torch.ops.aten.sigmoid_backward(torch.full_like(s, slope), s, grad_input=u)
     else:
         raise ValueError(f"unknown surrogate {kind!r}")
-    return out
+    return u
 
 
 def _backward(
@@ -372,6 +464,8 @@ def _backward(
             grads[name] = torch.zeros(h, **opts)
     g_x = torch.empty(n_steps, batch, n_in, **opts) if need_x else None
     gzs = grad_z.unbind(0)
+    p_all = saved.p
+    assert p_all is not None
     last = n_steps - 1
     gi_next = gp_next = gm_next = None
 
@@ -380,9 +474,12 @@ def _backward(
         nb = t1 - t0
         sg, q = sg_buf[:nb], q_buf[:nb]
         # Time-independent factors for the whole block: sg(u) and a_m (1 - z), masked by rc.
-        _surrogate_into(saved.u[t0:t1], spec.surrogate, spec.slope, sg)  # type: ignore[index]
-        torch.neg(z_all[t0:t1], out=q)
-        q.add_(1.0).mul_(a_mem)
+        if saved.th is not None:
+            torch.sub(p_all[t0:t1], saved.th[t0:t1], out=sg)
+        else:
+            torch.sub(p_all[t0:t1], spec.threshold, out=sg)
+        _surrogate_(sg, spec.surrogate, spec.slope)
+        torch.addcmul(a_mem, z_all[t0:t1], a_mem, value=-1.0, out=q)
         rc = saved.rc[t0:t1] if saved.rc is not None else None
         if rc is not None:
             q.mul_(rc)
@@ -399,8 +496,7 @@ def _backward(
             if first:
                 gz = gzs[t]
             elif spec.recurrent:
-                gz = torch.mm(gi_next, w_rec, out=g_z)  # type: ignore[arg-type]
-                gz.add_(gzs[t])
+                gz = torch.addmm(gzs[t], gi_next, w_rec, out=g_z)  # type: ignore[arg-type]
                 if adapt:
                     gz.addcmul_(s_a, gm_next)  # type: ignore[arg-type]
             elif adapt:
@@ -447,22 +543,24 @@ def _backward(
         if need_w_in:
             grads["w_in"].addmm_(gi_b.reshape(-1, h).t(), xs[t0:t1].reshape(-1, n_in))
         if g_x is not None:
-            torch.matmul(gi_b, w_in, out=g_x[t0:t1])
-        # Gradients that pair step t with the state of step t - 1 (zero before t = 0).
-        lo = 1 if t0 == 0 else 0
-        if lo < nb:
-            if need_w_rec:
-                zp = z_all[t0 + lo - 1 : t1 - 1].reshape(-1, h)
-                grads["w_rec"].addmm_(gi_b[lo:].reshape(-1, h).t(), zp)
-            if need_as:
-                grads["a_syn"].add_((gi_b[lo:] * saved.i[t0 + lo - 1 : t1 - 1]).sum((0, 1)))  # type: ignore[index]
-            if need_am:
-                grads["a_mem"].add_((gp_b[lo:] * saved.v[t0 + lo - 1 : t1 - 1]).sum((0, 1)))  # type: ignore[index]
-            if need_aa:
-                gm_b = gm_buf[lo:nb]  # type: ignore[index]
-                grads["a_adapt"].add_((gm_b * saved.n[t0 + lo - 1 : t1 - 1]).sum((0, 1)))  # type: ignore[index]
+            torch.mm(gi_b.reshape(-1, h), w_in, out=g_x[t0:t1].view(-1, n_in))
         if need_b:
             grads["bias"].add_(gp_b.sum((0, 1)))
+        # Gradients that pair step t with the state of step t - 1 (zero before t = 0).
+        lo = 1 if t0 == 0 else 0
+        prev = slice(t0 + lo - 1, t1 - 1)
+        if lo < nb:
+            if need_w_rec:
+                zp = z_all[prev].reshape(-1, h)
+                grads["w_rec"].addmm_(gi_b[lo:].reshape(-1, h).t(), zp)
+            if need_as:
+                grads["a_syn"].add_((gi_b[lo:] * saved.i[prev]).sum((0, 1)))  # type: ignore[index]
+            if need_am:
+                v_prev = p_all[prev] * (1.0 - z_all[prev])  # v after the reset
+                grads["a_mem"].add_((gp_b[lo:] * v_prev).sum((0, 1)))
+            if need_aa:
+                gm_b = gm_buf[lo:nb]  # type: ignore[index]
+                grads["a_adapt"].add_((gm_b * saved.n[prev]).sum((0, 1)))  # type: ignore[index]
         # The next (earlier) block reuses the buffers: keep the adjoints of step t0.
         gi_next = carry_i.copy_(gi_next)  # type: ignore[arg-type]
         gp_next = gi_next if gp_buf is gi_buf else carry_p.copy_(gp_next)  # type: ignore[arg-type]
@@ -496,10 +594,14 @@ class _FastBPTT(torch.autograd.Function):
         a_adapt: Tensor,
     ) -> Tensor:
         need = tuple(ctx.needs_input_grad[1:8])
-        adapt = spec.adapt_kind is not None
-        keep = _Keep(u=True, v=need[5], i=need[4] and spec.synapse, n=need[6] and adapt)
-        z_all, saved = _forward(spec, xs, w_in, w_rec, bias, a_syn, a_mem, a_adapt, keep)
+        if not spec.synapse:
+            need = (*need[:4], False, *need[5:])  # a_syn is a constant zero then
+        if spec.adapt_kind is None:
+            need = (*need[:6], False)  # a_adapt is unused then
+        keep = _Keep(p=True, i=need[4], n=need[6])
+        z_all, saved = _forward(spec, xs, w_in, w_rec, bias, a_syn, a_mem, a_adapt, keep, pooled=True)
         ctx.spec, ctx.saved, ctx.need = spec, saved, need
+        ctx.lease = _Lease([t for t in saved if t is not None], z_all)
         ctx.save_for_backward(xs, w_in, w_rec, a_syn, a_mem, a_adapt, z_all)
         return z_all
 
@@ -507,12 +609,5 @@ class _FastBPTT(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_z: Tensor):  # type: ignore[override]
         xs, w_in, w_rec, a_syn, a_mem, a_adapt, z_all = ctx.saved_tensors
-        spec: _Spec = ctx.spec
-        need = ctx.need
-        if not spec.synapse:
-            need = (*need[:4], False, *need[5:])  # a_syn is a constant zero then
-        if spec.adapt_kind is None:
-            need = (*need[:6], False)
-        grads = _backward(spec, grad_z, z_all, ctx.saved, xs, w_in, w_rec, a_syn, a_mem, a_adapt, need)
-        ctx.saved = None  # free the [T, B, H] tensors as soon as possible
+        grads = _backward(ctx.spec, grad_z, z_all, ctx.saved, xs, w_in, w_rec, a_syn, a_mem, a_adapt, ctx.need)
         return (None, *grads)

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import itertools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -239,7 +240,7 @@ class QuantizedNetwork:
     @property
     def block_slices(self) -> tuple[slice, ...]:
         edges = np.cumsum((0, *self.block_sizes))
-        return tuple(slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True))
+        return tuple(slice(int(a), int(b)) for a, b in itertools.pairwise(edges))
 
 
 # ----------------------------------------------------------------------------- representability
@@ -628,7 +629,9 @@ def load_qnet(path: str | Path, profile: HardwareProfile | str | Path | None = N
     for name, (shape, dtype) in expected.items():
         t = tensors[name]
         if tuple(t.shape) != shape:
-            raise CheckpointError(f"{st_path}: {name}: shape {list(t.shape)} does not match {json_path.name} ({list(shape)})")
+            raise CheckpointError(
+                f"{st_path}: {name}: shape {list(t.shape)} does not match {json_path.name} ({list(shape)})"
+            )
         if str(t.dtype) != dtype:
             raise CheckpointError(f"{st_path}: {name}: dtype must be {dtype} (got {t.dtype})")
     kwargs: dict[str, Any] = {name: tensors.get(name) for name in (f.name for f in fields(QuantizedNetwork))}
@@ -638,8 +641,8 @@ def load_qnet(path: str | Path, profile: HardwareProfile | str | Path | None = N
     kwargs["format_version"] = doc["format_version"]
     try:
         qnet = QuantizedNetwork(**kwargs)
-    except (ValidationError, TypeError) as err:
-        raise CheckpointError(f"{st_path}: {err}") from None
+    except (TypeError, ValueError) as err:  # ValidationError is a ValueError
+        raise CheckpointError(f"{json_path}: {err}") from None
     try:
         prof = profile if isinstance(profile, HardwareProfile) else load_profile(profile or qnet.profile)
     except ValidationError as err:

@@ -113,19 +113,18 @@ def host_readout(
     if not 0.0 <= decay < 1.0:
         raise ValidationError(f"host_readout.decay: must lie in [0, 1) (got {decay!r})")
     k = w.shape[0]
-    # One GEMM over all steps (exact for 0/1 spikes up to float64 rounding of w), then the recursion.
-    drive = (spikes.reshape(b * t_steps, h).astype(np.float64) @ w.T).reshape(b, t_steps, k)
     readout = np.empty((b, t_steps, k), dtype=np.float32)
     y = np.zeros((b, k), dtype=np.float64)
     total = np.zeros((b, k), dtype=np.float64)
-    for t in range(t_steps):
+    z = np.empty((b, h), dtype=np.float64)
+    drive = np.empty((b, k), dtype=np.float64)
+    for t in range(t_steps):  # per step: small operands stay in cache (no [B*T, H] float copy)
+        np.copyto(z, spikes[:, t])
+        np.matmul(z, w.T, out=drive)
         y *= decay
-        y += drive[:, t]
+        y += drive
         y += bias
         readout[:, t] = y
         total += y
-    if mode == "mean":
-        logits = total / max(t_steps, 1)
-    else:
-        logits = y.copy()
+    logits = total / max(t_steps, 1) if mode == "mean" else y.copy()
     return readout, logits

@@ -15,7 +15,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rsnn_deploy.emulator import EmulatorOverflowError, Loihi1State, decay_int, initial_state, loihi1_step, params_for, run, wrap
+from rsnn_deploy.emulator import (
+    EmulatorOverflowError,
+    Loihi1State,
+    decay_int,
+    initial_state,
+    loihi1_step,
+    params_for,
+    run,
+    wrap,
+)
 from rsnn_deploy.errors import ValidationError
 from rsnn_deploy.hardware import load_profile
 
@@ -28,9 +37,16 @@ from nengo_loihi.builder.discretize import overflow_signed  # noqa: E402
 from rsnn_deploy.nengo_loihi_readback import add_spike_input, qnet_from_nengo_loihi  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings(
+    # expected chatter of building these networks; none of it changes the integers compared
     "ignore:invalid value encountered in cast:RuntimeWarning",  # NaN placeholders at emulator start-up
     "ignore:This version of `nengo_loihi`:UserWarning",
-    "ignore:emulator. states wrapped:RuntimeWarning",
+    "ignore:emulator. states wrapped:RuntimeWarning",  # our overflow report (the overflow cases)
+    "ignore:Overflow in:UserWarning",  # nengo-loihi's overflow report (strict=False)
+    "ignore:NengoLoihi does not support initial values:UserWarning",  # chip starts at v = 0, as we do
+    "ignore:Lost .* extra bits in weight rounding:UserWarning",  # read back as is
+    "ignore:Non-finite values detected in `max_rates`:UserWarning",  # gain 1, bias 0: no rate curve
+    "ignore::RuntimeWarning:nengo.neurons",  # same, log1p of the undefined rate curve
+    "ignore:Model is precomputable:UserWarning",  # precompute=False on purpose
 )
 
 DT = 0.001
@@ -130,12 +146,15 @@ def test_batch_matches_per_sample_nengo_runs():
 
 
 @pytest.mark.nengo_loihi
-def test_measured_input_latency_is_one_step():
-    """A lone input spike at host step k first moves v at chip step k + 1 (the profile's latency)."""
+@pytest.mark.parametrize("precompute", [True, False])
+def test_measured_input_latency_is_one_step(precompute):
+    """A lone input spike at host step k first moves v at chip step k + 1 (the profile's latency),
+    whether nengo-loihi precomputes the host or steps host and chip in lockstep."""
     x = np.zeros((12, 3), dtype=np.uint8)
     x[4, 1] = 1
-    net, hid, inp, (ps, pv) = build(0, x, c=3, h=4, rec=False, w_in=0.01)
-    with nengo_loihi.Simulator(net, target="sim", dt=DT, progress_bar=False) as sim:
+    net, _, _, (_, pv) = build(0, x, c=3, h=4, rec=False, w_in=0.01)
+    with nengo_loihi.Simulator(net, target="sim", dt=DT, progress_bar=False, precompute=precompute) as sim:
+        assert sim.precompute is precompute
         sim.run_steps(12)
     first = np.flatnonzero(np.any(sim.data[pv] != 0, axis=1))[0]
     assert first == 4 + LATENCY == 5
@@ -236,3 +255,53 @@ def test_readout_and_alignment_contract():
     for t in range(9):
         y = qnet.readout_decay * y + tr.spikes[:, t].astype(float) @ qnet.w_out.T.astype(float) + qnet.b_out
         assert np.allclose(tr.readout[:, t], y, rtol=1e-6, atol=1e-5)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    x=st.lists(st.integers(-(2**23), 2**23 - 1), min_size=1, max_size=20),
+    decay=st.integers(0, 4095),
+    offset=st.sampled_from([0, 1]),
+)
+def test_float64_decay_path_matches_nengo_loihi(x, decay, offset):
+    """run() keeps states as float64 integers and decays by trunc(x * r / 4096): same integers."""
+    from rsnn_deploy.emulator import _decay_into
+
+    arr = np.array(x, dtype=np.int32)
+    d = np.full(arr.shape, decay, dtype=np.int64)
+    out = np.empty(arr.shape, dtype=np.float64)
+    _decay_into(arr.astype(np.float64), d, offset, out)
+    assert np.array_equal(out.astype(np.int64), nl_decay_int(arr, d.astype(np.int32), offset=offset))
+
+
+def test_pure_int64_steps_equal_batched_run():
+    """The pure int64 step, looped by hand, gives run()'s float64-state results: refractory,
+    negative floor, bias, q and u wrap-around all exercised."""
+    from rsnn_deploy.qnet import QuantizedNetwork
+
+    prof = load_profile("loihi1")
+    rng = np.random.default_rng(5)
+    h, c, t_steps = 16, 250, 60
+    qnet = QuantizedNetwork(
+        w_in=np.abs(rng.integers(100, 128, (h, c))) * 128 * np.where(np.arange(h)[:, None] % 2, 1, -1),
+        w_rec=rng.integers(-127, 128, (h, h)) * 64, bias=rng.integers(-4095, 4096, h) * 8,
+        decay_u=np.full(h, 3), decay_v=np.full(h, 100), vth=rng.integers(1000, 100000, h) * 64,
+        refractory=rng.integers(1, 5, h), vmin=1 - 2**20, vmax=2**21 - 1,
+        w_out=np.zeros((1, h)), b_out=np.zeros(1), readout_decay=0.0, readout_mode="mean",
+        profile="loihi1", profile_sha256=prof.sha256, input_latency=1,
+    )
+    x = (rng.random((3, t_steps, c)) < 0.75).astype(np.uint8)
+    tr = run(qnet, x, record_states=True)
+    assert tr.overflow["q"] > 0 and tr.overflow["u"] > 0 and tr.spikes.any()
+    params = params_for(qnet, prof)
+    state = initial_state(prof, 3, h)
+    for n in range(t_steps + 1):
+        q = np.zeros((3, h), dtype=np.int64)
+        if n >= 1:
+            q += x[:, n - 1].astype(np.int64) @ qnet.w_in.T
+            q += state.spikes.astype(np.int64) @ qnet.w_rec.T
+        _, state = loihi1_step(state, q, params)  # type: ignore[arg-type]
+        if n >= 1:
+            assert np.array_equal(state.v, tr.voltage[:, n - 1]), f"step {n}"
+            assert np.array_equal(state.u, tr.current[:, n - 1]), f"step {n}"
+    assert np.array_equal(state.overflow, [tr.overflow[k] for k in ("q", "u", "u2")])

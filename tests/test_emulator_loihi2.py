@@ -161,3 +161,33 @@ def test_batch_equals_single_samples():
         assert np.array_equal(one.adaptation[0], full.adaptation[b])
         assert np.array_equal(one.spikes[0], full.spikes[b])
         assert np.allclose(one.logits[0], full.logits[b])
+
+
+def test_pure_int64_steps_equal_batched_run():
+    """The pure int64 loihi2 step, looped by hand, gives run()'s float64-state results."""
+    from rsnn_deploy.emulator import initial_state, loihi2_step, params_for
+
+    rng = np.random.default_rng(1)
+    h, c, t_steps = 10, 40, 50
+    net = QuantizedNetwork(
+        w_in=rng.integers(-128, 128, (h, c)) * 2**12, w_rec=rng.integers(-128, 128, (h, h)) * 128,
+        bias=rng.integers(-4096, 4096, h) * 4, decay_u=np.full(h, 7), decay_v=np.full(h, 90),
+        vth=np.full(h, 64 * 3000), refractory=np.ones(h, dtype=np.int64), vmin=-VMAX, vmax=VMAX,
+        w_out=np.zeros((1, h)), b_out=np.zeros(1), readout_decay=0.0, readout_mode="mean",
+        profile="loihi2", profile_sha256=PROF.sha256, input_latency=1, decay_theta=np.full(h, 200),
+        theta_step=np.full(h, 64 * 500),
+    )
+    x = (rng.random((2, t_steps, c)) < 0.5).astype(np.uint8)
+    with pytest.warns(RuntimeWarning, match="states wrapped"):
+        tr = run(net, x, record_states=True)
+    assert tr.overflow["u"] > 0 and tr.spikes.any() and tr.adaptation.any()
+    params = params_for(net, PROF)
+    state = initial_state(PROF, 2, h)
+    for n in range(t_steps + 1):
+        q = np.zeros((2, h), dtype=np.int64)
+        if n >= 1:
+            q += x[:, n - 1].astype(np.int64) @ net.w_in.T + state.spikes.astype(np.int64) @ net.w_rec.T
+        _, state = loihi2_step(state, q, params)  # type: ignore[arg-type]
+        if n >= 1:
+            for got, ref in ((state.u, tr.current), (state.v, tr.voltage), (state.theta, tr.adaptation)):
+                assert np.array_equal(got, ref[:, n - 1]), f"step {n}"

@@ -41,6 +41,7 @@ __all__ = [
     "Task",
     "load_task",
     "split_validation",
+    "task_for_checkpoint",
 ]
 
 TASK_NAMES: tuple[str, ...] = ("mnist1d", "sfmnist-row", "sfmnist-pixel", "store-recall", "npz")
@@ -93,3 +94,18 @@ def load_task(
     raise ValidationError(
         f"load_task.name: unknown task (got {name!r}); choose one of {', '.join(TASK_NAMES)}"
     )
+
+
+def task_for_checkpoint(meta: dict[str, Any], data_dir: str | Path | None = None) -> Task:
+    """Rebuild the task a checkpoint was trained on from its JSON (``meta['task']``).
+
+    ``data_dir`` overrides where the Fashion-MNIST files are looked for (they may sit
+    elsewhere on the machine that verifies than on the one that trained).
+    """
+    info = meta.get("task")
+    if not isinstance(info, dict) or "name" not in info:
+        raise ValidationError("checkpoint.task: the checkpoint does not record its task; pass the task explicitly")
+    params = dict(info.get("params") or {})
+    if data_dir is not None and info["name"].startswith("sfmnist"):
+        params["data_dir"] = str(data_dir)
+    return load_task(info["name"], **params)

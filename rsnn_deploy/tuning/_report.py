@@ -110,6 +110,4 @@ def write_study_reports(study: Any, s: Any, task: Any) -> Any:
     }
     path = out / "study.json"
     write_json_atomic(path, summary)
-    return StudyOutcome(
-        s.study_name, summary["storage"], summary["directions"], summary["counts"], best, pareto, path
-    )
+    return StudyOutcome(s.study_name, summary["storage"], summary["directions"], summary["counts"], best, pareto, path)

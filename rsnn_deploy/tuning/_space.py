@@ -155,9 +155,7 @@ def _field_kind(name: str) -> tuple[str, str] | None:
         if info is None:
             continue
         ann = info.annotation
-        args = (
-            set(typing.get_args(ann)) if isinstance(ann, types.UnionType) or typing.get_origin(ann) else {ann}
-        )
+        args = set(typing.get_args(ann)) if isinstance(ann, types.UnionType) or typing.get_origin(ann) else {ann}
         args.discard(type(None))
         if (
             args == {bool}
@@ -204,17 +202,14 @@ def _parse_entry(
     if found is None:
         known = sorted(set(ModelConfig.model_fields) | set(TrainConfig.model_fields))
         raise ValidationError(
-            f"{where}: unknown parameter; use a field of ModelConfig or TrainConfig "
-            f"(e.g. {', '.join(known[:6])}, ...)"
+            f"{where}: unknown parameter; use a field of ModelConfig or TrainConfig (e.g. {', '.join(known[:6])}, ...)"
         )
     section, kind = found
     if not isinstance(raw, dict):
         raise ValidationError(f"{where}: must be a table with low/high or choices (got {raw!r})")
     unknown = sorted(set(raw) - _ENTRY_KEYS)
     if unknown:
-        raise ValidationError(
-            f"{where}.{unknown[0]}: unknown key; a range has {', '.join(sorted(_ENTRY_KEYS))}"
-        )
+        raise ValidationError(f"{where}.{unknown[0]}: unknown key; a range has {', '.join(sorted(_ENTRY_KEYS))}")
     if "choices" in raw:
         choices = raw["choices"]
         if set(raw) != {"choices"}:
@@ -249,9 +244,7 @@ def _parse_entry(
     if log and low <= 0:
         raise ValidationError(f"{where}.low: must be positive with log = true (got {low:g})")
     for key, v in (("low", low), ("high", high)):
-        _check_value(
-            section, name, int(v) if kind == "int" else v, fixed_model, fixed_train, f"{where}.{key}"
-        )
+        _check_value(section, name, int(v) if kind == "int" else v, fixed_model, fixed_train, f"{where}.{key}")
     return ParamRange(name, section, kind, low=low, high=high, log=log, step=step)
 
 
@@ -288,15 +281,12 @@ def parse_search_space(data: dict[str, Any], path: str) -> SearchSpace:
     if not isinstance(search, dict):
         raise ValidationError(f"{path}: search: must be a table of parameter ranges")
     params = tuple(
-        _parse_entry(name, raw, f"{path}: search.{name}", fixed_model, fixed_train)
-        for name, raw in search.items()
+        _parse_entry(name, raw, f"{path}: search.{name}", fixed_model, fixed_train) for name, raw in search.items()
     )
     for p in params:
         table = fixed_model if p.section == "model" else fixed_train
         if p.name in table:
-            raise ValidationError(
-                f"{path}: search.{p.name}: also fixed in [{p.section}]; keep one of the two"
-            )
+            raise ValidationError(f"{path}: search.{p.name}: also fixed in [{p.section}]; keep one of the two")
     mo = data.get("multi_objective", {})
     if not isinstance(mo, dict) or sorted(set(mo) - {"n_hidden"}):
         raise ValidationError(f"{path}: multi_objective: only n_hidden can be given there")
@@ -316,7 +306,5 @@ def load_search_space(path: str | Path | None = None) -> SearchSpace:
     """Read and validate a search-space file (default: :func:`default_space_path`)."""
     p = Path(path) if path is not None else default_space_path()
     if path is None and not p.is_file():
-        raise ValidationError(
-            f"--space: the default search space {p} is not in this installation; pass --space FILE"
-        )
+        raise ValidationError(f"--space: the default search space {p} is not in this installation; pass --space FILE")
     return parse_search_space(read_config_file(p), str(p))

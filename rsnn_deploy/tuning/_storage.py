@@ -86,9 +86,7 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-def open_storage(
-    url: str, *, heartbeat_interval: int = 10, grace_period: int | None = None, max_retry: int = 3
-) -> Any:
+def open_storage(url: str, *, heartbeat_interval: int = 10, grace_period: int | None = None, max_retry: int = 3) -> Any:
     """An Optuna ``RDBStorage`` with heartbeat and retry of stale trials.
 
     ``grace_period`` defaults to three heartbeats: long enough that a busy worker is not
@@ -114,22 +112,28 @@ def open_storage(
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         retry_cls = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
         if retry_cls is not None:
-            callback = {"heartbeat_stale_trial_callback": retry_cls(max_retry=max_retry,
-                                                                    inherit_intermediate_values=True)}
+            callback = {
+                "heartbeat_stale_trial_callback": retry_cls(max_retry=max_retry, inherit_intermediate_values=True)
+            }
         else:  # optuna < 4.9
-            callback = {"failed_trial_callback": optuna.storages.RetryFailedTrialCallback(
-                max_retry=max_retry, inherit_intermediate_values=True)}
+            callback = {
+                "failed_trial_callback": optuna.storages.RetryFailedTrialCallback(
+                    max_retry=max_retry, inherit_intermediate_values=True
+                )
+            }
         try:
             return optuna.storages.RDBStorage(
-                url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval, grace_period=grace,
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=heartbeat_interval,
+                grace_period=grace,
                 **callback,
             )
         except (SQLAlchemyError, OSError, ValueError) as err:
             raise ValidationError(f"--storage: cannot open {safe_url(url)!r}: {_first_line(err)}") from None
         except RuntimeError as err:  # schema of another optuna version
             raise ValidationError(
-                f"--storage: {safe_url(url)!r}: {_first_line(err)}; "
-                "run `optuna storage upgrade --storage URL`"
+                f"--storage: {safe_url(url)!r}: {_first_line(err)}; run `optuna storage upgrade --storage URL`"
             ) from None
 
 

@@ -90,9 +90,7 @@ class TuneSettings:
 
     def searched(self):
         drop = tuple(self.pin_model) + (("n_hidden",) if self.n_hidden is not None else ())
-        return self.space.for_variant(
-            self.variant, search_neurons=self.multi_objective == "neurons", drop=drop
-        )
+        return self.space.for_variant(self.variant, search_neurons=self.multi_objective == "neurons", drop=drop)
 
     def identity(self, task: Any) -> dict[str, Any]:
         """What every worker of the study must share; stored as the study's user attribute."""
@@ -144,9 +142,7 @@ def check_settings(s: TuneSettings) -> None:
 
         load_profile(s.target)
     if s.multi_objective == "neurons" and s.n_hidden is not None:
-        raise ValidationError(
-            "--hidden: cannot be fixed with --multi-objective neurons (it is the second objective)"
-        )
+        raise ValidationError("--hidden: cannot be fixed with --multi-objective neurons (it is the second objective)")
 
 
 def emulated_fn() -> Callable[..., float]:
@@ -195,6 +191,7 @@ def _counts(study: Any) -> dict[str, int]:
     for t in study.get_trials(deepcopy=False):
         out[t.state.name.lower()] += 1
     out["finished"] = out["complete"] + out["pruned"]
+    out["all"] = sum(out[st.name.lower()] for st in TrialState)
     return out
 
 
@@ -264,9 +261,7 @@ def _prepare_dir(s: TuneSettings, trial: Any) -> tuple[Path, bool]:
     return tdir, False
 
 
-def _run_trial(
-    trial: Any, s: TuneSettings, task: Any, objective_fn: Callable[..., float] | None
-) -> tuple[Any, dict]:
+def _run_trial(trial: Any, s: TuneSettings, task: Any, objective_fn: Callable[..., float] | None) -> tuple[Any, dict]:
     """Train one trial; returns (objective value(s), user attributes). Raises TrialPruned on pruning."""
     import optuna
 
@@ -358,6 +353,11 @@ def run_worker(task: Any, s: TuneSettings, echo: Echo = print) -> StudyOutcome:
     lock = StudyLock(s.storage_url, s.study_name)
     study = _open_study(s, task, lock, epochs)
     storage = study._storage
+    c = _counts(study)
+    echo(
+        f"[{s.study_name}] {'joined' if c['all'] else 'created'} study in {safe_url(s.storage_url)}: "
+        f"{c['finished']} of {s.n_trials} trials finished, {c['running']} running"
+    )
     failures = 0
     try:
         while True:
@@ -417,9 +417,7 @@ def run_worker(task: Any, s: TuneSettings, echo: Echo = print) -> StudyOutcome:
                 if state == TrialState.FAIL:
                     failures += 1
                     if failures >= s.max_consecutive_failures:
-                        raise RsnnError(
-                            f"study {s.study_name}: {failures} trials in a row failed; last: {note}"
-                        )
+                        raise RsnnError(f"study {s.study_name}: {failures} trials in a row failed; last: {note}")
                 else:
                     failures = 0
     finally:

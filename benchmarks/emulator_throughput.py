@@ -1,0 +1,152 @@
+"""Throughput of our batched integer emulator against nengo-loihi's own emulator, same network, same spikes.
+
+One random recurrent network (64 inputs -> 128 LIF neurons, T = 40 as for MNIST-1D) is
+built in nengo and discretized by nengo-loihi; its integers are read back
+(``qnet_from_nengo_loihi``), so both sides run the very same integers. nengo-loihi is
+run as a user would: one ``Simulator`` per sample (it cannot reset), build included.
+Because that is slow, it runs on a subset (``--nengo-samples``) and its samples/s is
+extrapolated; our emulator runs all samples in one batched call. The hidden spikes of
+the subset are compared bit for bit.
+
+Usage::
+
+    python benchmarks/emulator_throughput.py            # 1000 samples, nengo-loihi on 50
+    python benchmarks/emulator_throughput.py --quick    # 200 samples, nengo-loihi on 10
+"""
+
+from __future__ import annotations
+
+import os
+
+# One BLAS thread: the per-step GEMMs are small, and on a shared 2-core machine OpenBLAS's
+# threads spin against each other (measured 5x slower). Set before numpy is imported;
+# an explicit OPENBLAS_NUM_THREADS / OMP_NUM_THREADS in the environment wins.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+
+def build_network(seed: int, x: np.ndarray, n_hidden: int, w_in: float, w_rec: float) -> tuple:
+    """The benchmark network in nengo, fed exact spikes ``x`` [T, C]; returns (net, hidden, input, probe)."""
+    import nengo
+    import nengo_loihi
+
+    from rsnn_deploy.nengo_loihi_readback import add_spike_input
+
+    rng = np.random.RandomState(seed)
+    c = x.shape[1]
+    with nengo.Network(seed=seed) as net:
+        nengo_loihi.add_params(net)
+        inp = add_spike_input(net, x)
+        hid = nengo.Ensemble(
+            n_hidden,
+            1,
+            neuron_type=nengo.LIF(tau_rc=0.01, tau_ref=0.0),
+            gain=np.ones(n_hidden),
+            bias=np.zeros(n_hidden),
+        )
+        nengo.Connection(inp.neurons, hid.neurons, transform=rng.randn(n_hidden, c) * w_in, synapse=0.002)
+        nengo.Connection(hid.neurons, hid.neurons, transform=rng.randn(n_hidden, n_hidden) * w_rec, synapse=0.002)
+        probe = nengo.Probe(hid.neurons, "output")
+    return net, hid, inp, probe
+
+
+def load_inputs(args: argparse.Namespace) -> tuple[np.ndarray, str]:
+    """[N, T, C] uint8 spikes: MNIST-1D test split (level crossing) or Bernoulli noise."""
+    if args.data == "mnist1d":
+        from rsnn_deploy.tasks import load_task
+
+        task = load_task("mnist1d")
+        x = np.asarray(task.test.spikes(slice(0, args.samples)), dtype=np.uint8)
+        return x, f"MNIST-1D test split, {x.shape[2]} level-crossing channels"
+    rng = np.random.default_rng(args.seed)
+    x = (rng.random((args.samples, args.steps, args.inputs)) < args.rate).astype(np.uint8)
+    return x, f"Bernoulli p={args.rate}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--samples", type=int, default=1000, help="samples for our emulator (default 1000)")
+    parser.add_argument("--nengo-samples", type=int, default=50, help="samples run through nengo-loihi")
+    parser.add_argument("--inputs", type=int, default=64)
+    parser.add_argument("--hidden", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--rate", type=float, default=0.1, help="input spike probability per step")
+    parser.add_argument("--w-in", type=float, default=0.003, help="std of the float input weights")
+    parser.add_argument("--w-rec", type=float, default=0.001, help="std of the float recurrent weights")
+    parser.add_argument("--data", choices=("random", "mnist1d"), default="random")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs of our emulator (best is reported)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="200 samples, nengo-loihi on 10")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.samples, args.nengo_samples = min(args.samples, 200), min(args.nengo_samples, 10)
+    args.nengo_samples = min(args.nengo_samples, args.samples)
+
+    # nengo / nengo-loihi build chatter (version check, NaN placeholders, LIF initial voltage, lossy
+    # weight exponents): none of it changes the integers, which are read back and compared
+    warnings.filterwarnings("ignore", category=UserWarning)
+    warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"nengo(_loihi)?\.")
+    warnings.filterwarnings("ignore", message="invalid value encountered in cast")
+    import nengo_loihi
+
+    from rsnn_deploy.emulator import run
+    from rsnn_deploy.nengo_loihi_readback import qnet_from_nengo_loihi
+
+    x, what = load_inputs(args)
+    n, t_steps, c = x.shape
+    latency = 1
+
+    # nengo-loihi, sample by sample, as a user would run it (network + Simulator per sample)
+    ref_spikes = []
+    qnet = None
+    run_s = 0.0
+    t0 = time.perf_counter()
+    for i in range(args.nengo_samples):
+        net, hid, inp, probe = build_network(args.seed, x[i], args.hidden, args.w_in, args.w_rec)
+        with nengo_loihi.Simulator(net, target="sim", progress_bar=False) as sim:
+            t_run = time.perf_counter()
+            sim.run_steps(t_steps + latency)
+            run_s += time.perf_counter() - t_run
+            if qnet is None:
+                qnet = qnet_from_nengo_loihi(sim, hid, inp, source="benchmark")
+        ref_spikes.append(sim.data[probe][latency:] > 0)
+    nengo_s = time.perf_counter() - t0
+    assert qnet is not None
+    nengo_rate = args.nengo_samples / nengo_s
+    nengo_run_rate = args.nengo_samples / run_s
+
+    # ours: the whole batch at once, best of a few runs
+    times = []
+    for _ in range(max(1, args.repeats)):
+        t1 = time.perf_counter()
+        trace = run(qnet, x)
+        times.append(time.perf_counter() - t1)
+    ours_rate = n / min(times)
+
+    same = all(np.array_equal(trace.spikes[i], ref_spikes[i]) for i in range(args.nengo_samples))
+    rate = float(trace.spikes.mean())
+    print(f"network : {c} inputs -> {qnet.n_hidden} recurrent LIF, T = {t_steps}; input {what}")
+    print(f"activity: {rate * 1000:.0f} Hz mean hidden rate (dt = 1 ms); overflow {dict(trace.overflow)}")
+    print(
+        f"nengo-loihi {nengo_loihi.__version__} (target='sim'): {nengo_rate:8.1f} samples/s "
+        f"(measured on {args.nengo_samples} samples, build + run per sample, extrapolated to {n})"
+    )
+    print(f"  of which Simulator.run_steps alone: {nengo_run_rate:8.1f} samples/s (build excluded)")
+    print(f"rsnn_deploy.emulator.run (batch {n}): {ours_rate:8.0f} samples/s (best of {len(times)})")
+    print(
+        f"speed-up: {ours_rate / nengo_rate:.0f}x against nengo-loihi as a user runs it, "
+        f"{ours_rate / nengo_run_rate:.0f}x against its stepping alone"
+    )
+    print(f"bit-identical hidden spikes on the {args.nengo_samples} compared samples: {'yes' if same else 'NO'}")
+    return 0 if same else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""``nengo-loihi``: nengo-loihi 1.1.0's chip emulator (``target='sim'``) on the compiled network.
+
+Every simulator is built from floats chosen to discretize back to the QuantizedNetwork's
+integers and is refused unless its read-back matches
+(:func:`rsnn_deploy.nengo_build.open_checked`). Slow (~2-3k steps/s): ``chunk`` samples
+run as independent copies in one simulator. Threshold adaptation is refused with the
+reason (nengo-loihi builds ``AdaptiveLIF`` as plain LIF).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from rsnn_deploy.backends import Backend, BackendSource, check_input, register_backend
+from rsnn_deploy.trace import Trace
+
+__all__ = ["NengoLoihiBackend"]
+
+
+class NengoLoihiBackend:
+    """QuantizedNetwork (loihi1 semantics) on nengo-loihi's emulator."""
+
+    name = "nengo-loihi"
+
+    def __init__(self, qnet: Any, record_states: bool = False, progress: Any = None, chunk: int = 25):
+        from rsnn_deploy.errors import UnsupportedError
+        from rsnn_deploy.hardware import load_profile
+        from rsnn_deploy.nengo_build import refuse_adaptive_on_loihi
+
+        refuse_adaptive_on_loihi(qnet)
+        if load_profile(qnet.profile).semantics != "nengo-loihi-1.1":
+            raise UnsupportedError(
+                f"backend nengo-loihi: runs nengo-loihi 1.1 semantics (profile loihi1), the network is quantized "
+                f"for {qnet.profile!r}; use --backends nengo for it"
+            )
+        self.qnet = qnet
+        self.record_states = record_states
+        self.progress = progress
+        self.chunk = chunk
+
+    def run(self, spikes: np.ndarray) -> Trace:
+        from rsnn_deploy.nengo_build import run_nengo_loihi
+
+        x = check_input(spikes, self.qnet.n_inputs, self.name)
+        return run_nengo_loihi(self.qnet, x, record_states=self.record_states, chunk=self.chunk,
+                               on_chunk=self.progress)
+
+
+def register() -> None:
+    @register_backend("nengo-loihi", needs="qnet", slow=True, description="nengo-loihi emulator (target='sim')")
+    def _make(source: BackendSource) -> Backend:
+        return NengoLoihiBackend(source.qnet, source.record_states, source.progress)

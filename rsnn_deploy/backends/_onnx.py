@@ -1,0 +1,194 @@
+"""The ``onnx`` backend: run an exported integer ONNX graph with onnxruntime and return a :class:`Trace`.
+
+It runs what :func:`rsnn_deploy.export.export` writes, so a parity check against the
+emulator checks the file a host would deploy, not a second Python implementation.
+Both graph kinds are accepted (the model's ``rsnn_deploy.graph`` metadata says
+which): the ``step`` graph is driven chip step by chip step from here, with the
+input-latency alignment of :func:`rsnn_deploy.emulator.run` (feed ``x[0..T-1]``
+then ``L`` empty frames, drop the first ``L`` outputs); the ``sequence`` graph does
+that alignment inside. Spikes and integer states come from the graph; the host
+readout is computed by :func:`rsnn_deploy.trace.host_readout` (the one implementation
+every backend shares) from the graph's own ``w_out``/``b_out`` initializers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from rsnn_deploy.errors import ValidationError
+from rsnn_deploy.trace import Trace, host_readout
+
+__all__ = ["OnnxBackend", "run_onnx_int"]
+
+
+def _load(model: str | Path | bytes | onnx.ModelProto) -> onnx.ModelProto:
+    if isinstance(model, onnx.ModelProto):
+        return model
+    if isinstance(model, bytes):
+        return onnx.load_from_string(model)
+    path = Path(model)
+    if not path.is_file():
+        raise ValidationError(f"run_onnx_int.model: file not found (got {str(path)!r})")
+    try:
+        return onnx.load(str(path))
+    except Exception as err:  # onnx raises DecodeError and friends from protobuf
+        raise ValidationError(f"{path}: not an ONNX model ({type(err).__name__})") from None
+
+
+def _initializers(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
+    """All initializers of ``graph`` and its subgraphs (Scan bodies), by name."""
+    out = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                out.update(_initializers(attr.g))
+    return out
+
+
+def _check_spikes(spikes: np.ndarray, n_inputs: int) -> np.ndarray:
+    x = np.asarray(spikes)
+    if x.ndim != 3 or x.shape[2] != n_inputs:
+        raise ValidationError(f"run_onnx_int.spikes: must be [B, T, {n_inputs}] (got shape {x.shape})")
+    if x.dtype != np.bool_:
+        if x.size and not np.isin(x, (0, 1)).all():
+            raise ValidationError("run_onnx_int.spikes: must hold only 0 and 1")
+        x = x.astype(bool)
+    return x
+
+
+def run_onnx_int(
+    model: str | Path | bytes | onnx.ModelProto,
+    spikes: np.ndarray,
+    record_states: bool = True,
+    batch_chunk: int = 512,
+) -> Trace:
+    """Run an integer ONNX graph written by ``rsnn-deploy export QNET --format onnx`` on a batch.
+
+    Parameters
+    ----------
+    model : path, serialized bytes or ModelProto
+    spikes : ndarray [B, T, C], bool or 0/1
+        ``x[b, t]`` is what the float model sees at step ``t``.
+    record_states : bool
+        Return ``current`` (u), ``voltage`` (v after reset) and, for loihi2,
+        ``adaptation`` (theta - theta_0) as int64 ``[B, T, H]``.
+    batch_chunk : int
+        Samples per onnxruntime call.
+
+    Returns
+    -------
+    Trace
+        Aligned with the float model, as :func:`rsnn_deploy.emulator.run` returns it.
+    """
+    import onnxruntime as ort
+
+    from rsnn_deploy.export._onnx_build import read_metadata
+
+    proto = _load(model)
+    meta = read_metadata(proto)
+    if meta.get("kind") != "int":
+        raise ValidationError(
+            f"run_onnx_int.model: not an integer rsnn-deploy graph (kind {meta.get('kind')!r}); "
+            "export a quantized network (QNET.json) with --format onnx"
+        )
+    n_in, h, lat = int(meta["n_inputs"]), int(meta["n_hidden"]), int(meta["input_latency"])
+    x = _check_spikes(spikes, n_in)
+    b, t_steps, _ = x.shape
+    inits = _initializers(proto.graph)
+    prefix = "r_" if meta["graph"] == "sequence" else ""
+    w_out, b_out = inits[f"{prefix}w_out_t"].T, inits[f"{prefix}b_out"]
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1  # small per-step kernels: threads cost more than they save
+    sess = ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+
+    third = "theta" if "theta" in meta["state"].split(",") else "ref"
+    spikes_out = np.zeros((b, t_steps, h), dtype=bool)
+    cur = np.zeros((b, t_steps, h), dtype=np.int64) if record_states else None
+    vol = np.zeros((b, t_steps, h), dtype=np.int64) if record_states else None
+    ada = np.zeros((b, t_steps, h), dtype=np.int64) if record_states and third == "theta" else None
+    overflow = np.zeros(3, dtype=np.int64)
+    for start in range(0, b, max(1, batch_chunk)):
+        sl = slice(start, min(b, start + max(1, batch_chunk)))
+        xb = x[sl]
+        if meta["graph"] == "sequence":
+            out = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {"x": xb}), strict=True))
+            spikes_out[sl] = out["spikes"]
+            if record_states:
+                cur[sl], vol[sl] = out["current"], out["voltage"]  # type: ignore[index]
+                if ada is not None:
+                    ada[sl] = out["adaptation"]
+            overflow += out["overflow"]
+            continue
+        states = _run_steps(sess, meta, xb, lat, third)
+        for k, (z, u, v, th, over) in enumerate(states):
+            overflow += over
+            if k < lat:
+                continue
+            spikes_out[sl, k - lat] = z
+            if record_states:
+                cur[sl, k - lat], vol[sl, k - lat] = u, v  # type: ignore[index]
+                if ada is not None:
+                    ada[sl, k - lat] = th
+    readout, logits = host_readout(
+        spikes_out, w_out, b_out, float(meta["readout_decay"]), meta["readout_mode"]  # type: ignore[arg-type]
+    )
+    names = meta["overflow"].split(",")
+    return Trace(
+        spikes=spikes_out,
+        readout=readout,
+        logits=logits,
+        current=cur,
+        voltage=vol,
+        adaptation=ada,
+        overflow={n: int(c) for n, c in zip(names, overflow, strict=True)},
+    )
+
+
+def _run_steps(sess, meta: dict[str, str], xb: np.ndarray, lat: int, third: str):
+    """Yield ``(z, u, v, third_state, overflow)`` for each of the ``T + L`` chip steps of the step graph."""
+    nb, t_steps, c = xb.shape
+    h, k = int(meta["n_hidden"]), int(meta["n_outputs"])
+    state: dict[str, np.ndarray] = {
+        "u": np.zeros((nb, h), np.int64),
+        "v": np.zeros((nb, h), np.int64),
+        third: np.zeros((nb, h), np.int64),
+        "z_prev": np.zeros((nb, h), bool),
+    }
+    if lat > 0:
+        state["x_delay"] = np.zeros((nb, lat, c), bool)
+    y0 = np.zeros((nb, k), np.float64)
+    empty = np.zeros((nb, c), bool)
+    names = [o.name for o in sess.get_outputs()]
+    y = y0
+    for n in range(t_steps + lat):
+        feed = {"x": xb[:, n] if n < t_steps else empty, **state, "y": y0 if n <= lat else y}
+        out = dict(zip(names, sess.run(None, feed), strict=True))
+        state = {s: out["z" if s == "z_prev" else f"{s}_out"] for s in state}
+        y = out["y_out"]
+        yield out["z"], out["u_out"], out["v_out"], out[f"{third}_out"], out["overflow"]
+
+
+class OnnxBackend:
+    """Runs a :class:`~rsnn_deploy.qnet.QuantizedNetwork` through its exported integer ONNX graph.
+
+    The graph is exported in memory on each call (cheap next to the run), so the
+    backend needs nothing but the network, like every other backend.
+    """
+
+    name: ClassVar[str] = "onnx"
+    graph: str = "step"
+
+    def __init__(self, graph: str = "step") -> None:
+        if graph not in ("step", "sequence"):
+            raise ValidationError(f"OnnxBackend.graph: must be 'step' or 'sequence' (got {graph!r})")
+        self.graph = graph
+
+    def run(self, qnet, spikes: np.ndarray, record_states: bool = False) -> Trace:
+        from rsnn_deploy.export._onnx_int import export_int_onnx
+
+        return run_onnx_int(export_int_onnx(qnet, self.graph), spikes, record_states=record_states)

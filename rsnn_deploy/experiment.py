@@ -1,0 +1,536 @@
+"""The paper's two experiments: the step-by-step variant study and the time-constant sweep.
+
+Zeng et al. (ICONS 2022) add one mechanism at a time (recurrence, then a current-based
+synapse, then spike-frequency adaptation) and tune the neuron parameters anew at every
+step, so that each variant is compared at its best. They find that the synapse helps
+more than adaptation, and that with both, small time constants and few neurons match an
+LSNN (adaptation with tau_adapt = 700 ms, more neurons).
+
+``run_steps``: for each of the five variants (and an LSNN-style control: ``rec-adapt``
+with ``tau_adapt = 700 ms`` and 220 neurons, its other parameters tuned the same way),
+tune with Optuna, then retrain the best configuration with several seeds and report
+mean +- std of test accuracy. Selection uses validation accuracy only; the test split is
+touched once per retrained seed.
+
+``run_tau_sweep``: ``rec-syn-adapt`` over a grid of ``tau_syn x tau_adapt``, everything
+else fixed (by default the tuned settings of a ``steps`` run), several seeds per cell.
+
+Both are resumable: a finished run (a checkpoint with a test accuracy and the same
+configuration) is read back, an interrupted one resumes from its last epoch, and the
+studies continue where they stopped. Layout of ``OUT``::
+
+    tune/VARIANT/        study.db, study.json, trials/NNNN     (steps)
+    final/VARIANT/seedS  model.{safetensors,json}, metrics.jsonl (steps)
+    cells/synX_adaptY/seedS                                    (tau sweep)
+
+and of the report folder: ``results.json`` (all numbers), ``results.md`` (tables), one PNG.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rsnn_deploy.config import ModelConfig, TrainConfig, validate_config
+from rsnn_deploy.errors import RsnnError, ValidationError
+from rsnn_deploy.io import atomic_path, write_json_atomic, write_text_atomic
+
+Echo = Callable[[str], None]
+CONTROL = "lsnn-control"
+_TASK_FIELDS = ("n_in", "n_out", "readout_mode")
+
+
+# ----------------------------------------------------------------------------- shared helpers
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof = 1; 0 for a single value)."""
+    arr = np.asarray(values, dtype=float)
+    if arr.size == 0:
+        return math.nan, math.nan
+    return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else 0.0
+
+
+def _emulated_or_none(target: str | None, echo: Echo) -> Callable[..., float] | None:
+    """The emulator's accuracy function when a target is given and it exists; says so when it does not."""
+    if not target:
+        return None
+    from rsnn_deploy.hardware import load_profile
+    from rsnn_deploy.tune import emulated_fn
+
+    load_profile(target)
+    try:
+        return emulated_fn()
+    except RsnnError as err:
+        echo(f"note: no emulated accuracy for --target {target}: {err}")
+        return None
+
+
+def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return {k: v for k, v in a.items() if k != "limit" or v is not None} == {
+        k: v for k, v in b.items() if k != "limit" or v is not None
+    }
+
+
+def train_or_load(
+    task: Any, model: dict[str, Any], train: dict[str, Any], run_dir: Path, echo: Echo, label: str
+) -> dict[str, Any]:
+    """Train one configuration into ``run_dir``, or read it back if it finished before.
+
+    A folder holding a different configuration is an error (never silently mixed), an
+    interrupted run resumes from its last finished epoch.
+    """
+    from rsnn_deploy.checkpoint import checkpoint_paths, read_json
+    from rsnn_deploy.train import model_config_for
+    from rsnn_deploy.train import train as run_training
+
+    model_cfg = model_config_for(task, **{k: v for k, v in model.items() if k not in _TASK_FIELDS})
+    train_cfg = validate_config(TrainConfig, train, owner="train")
+    best_json = checkpoint_paths(run_dir / "model")[1]
+    resume_json = checkpoint_paths(run_dir / "resume")[1]
+    for doc_path in (best_json, resume_json):
+        if doc_path.is_file():
+            doc = read_json(doc_path)
+            if doc.get("model") != model_cfg.model_dump() or not _same(doc.get("train", {}), train_cfg.model_dump()):
+                raise ValidationError(
+                    f"{run_dir}: holds a run with a different configuration; use another -o or delete the folder"
+                )
+    if best_json.is_file():
+        doc = read_json(best_json)
+        if "test_acc" in doc.get("metrics", {}) and not (
+            resume_json.is_file() and read_json(resume_json)["epoch"] + 1 < train_cfg.epochs
+        ):
+            echo(f"{label}: done before, test {doc['metrics']['test_acc']:.4f} ({run_dir})")
+            return _run_metrics(doc["metrics"], model_cfg, task, best_json)
+    resume = resume_json.is_file()
+    result = run_training(task, model_cfg, train_cfg, run_dir, resume=resume, overwrite=not resume, progress=False)
+    echo(
+        f"{label}: test {result.metrics['test_acc']:.4f} val {result.metrics['val_acc']:.4f} "
+        f"({'resumed' if resume else 'trained'}, {len(result.history)} epochs) -> {run_dir}"
+    )
+    return _run_metrics(result.metrics, model_cfg, task, result.checkpoint)
+
+
+def _run_metrics(m: dict[str, Any], model_cfg: ModelConfig, task: Any, checkpoint: Path) -> dict[str, Any]:
+    return {
+        "test_acc": m["test_acc"],
+        "val_acc": m["val_acc"],
+        "test_rate": m["test_rate"],
+        "test_spikes_per_sample": m["test_rate"] * model_cfg.n_hidden * task.n_steps,
+        "best_epoch": m["best_epoch"],
+        "checkpoint": str(checkpoint),
+    }
+
+
+def _emulated_test(
+    fn: Callable[..., float] | None, target: str | None, run: dict[str, Any], run_dir: Path
+) -> float | None:
+    """Emulated test accuracy of a run, cached in ``run_dir`` so that a rerun does not repeat it."""
+    if fn is None or not target:
+        return None
+    from rsnn_deploy.checkpoint import read_json
+
+    cache = run_dir / f"emulated_{Path(target).stem}.json"
+    if cache.is_file():
+        return float(read_json(cache)["test_acc"])
+    acc = float(fn(run["checkpoint"], target, split="test"))
+    write_json_atomic(cache, {"target": target, "split": "test", "test_acc": acc})
+    return acc
+
+
+def _save_png(fig: Any, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+
+
+def _pct(mean: float, std: float, n: int) -> str:
+    return f"{100 * mean:.1f} ± {100 * std:.1f} (n={n})" if n else "n/a"
+
+
+# ----------------------------------------------------------------------------- steps
+
+
+@dataclass(frozen=True)
+class StepsPlan:
+    """Budgets and options of ``experiment steps`` (see the CLI's help for each)."""
+
+    variants: list[str]
+    n_trials: int
+    control_trials: int
+    control: bool
+    control_hidden: int
+    control_tau_adapt_ms: float
+    epochs: int | None
+    limit: int | None
+    n_hidden: int | None
+    space: Any
+    storage: str | None
+    study_prefix: str | None
+    sampler_seed: int | None
+    seeds: int
+    final_epochs: int | None
+    final_limit: int | None
+    target: str | None
+    out: Path
+    report_dir: Path
+    heartbeat_interval: int = 10
+    grace_period: int | None = None
+    max_retry: int = 3
+
+
+def _arms(plan: StepsPlan) -> list[tuple[str, str, dict[str, Any], int]]:
+    arms = [(v, v, {}, plan.n_trials) for v in plan.variants]
+    if plan.control:
+        pin = {"tau_adapt_ms": plan.control_tau_adapt_ms, "n_hidden": plan.control_hidden}
+        arms.append((CONTROL, "rec-adapt", pin, plan.control_trials))
+    return arms
+
+
+def run_steps(task: Any, plan: StepsPlan, echo: Echo = print) -> dict[str, Any]:
+    """Tune every arm, retrain its best configuration with ``plan.seeds`` seeds, write the report."""
+    from rsnn_deploy.tune import TuneSettings, check_settings, run_worker
+
+    if plan.seeds < 1:
+        raise ValidationError(f"--seeds: must be at least 1 (got {plan.seeds})")
+    if not plan.variants and not plan.control:
+        raise ValidationError("--variants: nothing to run (no variant and --no-control)")
+    emulate = _emulated_or_none(plan.target, echo)
+    prefix = plan.study_prefix or f"steps-{task.name}"
+    arms: dict[str, Any] = {}
+    for name, variant, pin, n_trials in _arms(plan):
+        settings = TuneSettings(
+            variant=variant,
+            n_trials=n_trials,
+            study_name=f"{prefix}-{name}",
+            out=plan.out / "tune" / name,
+            space=plan.space,
+            storage=plan.storage,
+            epochs=plan.epochs,
+            limit=plan.limit,
+            n_hidden=None if name == CONTROL else plan.n_hidden,
+            pin_model=pin,
+            sampler_seed=plan.sampler_seed,
+            heartbeat_interval=plan.heartbeat_interval,
+            grace_period=plan.grace_period,
+            max_retry=plan.max_retry,
+        )
+        check_settings(settings)
+        echo(f"== {name}: tuning ({n_trials} trials)")
+        outcome = run_worker(task, settings, echo=echo)
+        if outcome.best is None:
+            raise RsnnError(f"{name}: no trial of study {settings.study_name} completed; see {outcome.summary_path}")
+        best = outcome.best
+        final_train = dict(best["train"])
+        if plan.final_epochs is not None:
+            final_train["epochs"] = plan.final_epochs
+        final_train["limit"] = plan.final_limit
+        runs = []
+        for seed in range(plan.seeds):
+            run_dir = plan.out / "final" / name / f"seed{seed}"
+            run = train_or_load(
+                task, best["model"], {**final_train, "seed": seed}, run_dir, echo, f"[{name}] seed {seed}"
+            )
+            run["seed"] = seed
+            run["emulated_test_acc"] = _emulated_test(emulate, plan.target, run, run_dir)
+            runs.append(run)
+        arms[name] = _arm_summary(name, variant, best, outcome, runs)
+    results = {
+        "experiment": "steps",
+        "task": task.name,
+        "task_params": task.params,
+        "target": plan.target,
+        "emulated_available": emulate is not None,
+        "budget": {
+            "trials": plan.n_trials,
+            "control_trials": plan.control_trials if plan.control else None,
+            "tune_epochs": plan.epochs,
+            "tune_limit": plan.limit,
+            "seeds": plan.seeds,
+            "final_epochs": plan.final_epochs,
+            "final_limit": plan.final_limit,
+        },
+        "arms": arms,
+        "comparisons": _comparisons(arms),
+    }
+    _write_steps_report(results, plan.report_dir, echo)
+    return results
+
+
+def _arm_summary(
+    name: str, variant: str, best: dict[str, Any], outcome: Any, runs: list[dict[str, Any]]
+) -> dict[str, Any]:
+    model = best["model"]
+    accs = [r["test_acc"] for r in runs]
+    mean, std = mean_std(accs)
+    emu = [r["emulated_test_acc"] for r in runs if r["emulated_test_acc"] is not None]
+    emu_mean, emu_std = mean_std(emu)
+    probe = validate_config(ModelConfig, model, owner="model")
+    return {
+        "variant": variant,
+        "n_hidden": model["n_hidden"],
+        "tau_mem_ms": model["tau_mem_ms"],
+        "tau_syn_ms": model["tau_syn_ms"] if probe.synapse else None,
+        "tau_adapt_ms": model["tau_adapt_ms"] if probe.adaptation else None,
+        "tuned_val_acc": best["values"][0],
+        "best_trial": best["number"],
+        "best_params": best["params"],
+        "tuning_counts": {k: outcome.counts[k] for k in ("complete", "pruned", "fail")},
+        "model": model,
+        "train": best["train"],
+        "test_acc_mean": mean,
+        "test_acc_std": std,
+        "test_accs": accs,
+        "spikes_per_sample_mean": mean_std([r["test_spikes_per_sample"] for r in runs])[0],
+        "emulated_test_acc_mean": emu_mean if emu else None,
+        "emulated_test_acc_std": emu_std if emu else None,
+        "runs": runs,
+    }
+
+
+def _diff(arms: dict[str, Any], a: str, b: str) -> dict[str, Any] | None:
+    """``a - b`` in mean test accuracy with its standard error; 'clear' when beyond two standard errors."""
+    if a not in arms or b not in arms:
+        return None
+    xa, xb = arms[a]["test_accs"], arms[b]["test_accs"]
+    d = float(np.mean(xa) - np.mean(xb))
+    se = math.sqrt(mean_std(xa)[1] ** 2 / len(xa) + mean_std(xb)[1] ** 2 / len(xb))
+    return {"a": a, "b": b, "diff": d, "se": se, "clear": abs(d) > 2 * se and len(xa) > 1 and len(xb) > 1}
+
+
+def _comparisons(arms: dict[str, Any]) -> dict[str, Any]:
+    pairs = {
+        "recurrence (rec - lif)": ("rec", "lif"),
+        "synapse (rec-syn - rec)": ("rec-syn", "rec"),
+        "adaptation (rec-adapt - rec)": ("rec-adapt", "rec"),
+        "synapse vs adaptation (rec-syn - rec-adapt)": ("rec-syn", "rec-adapt"),
+        "both (rec-syn-adapt - rec)": ("rec-syn-adapt", "rec"),
+        "small taus vs LSNN control (rec-syn-adapt - lsnn-control)": ("rec-syn-adapt", CONTROL),
+    }
+    return {k: d for k, (a, b) in pairs.items() if (d := _diff(arms, a, b)) is not None}
+
+
+def _fmt_ms(v: float | None) -> str:
+    return "–" if v is None else f"{v:.3g}"
+
+
+def steps_markdown(results: dict[str, Any]) -> str:
+    """The results table and the comparisons, as Markdown."""
+    emu = any(a["emulated_test_acc_mean"] is not None for a in results["arms"].values())
+    head = (
+        "| model | neurons | tau_mem ms | tau_syn ms | tau_adapt ms | tuned val % "
+        "| test % (mean ± std) | spikes/sample |"
+    )
+    lines = [head + (" emulated test % |" if emu else ""), "|" + "---|" * (8 + emu)]
+    for name, a in results["arms"].items():
+        row = (
+            f"| {name} | {a['n_hidden']} | {_fmt_ms(a['tau_mem_ms'])} | {_fmt_ms(a['tau_syn_ms'])} | "
+            f"{_fmt_ms(a['tau_adapt_ms'])} | {100 * a['tuned_val_acc']:.1f} | "
+            f"{_pct(a['test_acc_mean'], a['test_acc_std'], len(a['test_accs']))} | "
+            f"{a['spikes_per_sample_mean']:.0f} |"
+        )
+        if emu:
+            m, s = a["emulated_test_acc_mean"], a["emulated_test_acc_std"]
+            row += f" {_pct(m, s, len(a['test_accs'])) if m is not None else 'n/a'} |"
+        lines.append(row)
+    lines += ["", "| comparison | difference (points) | 2 SE | beyond 2 SE? |", "|---|---|---|---|"]
+    for k, d in results["comparisons"].items():
+        lines.append(f"| {k} | {100 * d['diff']:+.1f} | {200 * d['se']:.1f} | {'yes' if d['clear'] else 'no'} |")
+    return "\n".join(lines) + "\n"
+
+
+def _write_steps_report(results: dict[str, Any], report_dir: Path, echo: Echo) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    report_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(report_dir / "results.json", results)
+    md = steps_markdown(results)
+    write_text_atomic(report_dir / "results.md", f"# Step-by-step variants on {results['task']}\n\n{md}")
+    names = list(results["arms"])
+    arms = [results["arms"][n] for n in names]
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    x = np.arange(len(names))
+    colors = ["0.55" if n == CONTROL else f"C{i}" for i, n in enumerate(names)]
+    ax.bar(
+        x,
+        [100 * a["test_acc_mean"] for a in arms],
+        yerr=[100 * a["test_acc_std"] for a in arms],
+        color=colors,
+        capsize=4,
+        alpha=0.85,
+    )
+    for i, a in enumerate(arms):
+        ax.scatter([i] * len(a["test_accs"]), [100 * v for v in a["test_accs"]], c="k", s=10, zorder=3)
+    ax.set_xticks(x, [f"{n}\n{a['n_hidden']} n" for n, a in zip(names, arms, strict=True)], fontsize=8)
+    lows = [100 * min(a["test_accs"]) for a in arms]
+    ax.set_ylim(max(0.0, min(lows) - 10), 100)
+    ax.set_ylabel("test accuracy % (mean ± std over seeds)")
+    ax.set_title(f"{results['task']}: tuned variants, retrained with {results['budget']['seeds']} seeds", fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    _save_png(fig, report_dir / "steps.png")
+    plt.close(fig)
+    echo(md)
+    echo(f"report: {report_dir / 'results.json'}, results.md, steps.png")
+
+
+# ----------------------------------------------------------------------------- tau sweep
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """Grid and budgets of ``experiment tau-sweep``."""
+
+    tau_syn_ms: list[float]
+    tau_adapt_ms: list[float]
+    base: Path | None
+    epochs: int | None
+    limit: int | None
+    n_hidden: int | None
+    seeds: int
+    target: str | None
+    out: Path
+    report_dir: Path
+
+
+def _sweep_base(plan: SweepPlan) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """Model and training settings every cell shares: a steps run's tuned rec-syn-adapt, or defaults."""
+    if plan.base is None:
+        return {"variant": "rec-syn-adapt", "n_hidden": 64}, {"epochs": 30, "batch_size": 100}, "defaults"
+    from rsnn_deploy.checkpoint import read_json
+
+    try:
+        doc = read_json(plan.base)
+    except RsnnError as err:
+        raise ValidationError(f"--base: {err}") from None
+    arm = doc.get("arms", {}).get("rec-syn-adapt")
+    if doc.get("experiment") != "steps" or arm is None:
+        raise ValidationError(f"--base: {plan.base} is not a results.json of `experiment steps` with rec-syn-adapt")
+    model = {k: v for k, v in arm["model"].items() if k not in _TASK_FIELDS}
+    return model, dict(arm["train"]), str(plan.base)
+
+
+def run_tau_sweep(task: Any, plan: SweepPlan, echo: Echo = print) -> dict[str, Any]:
+    """Train rec-syn-adapt at every (tau_syn, tau_adapt) with ``plan.seeds`` seeds; heatmap + JSON."""
+    if plan.seeds < 1:
+        raise ValidationError(f"--seeds: must be at least 1 (got {plan.seeds})")
+    model, train, source = _sweep_base(plan)
+    if plan.n_hidden is not None:
+        model["n_hidden"] = plan.n_hidden
+    if plan.epochs is not None:
+        train["epochs"] = plan.epochs
+    train["limit"] = plan.limit
+    emulate = _emulated_or_none(plan.target, echo)
+    cells = []
+    for ts in plan.tau_syn_ms:
+        for ta in plan.tau_adapt_ms:
+            runs = []
+            for seed in range(plan.seeds):
+                run_dir = plan.out / "cells" / f"syn{ts:g}_adapt{ta:g}" / f"seed{seed}"
+                cell_model = {**model, "tau_syn_ms": ts, "tau_adapt_ms": ta}
+                run = train_or_load(
+                    task,
+                    cell_model,
+                    {**train, "seed": seed},
+                    run_dir,
+                    echo,
+                    f"[tau_syn {ts:g} tau_adapt {ta:g}] seed {seed}",
+                )
+                run["seed"] = seed
+                run["emulated_test_acc"] = _emulated_test(emulate, plan.target, run, run_dir)
+                runs.append(run)
+            mean, std = mean_std([r["test_acc"] for r in runs])
+            emu = [r["emulated_test_acc"] for r in runs if r["emulated_test_acc"] is not None]
+            cells.append(
+                {
+                    "tau_syn_ms": ts,
+                    "tau_adapt_ms": ta,
+                    "test_acc_mean": mean,
+                    "test_acc_std": std,
+                    "emulated_test_acc_mean": mean_std(emu)[0] if emu else None,
+                    "runs": runs,
+                }
+            )
+    results = {
+        "experiment": "tau-sweep",
+        "task": task.name,
+        "task_params": task.params,
+        "base": source,
+        "model": model,
+        "train": train,
+        "seeds": plan.seeds,
+        "target": plan.target,
+        "tau_syn_ms": plan.tau_syn_ms,
+        "tau_adapt_ms": plan.tau_adapt_ms,
+        "cells": cells,
+    }
+    _write_sweep_report(results, plan.report_dir, echo)
+    return results
+
+
+def sweep_grid(results: dict[str, Any], key: str = "test_acc_mean") -> np.ndarray:
+    """``[len(tau_syn), len(tau_adapt)]`` array of a cell metric."""
+    ts, ta = results["tau_syn_ms"], results["tau_adapt_ms"]
+    grid = np.full((len(ts), len(ta)), np.nan)
+    for c in results["cells"]:
+        if c.get(key) is not None:
+            grid[ts.index(c["tau_syn_ms"]), ta.index(c["tau_adapt_ms"])] = c[key]
+    return grid
+
+
+def sweep_markdown(results: dict[str, Any]) -> str:
+    ta = results["tau_adapt_ms"]
+    lines = ["| tau_syn \\ tau_adapt (ms) | " + " | ".join(f"{v:g}" for v in ta) + " |", "|---|" + "---|" * len(ta)]
+    by = {(c["tau_syn_ms"], c["tau_adapt_ms"]): c for c in results["cells"]}
+    for ts in results["tau_syn_ms"]:
+        row = [_pct(by[(ts, a)]["test_acc_mean"], by[(ts, a)]["test_acc_std"], len(by[(ts, a)]["runs"])) for a in ta]
+        lines.append(f"| {ts:g} | " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _write_sweep_report(results: dict[str, Any], report_dir: Path, echo: Echo) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    report_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(report_dir / "results.json", results)
+    md = sweep_markdown(results)
+    write_text_atomic(
+        report_dir / "results.md",
+        f"# tau_syn x tau_adapt sweep (rec-syn-adapt) on {results['task']}\n\n"
+        f"Test accuracy %, mean ± std over {results['seeds']} seeds.\n\n{md}",
+    )
+    grid = 100 * sweep_grid(results)
+    fig, ax = plt.subplots(figsize=(1.1 * len(results["tau_adapt_ms"]) + 2.5, 0.8 * len(results["tau_syn_ms"]) + 1.8))
+    im = ax.imshow(grid, cmap="viridis", aspect="auto", origin="lower")
+    for i in range(grid.shape[0]):
+        for j in range(grid.shape[1]):
+            ax.text(
+                j,
+                i,
+                f"{grid[i, j]:.1f}",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="w" if grid[i, j] < np.nanmean(grid) else "k",
+            )
+    ax.set_xticks(range(len(results["tau_adapt_ms"])), [f"{v:g}" for v in results["tau_adapt_ms"]])
+    ax.set_yticks(range(len(results["tau_syn_ms"])), [f"{v:g}" for v in results["tau_syn_ms"]])
+    ax.set_xlabel("tau_adapt (ms)")
+    ax.set_ylabel("tau_syn (ms)")
+    ax.set_title(f"{results['task']} rec-syn-adapt, test acc % ({results['seeds']} seeds)", fontsize=9)
+    fig.colorbar(im, ax=ax)
+    fig.tight_layout()
+    _save_png(fig, report_dir / "tau_sweep.png")
+    plt.close(fig)
+    echo(md)
+    echo(f"report: {report_dir / 'results.json'}, results.md, tau_sweep.png")

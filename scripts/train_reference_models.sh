@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Train the reference models shipped in models/ with the project's own commands, then
+# write their model cards. One thread each (the machine is shared); run from the repo root:
+#
+#   bash scripts/train_reference_models.sh            # all three
+#   bash scripts/train_reference_models.sh mnist1d-rec-syn-loihi1   # just one
+#
+# Each run writes runs/reference/NAME/ (ignored by git); the best checkpoint is copied to
+# models/NAME.{safetensors,json} and its card to models/NAME.md. The default model (the
+# first) is also copied into rsnn_deploy/_models/ so that an installed package ships it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+RSNN=${RSNN:-.venv/bin/rsnn-deploy}
+OUT=runs/reference
+mkdir -p "$OUT" models rsnn_deploy/_models
+
+train_one() {
+  local name=$1 target=$2; shift 2
+  echo "== $name ($target): $RSNN train $* -o $OUT/$name"
+  "$RSNN" train "$@" --qat "$target" --quiet --overwrite -o "$OUT/$name"
+  cp "$OUT/$name/model.safetensors" "models/$name.safetensors"
+  cp "$OUT/$name/model.json" "models/$name.json"
+  "$RSNN" model-card "models/$name" --target "$target" \
+    --training-command "rsnn-deploy train $* --qat $target -o $OUT/$name" -o "models/$name.md"
+}
+
+want() { [ $# -eq 0 ] || [[ " $* " == *" $NAME "* ]]; }
+
+# 1. The default model: MNIST-1D, recurrent with synaptic current, for Loihi 1 (voltage floor 0 as nengo-loihi).
+NAME=mnist1d-rec-syn-loihi1
+if want "$@"; then
+  train_one $NAME loihi1 --task mnist1d --variant rec-syn --hidden 128 --tau-mem 10 --tau-syn 2 --v-floor 0 \
+    --epochs 80 --batch-size 100 --lr 5e-3 --seed 0
+  cp "models/$NAME.safetensors" "models/$NAME.json" rsnn_deploy/_models/
+fi
+
+# 2. MNIST-1D with threshold adaptation, for Loihi 2 (Lava semantics: no floor, no refractory period).
+NAME=mnist1d-rec-syn-adapt-loihi2
+if want "$@"; then
+  train_one $NAME loihi2 --task mnist1d --variant rec-syn-adapt --hidden 128 --tau-mem 10 --tau-syn 2 \
+    --epochs 80 --batch-size 100 --lr 5e-3 --seed 0
+fi
+
+# 3. Sequential Fashion-MNIST by rows (28 steps x 84 channels), for Loihi 1. 60k samples: the first
+#    20000 training samples and 8 epochs keep it under ~10 min on one thread.
+NAME=sfmnist-row-rec-syn-loihi1
+if want "$@"; then
+  train_one $NAME loihi1 --task sfmnist-row --variant rec-syn --hidden 128 --tau-mem 10 --tau-syn 2 --v-floor 0 \
+    --limit 20000 --epochs 8 --batch-size 100 --lr 5e-3 --seed 0
+fi
