@@ -128,17 +128,28 @@ def weight_scale_limit(weights: list[np.ndarray], profile: HardwareProfile) -> f
 
 def choose_scale(threshold: float, weights: list[np.ndarray], profile: HardwareProfile,
                  calib_peaks: dict[str, float] | None = None) -> float:
-    """The block scale ``s`` (integer units per float unit), with ``threshold * s`` on the threshold grid."""
-    limits = [weight_scale_limit(weights, profile), 2.0 ** (profile.state.v_bits - HEADROOM_BITS) / threshold]
-    if calib_peaks:
-        bits = {"q": profile.state.q_bits, "u": profile.state.u_bits, "v": profile.state.v_bits}
-        for key, peak in calib_peaks.items():
-            if peak > 0:
-                limits.append(CALIBRATION_MARGIN * 2.0 ** bits[key] / peak)
-    s = min(limits)
+    """The block scale ``s`` (integer units per float unit), with ``threshold * s`` on the threshold grid.
+
+    Without calibration data (QAT) ``s`` depends only on the weights and the threshold.
+    With it (PTQ) ``s`` is halved while the wrapping states (``q``, ``u``) would use
+    more than ``CALIBRATION_MARGIN`` of their range; halving keeps every weight
+    mantissa (the exponent drops by one), so a QAT model stays on the grid it trained on.
+    The voltage clips instead of wrapping, so its peak is reported, not enforced.
+    """
+    s = min(weight_scale_limit(weights, profile), 2.0 ** (profile.state.v_bits - HEADROOM_BITS) / threshold)
     step, vth_max = threshold_grid(profile)
-    vth = min(max(math.floor(threshold * s / step), 1) * step, vth_max)
-    return vth / threshold
+
+    def snap(scale: float) -> float:
+        return min(max(math.floor(threshold * scale / step), 1) * step, vth_max) / threshold
+
+    s = snap(s)
+    if calib_peaks:
+        bits = {"q": profile.state.q_bits, "u": profile.state.u_bits}
+        while s * threshold > step and any(
+            calib_peaks.get(k, 0.0) * s > CALIBRATION_MARGIN * 2.0**b for k, b in bits.items()
+        ):
+            s = snap(s / 2)
+    return s
 
 
 # ----------------------------------------------------------------------------- feature checks
@@ -231,7 +242,12 @@ class FakeQuant:
         bias = None
         if p.bias is not None:
             bias = _RoundSTE.apply(p.bias * s, 1.0, -float(2**prof.state.u_bits), float(2**prof.state.u_bits)) / s
+        adapt_strength = p.adapt_strength
+        if p.adapt_kind is not None and prof.adaptation is not None:
+            a_step = 1 << prof.adaptation.step_shift
+            adapt_strength = round(p.adapt_strength * s / a_step) * a_step / s
         return p._replace(
+            adapt_strength=adapt_strength,
             w_in=fq(p.w_in),
             w_rec=fq(p.w_rec),
             bias=bias,

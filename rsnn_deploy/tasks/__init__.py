@@ -91,9 +91,7 @@ def load_task(
         from rsnn_deploy.tasks import _npz
 
         return _npz.load(params, path, seed)
-    raise ValidationError(
-        f"load_task.name: unknown task (got {name!r}); choose one of {', '.join(TASK_NAMES)}"
-    )
+    raise ValidationError(f"load_task.name: unknown task (got {name!r}); choose one of {', '.join(TASK_NAMES)}")
 
 
 def task_for_checkpoint(meta: dict[str, Any], data_dir: str | Path | None = None) -> Task:

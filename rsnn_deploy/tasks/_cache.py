@@ -72,6 +72,4 @@ def save_cached(task: str, key: str, arrays: dict[str, np.ndarray]) -> None:
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:
             np.savez_compressed(fh, cache_key=np.array(key), **arrays)
     except OSError as err:
-        warnings.warn(
-            f"{path}: cannot write cache ({err}); continuing uncached", RuntimeWarning, stacklevel=3
-        )
+        warnings.warn(f"{path}: cannot write cache ({err}); continuing uncached", RuntimeWarning, stacklevel=3)

@@ -42,8 +42,7 @@ def _generate(data_seed: int) -> dict[str, np.ndarray]:
         from mnist1d.data import get_dataset_args, make_dataset
     except ImportError as err:
         raise DataError(
-            f"{NAME}.data: the mnist1d package cannot be imported (got {err}); "
-            "install it with `pip install mnist1d`"
+            f"{NAME}.data: the mnist1d package cannot be imported (got {err}); install it with `pip install mnist1d`"
         ) from None
     args = get_dataset_args()
     args.seed = data_seed

@@ -73,14 +73,11 @@ def _read(path: Path) -> dict[str, np.ndarray]:
         for key in ("x", "y"):
             if key not in keys:
                 raise ValidationError(
-                    f"{owner}.{key}: missing key (got keys {sorted(keys)}); "
-                    "save with numpy.savez(path, x=..., y=...)"
+                    f"{owner}.{key}: missing key (got keys {sorted(keys)}); save with numpy.savez(path, x=..., y=...)"
                 )
         if ("x_test" in keys) != ("y_test" in keys):
             key = "y_test" if "x_test" in keys else "x_test"
-            raise ValidationError(
-                f"{owner}.{key}: missing key (got keys {sorted(keys)}); give both x_test and y_test"
-            )
+            raise ValidationError(f"{owner}.{key}: missing key (got keys {sorted(keys)}); give both x_test and y_test")
         out: dict[str, np.ndarray] = {}
         for key in ("x", "y", "x_test", "y_test"):
             if key not in keys:
@@ -99,22 +96,14 @@ def _read(path: Path) -> dict[str, np.ndarray]:
 
 def _check_pair(owner: str, x: np.ndarray, y: np.ndarray, xk: str, yk: str) -> tuple[np.ndarray, np.ndarray]:
     if x.dtype.kind not in "biuf":
-        raise ValidationError(
-            f"{owner}.{xk}: must be numeric (got dtype {x.dtype}); store bool, int or float values"
-        )
+        raise ValidationError(f"{owner}.{xk}: must be numeric (got dtype {x.dtype}); store bool, int or float values")
     if x.ndim != 3 or 0 in x.shape:
-        raise ValidationError(
-            f"{owner}.{xk}: must have shape [N, T, C] with N, T, C >= 1 (got shape {x.shape})"
-        )
+        raise ValidationError(f"{owner}.{xk}: must have shape [N, T, C] with N, T, C >= 1 (got shape {x.shape})")
     if x.dtype.kind == "f" and not np.isfinite(x).all():
         bad = np.argwhere(~np.isfinite(x))[0].tolist()
-        raise ValidationError(
-            f"{owner}.{xk}: must be finite (got {x[tuple(bad)]} at index {bad}); remove NaN/inf"
-        )
+        raise ValidationError(f"{owner}.{xk}: must be finite (got {x[tuple(bad)]} at index {bad}); remove NaN/inf")
     if y.dtype.kind not in "iu":
-        raise ValidationError(
-            f"{owner}.{yk}: labels must be integers (got dtype {y.dtype}); store y.astype(np.int64)"
-        )
+        raise ValidationError(f"{owner}.{yk}: labels must be integers (got dtype {y.dtype}); store y.astype(np.int64)")
     if y.shape != (x.shape[0],):
         raise ValidationError(
             f"{owner}.{yk}: must have shape [N] = ({x.shape[0]},) to match {xk} (got shape {y.shape})"
@@ -154,9 +143,7 @@ def load(params: dict[str, Any], path: Any, seed: int) -> Task:
     if "x_test" in arrays:
         x_test, y_test = _check_pair(owner, arrays["x_test"], arrays["y_test"], "x_test", "y_test")
         if x_test.shape[1:] != x.shape[1:]:
-            raise ValidationError(
-                f"{owner}.x_test: must have the [T, C] of x = {x.shape[1:]} (got {x_test.shape[1:]})"
-            )
+            raise ValidationError(f"{owner}.x_test: must have the [T, C] of x = {x.shape[1:]} (got {x_test.shape[1:]})")
     else:
         n = x.shape[0]
         n_test = round(test_fraction * n)
@@ -170,10 +157,7 @@ def load(params: dict[str, Any], path: Any, seed: int) -> Task:
         x, x_test, y, y_test = x[~is_test], x[is_test], y[~is_test], y[is_test]
 
     n_seen = int(max(y.max(), y_test.max())) + 1
-    if p["n_classes"] is None:
-        n_classes = n_seen
-    else:
-        n_classes = check_int(NAME, "n_classes", p["n_classes"], n_seen, 10**6)
+    n_classes = n_seen if p["n_classes"] is None else check_int(NAME, "n_classes", p["n_classes"], n_seen, 10**6)
 
     binary = _is_binary(x) and _is_binary(x_test)
     if encoding == "auto":

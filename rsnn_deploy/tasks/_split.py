@@ -78,8 +78,7 @@ class EncodedSource(Source):
         out = self._encode(self._raw[rows])
         if out.shape != (len(rows), self.n_steps, self.n_channels) or out.dtype != np.uint8:
             raise AssertionError(  # a bug in a task module, not a user error
-                f"encoder returned {out.dtype} {out.shape}, expected uint8 "
-                f"{(len(rows), self.n_steps, self.n_channels)}"
+                f"encoder returned {out.dtype} {out.shape}, expected uint8 {(len(rows), self.n_steps, self.n_channels)}"
             )
         return out
 
@@ -96,9 +95,7 @@ def _as_rows(idx: np.ndarray | slice | None, n: int, owner: str) -> np.ndarray:
             raise IndexError(f"{owner}: boolean mask must have shape ({n},) (got {arr.shape})")
         return np.flatnonzero(arr).astype(np.int64)
     if arr.ndim != 1 or not (np.issubdtype(arr.dtype, np.integer) or arr.size == 0):
-        raise IndexError(
-            f"{owner}: index must be a 1-D integer array, a slice or None (got {arr.dtype} {arr.shape})"
-        )
+        raise IndexError(f"{owner}: index must be a 1-D integer array, a slice or None (got {arr.dtype} {arr.shape})")
     arr = arr.astype(np.int64)
     if arr.size and (arr.min() < -n or arr.max() >= n):
         raise IndexError(f"{owner}: index out of range for {n} samples (got {arr.min()}..{arr.max()})")
@@ -136,8 +133,8 @@ class Split:
             raise ValueError(f"Split: labels {labels.shape} and rows {rows.shape} must be equal 1-D shapes")
         if (self.n_steps, self.n_channels) != (self.source.n_steps, self.source.n_channels):
             raise ValueError("Split: n_steps/n_channels disagree with the source")
-        for arr in (labels, rows):
-            arr.setflags(write=False)
+        rows.setflags(write=False)
+        # labels stay writable: torch.as_tensor warns on read-only arrays. Treat them as read-only.
         object.__setattr__(self, "labels", labels)
         object.__setattr__(self, "rows", rows)
 

@@ -44,9 +44,11 @@ from rsnn_deploy.errors import ValidationError
 
 __all__ = [
     "START_MODES",
+    "crossings",
     "decode_level_crossing",
     "even_thresholds",
     "level_crossing",
+    "levels",
     "quantile_thresholds",
     "thermometer",
 ]
@@ -84,7 +86,7 @@ def quantile_thresholds(values: np.ndarray, n: int, *, axis: int | None = None) 
     return np.ascontiguousarray(np.moveaxis(th, 0, -1)) if axis is not None else th
 
 
-def _levels(x: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+def levels(x: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     """``L(x) = #{k : x >= th_k}`` per value (int64); thresholds ``[K]`` or ``[D, K]``."""
     if thresholds.ndim == 1:
         return np.searchsorted(thresholds, x, side="right")
@@ -133,13 +135,22 @@ def level_crossing(x: np.ndarray, thresholds: np.ndarray, *, start: str = "floor
         )
     if np.any(np.diff(th, axis=-1) < 0):
         raise ValidationError("level_crossing.thresholds: must be sorted ascending (got unsorted values)")
+    return crossings(levels(x, th), th.shape[-1], start=start)
+
+
+def crossings(level: np.ndarray, n_thresholds: int, *, start: str = "floor") -> np.ndarray:
+    """Level-crossing spikes from precomputed levels ``L(x)`` (int [N, T, D], values 0..K).
+
+    Split from :func:`level_crossing` so that inputs with few distinct values (uint8
+    pixels) can map values to levels with a lookup table built by :func:`levels` itself,
+    which gives bit-identical spikes at a fraction of the cost.
+    """
     if start not in START_MODES:
         raise ValidationError(f"level_crossing.start: must be one of {START_MODES} (got {start!r})")
-    level = _levels(x, th)  # [N, T, D]
     prev = np.empty_like(level)
     prev[:, 1:] = level[:, :-1]
     prev[:, 0] = 0 if start == "floor" else level[:, 0]
-    out = _crossing_table(th.shape[-1])[prev, level]  # [N, T, D, 2K]
+    out = _crossing_table(n_thresholds)[prev, level]  # [N, T, D, 2K]
     return out.reshape(level.shape[0], level.shape[1], -1)
 
 

@@ -157,6 +157,7 @@ class StudyLock:
         self._url = url
         self._key = _lock_key(study_name)
         self._local = threading.RLock()
+        self._depth = 0
         self._engine: Any = None
         if self._backend == "sqlite":
             db = Path(_parse_url(url).database)
@@ -165,24 +166,40 @@ class StudyLock:
     @contextlib.contextmanager
     def hold(self) -> Iterator[None]:
         with self._local:
-            if self._backend == "sqlite":
-                with self._lock_path.open("a") as fh:
-                    fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-                    try:
-                        yield
-                    finally:
-                        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-                return
-            import sqlalchemy
-
-            if self._engine is None:
-                self._engine = sqlalchemy.create_engine(self._url, poolclass=sqlalchemy.pool.NullPool)
-            with self._engine.connect() as conn:
-                conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": self._key})
+            if self._depth > 0:  # already ours: a second flock / advisory lock would wait on itself
+                self._depth += 1
                 try:
                     yield
                 finally:
-                    conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": self._key})
+                    self._depth -= 1
+                return
+            with self._acquire():
+                self._depth = 1
+                try:
+                    yield
+                finally:
+                    self._depth = 0
+
+    @contextlib.contextmanager
+    def _acquire(self) -> Iterator[None]:
+        if self._backend == "sqlite":
+            with self._lock_path.open("a") as fh:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+            return
+        import sqlalchemy
+
+        if self._engine is None:
+            self._engine = sqlalchemy.create_engine(self._url, poolclass=sqlalchemy.pool.NullPool)
+        with self._engine.connect() as conn:  # closing the session also frees the lock
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": self._key})
+            try:
+                yield
+            finally:
+                conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": self._key})
 
     def close(self) -> None:
         if self._engine is not None:
