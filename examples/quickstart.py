@@ -37,9 +37,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="tiny model, few samples and epochs (CI smoke run)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: a temporary folder)")
     p.add_argument("--profile", default="loihi1", help="hardware profile: loihi1 or loihi2")
-    p.add_argument("--hidden", type=int, default=None, help="hidden neurons (default 128, quick 48)")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (default 30, quick 4)")
-    p.add_argument("--limit", type=int, default=None, help="training samples (default all, quick 1200)")
+    p.add_argument("--hidden", type=int, default=None, help="hidden neurons (default 128, quick 64)")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default 30, quick 6)")
+    p.add_argument("--limit", type=int, default=None, help="training samples (default all, quick 1500)")
     p.add_argument("--test-limit", type=int, default=None, help="test samples verified (default all, quick 500)")
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import torch
 
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    if args.quick:
+        torch.set_num_threads(1)  # a 64-neuron model: one thread beats two on a shared 2-core machine
     from rsnn_deploy.config import TrainConfig
     from rsnn_deploy.qnet import save_qnet
     from rsnn_deploy.quantize import quantize_model
@@ -58,9 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     from rsnn_deploy.verify import calibration_input, verify
 
     quick = args.quick
-    hidden = args.hidden or (48 if quick else 128)
-    epochs = args.epochs or (4 if quick else 30)
-    limit = args.limit or (1200 if quick else None)
+    hidden = args.hidden or (64 if quick else 128)
+    epochs = args.epochs or (6 if quick else 30)
+    limit = args.limit or (1500 if quick else None)
     test_limit = args.test_limit or (500 if quick else None)
     tmp = None
     if args.out is None:
@@ -72,8 +73,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # 1. train: a recurrent LIF network; v_floor=0 because nengo-loihi's LIF never goes below 0
     task = load_task("mnist1d")
-    model_cfg = model_config_for(task, variant="rec", n_hidden=hidden, tau_mem_ms=10.0, v_floor=0.0)
-    train_cfg = TrainConfig(epochs=epochs, batch_size=64 if quick else 100, lr=1e-2 if quick else 5e-3,
+    model_cfg = model_config_for(task, variant="rec", n_hidden=hidden, tau_mem_ms=5.0, v_floor=0.0)
+    train_cfg = TrainConfig(epochs=epochs, batch_size=32 if quick else 100, lr=1e-2 if quick else 5e-3,
                             limit=limit, seed=args.seed)
     result = train(task, model_cfg, train_cfg, out / "run", overwrite=True, progress=not quick)
     print(f"trained {model_cfg.variant} ({hidden} neurons, {epochs} epochs): "

@@ -80,14 +80,10 @@ def quantize(checkpoint: str, target: str, out: str, calib: int, data_dir: str |
     from rsnn_deploy.checkpoint import load_checkpoint
     from rsnn_deploy.io import write_json_atomic, write_text_atomic
     from rsnn_deploy.qnet import qnet_paths, save_qnet
-    from rsnn_deploy.verify import _training_part, calibration_input, quantize_checkpoint, task_of
+    from rsnn_deploy.verify import quantize_checkpoint
 
     ckpt = load_checkpoint(checkpoint)
-    calib_x = None
-    if calib > 0:
-        train_part, _ = _training_part(task_of(ckpt, data_dir), ckpt.meta)
-        calib_x = calibration_input(train_part, calib)
-    qnet, report = quantize_checkpoint(ckpt, target, calib_x)
+    qnet, report = quantize_checkpoint(ckpt, target, calib, data_dir=data_dir)
     json_path = save_qnet(qnet, out, checkpoint=str(ckpt.path), calibration_samples=calib, quantize_report=report)
     stem = qnet_paths(out)[1].with_suffix("")
     write_json_atomic(f"{stem}.report.json", report)
@@ -279,6 +275,10 @@ def model_card_markdown(report: dict[str, Any], meta: dict[str, Any], command: s
                      f"{a['samples']} samples ({'identical' if not a['bug'] else 'DIVERGES: a bug'}).")
     for s in report.get("skipped_backends", []):
         lines.append(f"\n{s['backend']}: not run ({s['reason']}).")
+    if "nengo-loihi" not in b and "nengo" in b:
+        lines += ["", "nengo-loihi: not applicable. Loihi 1 has no threshold adaptation and nengo-loihi builds "
+                  "`nengo.AdaptiveLIF` as plain LIF; the integer network runs in nengo core through a custom neuron "
+                  "type whose step is the profile's integer arithmetic."]
     q = report["quantization"]
     lines += ["", "## Neurons and time constants", "",
               f"- threshold {model.get('threshold')} (integer {q['vth']}), voltage floor {model.get('v_floor')}, "

@@ -455,8 +455,8 @@ def _backward(
     s_a = a_adapt * spec.adapt_strength
 
     grads: dict[str, Tensor] = {}
-    if need_w_in:
-        grads["w_in"] = torch.zeros(h, n_in, **opts)
+    if need_w_in:  # accumulated transposed: x^T g_i runs about 1.7x faster than g_i^T x (N = C is small)
+        grads["w_in_t"] = torch.zeros(n_in, h, **opts)
     if need_w_rec:
         grads["w_rec"] = torch.zeros(h, h, **opts)
     for name, flag in (("bias", need_b), ("a_syn", need_as), ("a_mem", need_am), ("a_adapt", need_aa)):
@@ -541,7 +541,7 @@ def _backward(
         # Gradients that are sums over time: one big kernel per block.
         gi_b, gp_b = gi_buf[:nb], gp_buf[:nb]
         if need_w_in:
-            grads["w_in"].addmm_(gi_b.reshape(-1, h).t(), xs[t0:t1].reshape(-1, n_in))
+            grads["w_in_t"].addmm_(xs[t0:t1].reshape(-1, n_in).t(), gi_b.reshape(-1, h))
         if g_x is not None:
             torch.mm(gi_b.reshape(-1, h), w_in, out=g_x[t0:t1].view(-1, n_in))
         if need_b:
@@ -567,9 +567,10 @@ def _backward(
         if adapt:
             gm_next = carry_m.copy_(gm_next)  # type: ignore[arg-type]
 
+    g_w_in = grads["w_in_t"].t().contiguous() if need_w_in else None
     return (
         g_x,
-        grads.get("w_in"),
+        g_w_in,
         grads.get("w_rec"),
         grads.get("bias"),
         grads.get("a_syn"),

@@ -47,6 +47,7 @@ __all__ = [
     "quantize_checkpoint",
     "target_of",
     "task_of",
+    "training_part",
     "verify",
     "wilson_interval",
 ]
@@ -111,7 +112,7 @@ def target_of(ckpt: Any, target: str | None) -> str:
     )
 
 
-def _training_part(task: Any, meta: dict[str, Any]) -> tuple[Any, Any]:
+def training_part(task: Any, meta: dict[str, Any]) -> tuple[Any, Any]:
     """(train, val) exactly as ``rsnn_deploy.train`` split them (limit first, then the seeded hold-out)."""
     from rsnn_deploy.tasks import split_validation
 
@@ -130,7 +131,7 @@ def evaluation_split(task: Any, meta: dict[str, Any], split: str) -> Any:
     """``test``, ``train`` (the training part) or ``val`` (the hold-out training used)."""
     if split == "test":
         return task.test
-    train, val = _training_part(task, meta)
+    train, val = training_part(task, meta)
     if split == "val":
         if len(val) == 0:
             raise ValidationError("--split val: the checkpoint was trained without a validation hold-out")
@@ -149,10 +150,20 @@ def calibration_input(split: Any, n: int) -> Any:
     return torch.from_numpy(split.spikes(np.arange(min(n, len(split))))).float()
 
 
-def quantize_checkpoint(ckpt: Any, profile: Any, calib_x: Any) -> tuple[Any, dict[str, Any]]:
-    """``quantize_model`` on a checkpoint (the model is not changed)."""
+def quantize_checkpoint(ckpt: Any, profile: Any, calib: int = 200, task: Any = None,
+                        data_dir: str | Path | None = None) -> tuple[Any, dict[str, Any]]:
+    """``quantize_model`` on a checkpoint, calibrated on the first ``calib`` samples of its training part.
+
+    Every command quantizes through here (``quantize``, ``verify``, ``model-card``,
+    :func:`emulated_accuracy`), so the same checkpoint always gives the same integers.
+    The model is not changed.
+    """
     from rsnn_deploy.quantize import quantize_model
 
+    calib_x = None
+    if calib > 0:
+        train_part, _ = training_part(task if task is not None else task_of(ckpt, data_dir), ckpt.meta)
+        calib_x = calibration_input(train_part, calib)
     return quantize_model(ckpt.model, profile, calib_x, source=ckpt.name)
 
 
@@ -355,8 +366,7 @@ def verify(
             raise ValidationError(f"--qnet: quantized for {qnet.profile!r}, --target is {prof.name!r}")
         qreport = (_qnet_meta(qnet_path) or {}).get("quantize_report")
     else:
-        train_part, _ = _training_part(task, ckpt.meta)
-        qnet, qreport = quantize_checkpoint(ckpt, prof, calibration_input(train_part, calib))
+        qnet, qreport = quantize_checkpoint(ckpt, prof, calib, task)
 
     names, skipped = _resolve_backends(list(backends or DEFAULT_BACKENDS), qnet, explicit=backends is not None)
     x = data.spikes(np.arange(n))
@@ -528,10 +538,9 @@ def emulated_accuracy(checkpoint_path: str | Path, profile: str, split: str = "v
 
     ckpt = load_checkpoint(checkpoint_path)
     task = task_of(ckpt, data_dir)
-    train_part, _ = _training_part(task, ckpt.meta)
     data = evaluation_split(task, ckpt.meta, split)
     n = len(data) if limit is None else min(int(limit), len(data))
-    qnet, _ = quantize_checkpoint(ckpt, profile, calibration_input(train_part, calib))
+    qnet, _ = quantize_checkpoint(ckpt, profile, calib, task)
     correct = 0
     for start in range(0, n, 1024):
         idx = np.arange(start, min(n, start + 1024))

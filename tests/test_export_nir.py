@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -128,7 +130,7 @@ def test_qnet_graph_carries_the_integers(tmp_path, profile: str) -> None:
         np.testing.assert_array_equal(quant[name], getattr(qnet, name), err_msg=name)
     assert (int(quant["vmin"]), int(quant["vmax"])) == (qnet.vmin, qnet.vmax)
     np.testing.assert_array_equal(g.nodes["w_in"].weight, qnet.w_in)
-    np.testing.assert_array_equal(g.nodes["lif"].v_threshold, qnet.vth)
+    np.testing.assert_array_equal(g.nodes["lif"].v_threshold, qnet.vth - (profile == "loihi2"))
     from rsnn_deploy.hardware import load_profile
 
     a_m = retention_of(qnet.decay_v, load_profile(profile), 0)
@@ -217,11 +219,11 @@ def test_check_nir_end_to_end_on_a_generated_task(tmp_path, capsys) -> None:
     model = RSNN(ModelConfig(n_in=task.n_channels, n_hidden=24, n_out=task.n_classes, variant="rec-syn",
                              init_in_gain=3.0, readout_mode=task.readout_mode)).eval()
     ckpt = save_checkpoint(model, tmp_path / "m", task={"name": task.name, "params": task.params})
-    res = cn.check_nir(ckpt, limit=12)
-    assert res["samples"] == 12 and res["spike_agreement"] == 1.0
+    assert cn.main([str(ckpt), "--limit", "12", "--profile", "loihi2", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["samples"] == 12 and res["spike_agreement"] == 1.0 and res["consumer"].startswith("snntorch")
     assert res["accuracy_ours"] == res["accuracy_consumer"]
-    assert cn.main([str(ckpt), "--limit", "4"]) == 0
-    assert "spike agreement" in capsys.readouterr().out
+    assert res["qnet"]["profile"] == "loihi2" and res["qnet"]["spike_agreement"] > 0.8
     biased = save_checkpoint(_model(variant="rec-syn", bias=True), tmp_path / "b",
                              task={"name": task.name, "params": task.params})
     assert cn.main([str(biased)]) == 2

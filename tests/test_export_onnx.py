@@ -203,14 +203,19 @@ def test_int_step_graph_interface_and_latency() -> None:
     np.testing.assert_allclose(y, ref.readout[:, -1], rtol=1e-6)  # Trace.readout is float32
 
 
-def test_onnx_backend_object_runs_qnet() -> None:
+def test_onnx_backend_is_registered_and_runs_qnet() -> None:
+    from rsnn_deploy.backends import BackendSource, create_backend, load_plugins
+
+    load_plugins()
     qnet, _ = quantize_model(_model(variant="rec-syn-adapt", adapt_kind="threshold"), "loihi2")
-    x = _spikes(b=8)
-    got = OnnxBackend("sequence").run(qnet, x, record_states=True)
-    _assert_same_trace(got, emulator.run(qnet, x, record_states=True))
-    assert OnnxBackend.name == "onnx"
+    x = _spikes(b=8).astype(np.uint8)
+    backend = create_backend("onnx", BackendSource(qnet=qnet, record_states=True))
+    assert backend.name == "onnx"
+    _assert_same_trace(backend.run(x), emulator.run(qnet, x, record_states=True))
+    plain = OnnxBackend(qnet, graph="sequence").run(x)
+    assert plain.current is None and plain.voltage is None
     with pytest.raises(ValidationError, match="graph"):
-        OnnxBackend("loop")
+        OnnxBackend(qnet, graph="loop")
 
 
 def test_run_onnx_int_refuses_a_float_graph() -> None:
@@ -252,7 +257,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys) -> None:
     out = str(tmp_path / "x.onnx")
     _one_line_error(capsys, ["export", str(ckpt), "--format", "tflite", "-o", out], "export.format")
     _one_line_error(capsys, ["export", str(ckpt), "--format", "onnx", "--graph", "loop", "-o", out], "export.graph")
-    _one_line_error(capsys, ["export", str(ckpt), "--format", "nir", "--graph", "step", "-o", out], "only --format onnx")
+    _one_line_error(capsys, ["export", str(ckpt), "--format", "nir", "--graph", "step", "-o", out], "only --format")
     other = tmp_path / "report.json"
     other.write_text(json.dumps({"format": "rsnn-deploy/report"}))
     _one_line_error(capsys, ["export", str(other), "--format", "onnx", "-o", out], "format: not an rsnn-deploy")

@@ -235,11 +235,11 @@ def _shipped(profile: str) -> list[Path]:
 
 def _quantized(path: Path, profile: str):
     from rsnn_deploy.checkpoint import load_checkpoint
-    from rsnn_deploy.verify import calibration_input, quantize_checkpoint, task_of
+    from rsnn_deploy.verify import quantize_checkpoint, task_of
 
     ckpt = load_checkpoint(path)
     task = task_of(ckpt)
-    qnet, _ = quantize_checkpoint(ckpt, profile, calibration_input(task, 200))
+    qnet, _ = quantize_checkpoint(ckpt, profile, 200, task)
     return ckpt, task, qnet
 
 

@@ -256,3 +256,26 @@ def test_storage_helpers(tmp_path):
     lock = StudyLock(f"sqlite:///{tmp_path}/a.db", "s")
     with lock.hold(), lock.hold():  # re-entrant within a worker
         assert (tmp_path / "a.db.lock").exists()
+
+
+# ----------------------------------------------------------------------------- experiments
+
+
+def test_tau_sweep_is_resumable_and_refuses_mixed_configs(tmp_path, task):
+    from rsnn_deploy.experiment import SweepPlan, run_tau_sweep
+
+    def plan(epochs: int) -> SweepPlan:
+        out, rep = tmp_path / "sweep", tmp_path / "rep"
+        return SweepPlan(tau_syn_ms=[2.0], tau_adapt_ms=[20.0, 700.0], base=None, epochs=epochs, limit=None,
+                         n_hidden=8, seeds=1, target=None, out=out, report_dir=rep)  # fmt: skip
+
+    lines: list[str] = []
+    first = run_tau_sweep(task, plan(1), echo=lines.append)
+    assert [c["tau_adapt_ms"] for c in first["cells"]] == [20.0, 700.0]
+    assert (tmp_path / "rep" / "tau_sweep.png").is_file() and (tmp_path / "rep" / "results.json").is_file()
+    lines.clear()
+    again = run_tau_sweep(task, plan(1), echo=lines.append)  # a rerun reads the checkpoints back
+    assert sum("done before" in line for line in lines) == 2
+    assert [c["test_acc_mean"] for c in again["cells"]] == [c["test_acc_mean"] for c in first["cells"]]
+    with pytest.raises(ValidationError, match="different configuration"):
+        run_tau_sweep(task, plan(2), echo=lines.append)

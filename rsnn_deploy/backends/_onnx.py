@@ -13,8 +13,9 @@ every backend shares) from the graph's own ``w_out``/``b_out`` initializers.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar
+from typing import Any
 
 import numpy as np
 import onnx
@@ -149,7 +150,8 @@ def run_onnx_int(
     )
 
 
-def _run_steps(sess, meta: dict[str, str], xb: np.ndarray, lat: int, third: str):
+def _run_steps(sess: Any, meta: dict[str, str], xb: np.ndarray, lat: int,
+               third: str) -> Iterator[tuple[np.ndarray, ...]]:
     """Yield ``(z, u, v, third_state, overflow)`` for each of the ``T + L`` chip steps of the step graph."""
     nb, t_steps, c = xb.shape
     h, k = int(meta["n_hidden"]), int(meta["n_outputs"])
@@ -174,21 +176,48 @@ def _run_steps(sess, meta: dict[str, str], xb: np.ndarray, lat: int, third: str)
 
 
 class OnnxBackend:
-    """Runs a :class:`~rsnn_deploy.qnet.QuantizedNetwork` through its exported integer ONNX graph.
+    """``onnx``: a :class:`~rsnn_deploy.qnet.QuantizedNetwork` run through its exported integer ONNX graph.
 
-    The graph is exported in memory on each call (cheap next to the run), so the
-    backend needs nothing but the network, like every other backend.
+    The graph is exported in memory once, at construction (what ``rsnn-deploy export
+    QNET --format onnx`` would write), and each :meth:`run` executes it with
+    onnxruntime. ``graph="step"`` (the default, the registered backend) drives the
+    step graph from the host loop here, as a deployed host would.
     """
 
-    name: ClassVar[str] = "onnx"
-    graph: str = "step"
+    name = "onnx"
 
-    def __init__(self, graph: str = "step") -> None:
-        if graph not in ("step", "sequence"):
-            raise ValidationError(f"OnnxBackend.graph: must be 'step' or 'sequence' (got {graph!r})")
-        self.graph = graph
-
-    def run(self, qnet, spikes: np.ndarray, record_states: bool = False) -> Trace:
+    def __init__(self, qnet: Any, graph: str = "step", record_states: bool = False, progress: Any = None,
+                 chunk: int = 512) -> None:
         from rsnn_deploy.export._onnx_int import export_int_onnx
 
-        return run_onnx_int(export_int_onnx(qnet, self.graph), spikes, record_states=record_states)
+        if graph not in ("step", "sequence"):
+            raise ValidationError(f"OnnxBackend.graph: must be 'step' or 'sequence' (got {graph!r})")
+        self.qnet = qnet
+        self.graph = graph
+        self.record_states = record_states
+        self.progress = progress
+        self.chunk = chunk
+        self._model = export_int_onnx(qnet, graph).SerializeToString()
+
+    def run(self, spikes: np.ndarray) -> Trace:
+        from rsnn_deploy.backends import check_input
+
+        x = check_input(spikes, self.qnet.n_inputs, self.name)
+        tr = run_onnx_int(self._model, x, record_states=self.record_states, batch_chunk=self.chunk)
+        if self.progress is not None:
+            self.progress(x.shape[0])
+        return tr
+
+
+def register() -> None:
+    """Register ``onnx`` (idempotent: the registry accepts the same factory twice)."""
+    from rsnn_deploy.backends import register_backend
+
+    register_backend("onnx", needs="qnet", description="onnxruntime, exported integer step graph")(_make)
+
+
+def _make(source: Any) -> OnnxBackend:
+    return OnnxBackend(source.qnet, record_states=source.record_states, progress=source.progress)
+
+
+register()  # on import: rsnn_deploy.backends.PLUGIN_MODULES lists this module

@@ -31,10 +31,12 @@ readout ``lif -> w_out (Affine, b_out) -> readout (LI, tau = dt/(1 - a_o), r = 1
 -> output``. Logits are the time mean (or the last step) of ``output``
 (``metadata["readout_mode"]``).
 
-A quantized network exports the same graph in integer units (weights, ``vth``,
+A quantized network exports the same graph in integer units (weights, threshold,
 ``bias`` as floats; time constants from the decay registers' retention
 ``(4096 - offset - d) / 4096``), i.e. the chip *without* truncation and wrap-around,
 and carries every integer, the profile and its hash under ``metadata["quantization"]``.
+The threshold is ``vth`` for a ``>`` profile (loihi1) and ``vth - 1`` for a ``>=``
+profile (loihi2), the strict threshold that fires on the same integers.
 
 Not representable in NIR 1.0, hence refused with one line (never silently dropped):
 spike-frequency adaptation (no adaptive neuron), refractory periods, voltage floors.
@@ -44,6 +46,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -60,7 +63,7 @@ DISCRETIZATION = "forward-euler: x[t] = x[t-1] + dt/tau * (rhs with the inputs o
 _WHERE = "export --format nir"
 
 
-def _nir():
+def _nir() -> ModuleType:
     try:
         import nir
     except ImportError:  # pragma: no cover - nir is a core dependency
@@ -80,7 +83,7 @@ def _euler(a: np.ndarray, dt_s: float, what: str) -> tuple[np.ndarray, np.ndarra
     return dt_s / leak, 1.0 / leak
 
 
-def _readout_nodes(nir, w_out: np.ndarray, b_out: np.ndarray, a_out: float, dt_s: float) -> dict[str, Any]:
+def _readout_nodes(nir: ModuleType, w_out: np.ndarray, b_out: np.ndarray, a_out: float, dt_s: float) -> dict[str, Any]:
     k = w_out.shape[0]
     tau, gain = _euler(np.full(k, a_out), dt_s, "readout")
     return {
@@ -90,14 +93,15 @@ def _readout_nodes(nir, w_out: np.ndarray, b_out: np.ndarray, a_out: float, dt_s
     }
 
 
-def _graph(nir, nodes: dict[str, Any], recurrent: bool, metadata: dict[str, Any]):
+def _graph(nir: ModuleType, nodes: dict[str, Any], recurrent: bool, metadata: dict[str, Any]) -> Any:
     edges = [("input", "w_in"), ("w_in", "lif"), ("lif", "w_out"), ("w_out", "readout"), ("readout", "output")]
     if recurrent:
         edges += [("lif", "w_rec"), ("w_rec", "lif")]
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata)
 
 
-def _neuron(nir, a_s: np.ndarray | None, a_m: np.ndarray, bias: np.ndarray, threshold: np.ndarray, dt_s: float):
+def _neuron(nir: ModuleType, a_s: np.ndarray | None, a_m: np.ndarray, bias: np.ndarray, threshold: np.ndarray,
+            dt_s: float) -> Any:
     tau_mem, r = _euler(a_m, dt_s, "membrane")
     v_leak = np.asarray(bias, np.float64) * r
     thr = np.asarray(threshold, np.float64)
@@ -108,7 +112,7 @@ def _neuron(nir, a_s: np.ndarray | None, a_m: np.ndarray, bias: np.ndarray, thre
                        v_reset=np.zeros_like(thr), w_in=w_in)
 
 
-def nir_from_model(model: RSNN, source: str = ""):
+def nir_from_model(model: RSNN, source: str = "") -> Any:
     """The float model as a ``nir.NIRGraph`` (effective parameters; see the module docstring).
 
     Raises
@@ -169,7 +173,7 @@ def nir_from_model(model: RSNN, source: str = ""):
     return _graph(nir, nodes, p.w_rec is not None, metadata)
 
 
-def nir_from_qnet(qnet: QuantizedNetwork):
+def nir_from_qnet(qnet: QuantizedNetwork) -> Any:
     """The quantized network as a ``nir.NIRGraph`` in integer units, the integers in ``metadata``.
 
     Raises
@@ -201,8 +205,10 @@ def nir_from_qnet(qnet: QuantizedNetwork):
     dt_s = (prof.dt_ms or 1.0) * 1e-3
     a_s = retention_of(qnet.decay_u, prof, prof.decay.u_offset)
     a_m = retention_of(qnet.decay_v, prof, prof.decay.v_offset)
-    h, c = qnet.w_in.shape
-    lif = _neuron(nir, a_s, a_m, qnet.bias.astype(np.float64), qnet.vth.astype(np.float64), dt_s)
+    c = qnet.n_inputs
+    # NIR spikes on v > v_threshold; a '>=' chip (loihi2) fires on integers v > vth - 1
+    strict_vth = qnet.vth - (1 if prof.threshold.comparison == ">=" else 0)
+    lif = _neuron(nir, a_s, a_m, qnet.bias.astype(np.float64), strict_vth.astype(np.float64), dt_s)
     nodes: dict[str, Any] = {
         "input": nir.Input(input_type={"input": np.array([c])}),
         "w_in": nir.Linear(weight=qnet.w_in.astype(np.float64)),
@@ -249,21 +255,21 @@ def nir_from_qnet(qnet: QuantizedNetwork):
     return _graph(nir, nodes, qnet.w_rec is not None, metadata)
 
 
-def export_nir(obj: RSNN | QuantizedNetwork, source: str = ""):
+def export_nir(obj: RSNN | QuantizedNetwork, source: str = "") -> Any:
     """``nir_from_model`` or ``nir_from_qnet``, by type."""
     if isinstance(obj, QuantizedNetwork):
         return nir_from_qnet(obj)
     return nir_from_model(obj, source=source)
 
 
-def write_nir(graph, path: str | Path) -> Path:
+def write_nir(graph: Any, path: str | Path) -> Path:
     """Write ``graph`` with ``nir.write`` (HDF5); returns the path."""
     out = Path(path)
     _nir().write(str(out), graph)
     return out
 
 
-def read_nir(path: str | Path):
+def read_nir(path: str | Path) -> Any:
     """``nir.read`` with a one-line error for a missing or foreign file."""
     p = Path(path)
     if not p.is_file():

@@ -98,7 +98,8 @@ def float_params(model: RSNN) -> FloatParams:
 def _step_nodes(b: GraphBuilder, p: FloatParams, x: str, st: dict[str, str]) -> dict[str, str]:
     """Append one step; ``st`` maps FLOAT_STATE names to tensors. Returns the new state plus ``z``."""
     f = _F32
-    i = b.op("Add", b.op("Mul", b.const(p.a_syn, f, "a_syn"), st["i"]), b.op("MatMul", x, b.const(p.w_in.T, f, "w_in_t")))
+    drive = b.op("MatMul", x, b.const(p.w_in.T, f, "w_in_t"))
+    i = b.op("Add", b.op("Mul", b.const(p.a_syn, f, "a_syn"), st["i"]), drive)
     if p.w_rec is not None:
         i = b.op("Add", i, b.op("MatMul", st["z_prev"], b.const(p.w_rec.T, f, "w_rec_t")))
     n = b.op("Mul", b.const(p.a_adapt, f, "a_adapt"), st["n"]) if p.adapt_kind is not None else st["n"]

@@ -46,7 +46,7 @@ __all__ = ["SNNTORCH_DT_S", "check_nir", "compare_traces", "run_consumer", "snnt
 SNNTORCH_DT_S = 1e-4  # hard-coded in snntorch/import_nir.py (1.0.0)
 
 
-def _require_snntorch():
+def _require_snntorch() -> tuple[Any, Any, Any]:
     try:
         import nirtorch
         import snntorch
@@ -62,7 +62,7 @@ def _require_snntorch():
 class _LeakyReadout(torch.nn.Module):
     """``nir.LI`` as snnTorch's ``Leaky`` without reset: returns the membrane (the readout)."""
 
-    def __init__(self, snn, beta: np.ndarray, gain: np.ndarray) -> None:
+    def __init__(self, snn: Any, beta: np.ndarray, gain: np.ndarray) -> None:
         super().__init__()
         beta_t = torch.as_tensor(np.asarray(beta, np.float64), dtype=torch.float32)
         self.register_buffer("gain", torch.as_tensor(np.asarray(gain, np.float64), dtype=torch.float32))
@@ -75,7 +75,7 @@ class _LeakyReadout(torch.nn.Module):
         return mem
 
 
-def snntorch_consumer(graph) -> torch.nn.Module:
+def snntorch_consumer(graph: Any) -> torch.nn.Module:
     """Build ``graph`` (our NIR export) as a stateful snnTorch/NIRTorch module; see the module docstring."""
     import nir
 
@@ -98,7 +98,7 @@ def snntorch_consumer(graph) -> torch.nn.Module:
     li_beta = 1.0 - dt_s / np.asarray(li.tau, np.float64)
     li_gain = np.asarray(li.r, np.float64) * dt_s / np.asarray(li.tau, np.float64)
 
-    def node(n):
+    def node(n: Any) -> torch.nn.Module:
         return convert(n, init_hidden=True)
 
     node_map = {nir.Affine: node, nir.Linear: node, nir.CubaLIF: node, nir.LIF: node,
@@ -161,44 +161,52 @@ def compare_traces(
     }
 
 
-def _load_task(meta: dict[str, Any], data_dir: str | None):
-    try:
-        from rsnn_deploy.tasks import task_for_checkpoint  # being added by the lead
-    except ImportError:
-        task_for_checkpoint = None
-    if task_for_checkpoint is not None:
-        return task_for_checkpoint(meta, data_dir=data_dir)
-    from rsnn_deploy.tasks import load_task
+def _through_file(graph: Any) -> Any:
+    """Write and read back ``graph``: the consumer sees what is on disk."""
+    from rsnn_deploy.export._nir import read_nir, write_nir
 
-    task = meta.get("task") or {}
-    if "name" not in task:
-        raise UnsupportedError("check_nir: the checkpoint records no task; cannot pick test samples")
-    return load_task(task["name"], data_dir=data_dir, **task.get("params", {}))
+    with tempfile.TemporaryDirectory() as tmp:
+        return read_nir(write_nir(graph, Path(tmp) / "model.nir"))
 
 
-def check_nir(checkpoint: str | Path, limit: int | None = 1000, data_dir: str | None = None) -> dict[str, Any]:
-    """Export ``checkpoint`` to NIR, run it in snnTorch and compare with our model on the test split."""
+def check_nir(checkpoint: str | Path, limit: int | None = 1000, data_dir: str | None = None,
+              profile: str | None = None) -> dict[str, Any]:
+    """Export ``checkpoint`` to NIR, run it in snnTorch and compare with our model on the test split.
+
+    With ``profile``, also quantize the model (calibrated on 256 training samples), export
+    the quantized network's NIR graph and compare snnTorch's run of it with the integer
+    emulator (the NIR graph has no truncation or wrap-around, so this measures how far
+    the NIR description of the chip is from the chip).
+    """
     from rsnn_deploy.checkpoint import load_checkpoint
-    from rsnn_deploy.export._nir import nir_from_model, read_nir, write_nir
+    from rsnn_deploy.export._nir import nir_from_model, nir_from_qnet
+    from rsnn_deploy.tasks import task_for_checkpoint
 
     ckpt = load_checkpoint(checkpoint)
-    task = _load_task(ckpt.meta, data_dir)
+    task = task_for_checkpoint(ckpt.meta, data_dir=data_dir)
     n = len(task.test) if limit is None else min(limit, len(task.test))
     idx = np.arange(n)
     x = task.test.spikes(idx)
     labels = task.test.labels[idx]
-    with tempfile.TemporaryDirectory() as tmp:
-        path = write_nir(nir_from_model(ckpt.model, source=str(ckpt.path)), Path(tmp) / "model.nir")
-        graph = read_nir(path)
-    module = snntorch_consumer(graph)
+    module = snntorch_consumer(_through_file(nir_from_model(ckpt.model, source=str(ckpt.path))))
     spikes, readout = run_consumer(module, x)
     tr = ckpt.model.trace(torch.as_tensor(x, dtype=torch.float32))
     result = compare_traces(tr.spikes.numpy(), tr.readout.numpy(), tr.logits.numpy(), spikes, readout,
                             ckpt.model.cfg.readout_mode, labels)
     import snntorch
 
-    return {"checkpoint": str(ckpt.path), "task": task.name, "consumer": f"snntorch {snntorch.__version__}",
-            **result}
+    out = {"checkpoint": str(ckpt.path), "task": task.name, "consumer": f"snntorch {snntorch.__version__}", **result}
+    if profile is not None:
+        from rsnn_deploy import emulator
+        from rsnn_deploy.quantize import quantize_model
+
+        calib = task.train.spikes(np.arange(min(256, len(task.train))))
+        qnet, _ = quantize_model(ckpt.model, profile, torch.as_tensor(calib, dtype=torch.float32))
+        q_spikes, q_readout = run_consumer(snntorch_consumer(_through_file(nir_from_qnet(qnet))), x)
+        ref = emulator.run(qnet, x)
+        out["qnet"] = {"profile": profile, **compare_traces(ref.spikes, ref.readout, ref.logits, q_spikes, q_readout,
+                                                           qnet.readout_mode, labels)}
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -207,10 +215,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("checkpoint")
     ap.add_argument("--limit", type=int, default=1000, help="test samples to compare (default 1000)")
     ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--profile", default=None, help="also compare the quantized network's NIR graph with the emulator")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     try:
-        res = check_nir(args.checkpoint, args.limit, args.data_dir)
+        res = check_nir(args.checkpoint, args.limit, args.data_dir, args.profile)
     except RsnnError as err:
         print(f"check_nir: error: {err}", file=sys.stderr)
         return 2
@@ -221,8 +230,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  spike agreement     {100 * res['spike_agreement']:.4f} % of neuron-steps, "
               f"{100 * res['identical_samples']:.2f} % of samples identical")
         print(f"  predictions agree   {100 * res['prediction_agreement']:.2f} %")
-        print(f"  accuracy            ours {100 * res['accuracy_ours']:.2f} %, consumer {100 * res['accuracy_consumer']:.2f} %")
+        print(f"  accuracy            ours {100 * res['accuracy_ours']:.2f} %, "
+              f"consumer {100 * res['accuracy_consumer']:.2f} %")
         print(f"  readout max |diff|  {res['readout_max_abs_diff']:.3g}")
+        if "qnet" in res:
+            q = res["qnet"]
+            print(f"  {q['profile']} QNET as NIR in snntorch vs our integer emulator: spike agreement "
+                  f"{100 * q['spike_agreement']:.4f} %, predictions agree {100 * q['prediction_agreement']:.2f} %, "
+                  f"accuracy emulator {100 * q['accuracy_ours']:.2f} %, consumer {100 * q['accuracy_consumer']:.2f} %")
     return 0
 
 

@@ -11,10 +11,11 @@ each batch on request: the row code would take 94 MB and the pixel code 3.7 GB a
 ``sfmnist-row`` (T = 28, C = 28 * levels)
     Thermometer code per pixel of the current row: channel ``col * levels + l`` is on
     while ``pixel / 255 >= (l + 1) / (levels + 1)``. A row-wise network sees the image as
-    its own input current would be, only quantized; ``levels = 3`` (84 channels) keeps
-    nearly all the information a linear classifier uses (about 84 % vs 84-85 % on raw
-    pixels; see the task report). Level crossing along the rows was not chosen: with 28
-    steps a neuron would have to integrate edges back into intensities.
+    its own input current would be, only quantized. Logistic regression on the flattened
+    code (10 epochs Adam) scored 79.5 / 81.9 / 83.1 / 84.0 % test for levels = 1 / 2 / 3 / 4
+    against 84.5 % on raw pixels: ``levels = 3`` (84 channels) is the default. Level
+    crossing along the rows was not chosen: with 28 steps a neuron would have to integrate
+    edges back into intensities.
 ``sfmnist-pixel`` (T = 784, C = 2 * n_thresholds)
     LSNN-style: one pixel per step (row-major), level crossing with ``n_thresholds``
     thresholds evenly spaced in (0, 1), an up and a down channel each (80 channels by

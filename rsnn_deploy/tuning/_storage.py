@@ -194,12 +194,18 @@ class StudyLock:
 
         if self._engine is None:
             self._engine = sqlalchemy.create_engine(self._url, poolclass=sqlalchemy.pool.NullPool)
-        with self._engine.connect() as conn:  # closing the session also frees the lock
+        try:
+            conn = self._engine.connect()
+        except sqlalchemy.exc.SQLAlchemyError as err:
+            raise ValidationError(f"--storage: cannot open {safe_url(self._url)!r}: {_first_line(err)}") from None
+        try:  # closing the session also frees the lock, should the unlock fail
             conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": self._key})
             try:
                 yield
             finally:
                 conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": self._key})
+        finally:
+            conn.close()
 
     def close(self) -> None:
         if self._engine is not None:

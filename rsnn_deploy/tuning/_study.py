@@ -199,12 +199,19 @@ def _open_study(s: TuneSettings, task: Any, lock: StudyLock, epochs: int) -> Any
     import optuna
     from sqlalchemy.exc import SQLAlchemyError
 
-    storage = open_storage(
-        s.storage_url,
-        heartbeat_interval=s.heartbeat_interval,
-        grace_period=s.grace_period,
-        max_retry=s.max_retry,
-    )
+    # Optuna creates its tables on first use; two workers doing that at once on a fresh
+    # database collide, so the first open is serialised (one key for the whole database).
+    schema_lock = StudyLock(s.storage_url, "<schema>")
+    try:
+        with schema_lock.hold():
+            storage = open_storage(
+                s.storage_url,
+                heartbeat_interval=s.heartbeat_interval,
+                grace_period=s.grace_period,
+                max_retry=s.max_retry,
+            )
+    finally:
+        schema_lock.close()
     identity = s.identity(task)
     with lock.hold():
         try:
