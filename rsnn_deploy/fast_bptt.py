@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections import deque
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -76,7 +77,7 @@ _SURROGATES = ("fast-sigmoid", "triangle", "arctan", "sigmoid")
 _DTYPES = (torch.float32, torch.float64)
 # A block buffer of [K, B, H] stays below this many bytes. Then the block's buffers stay
 # in the cache between the bulk kernels and the step loop that reads them.
-_BLOCK_BYTES = 2 << 20
+_BLOCK_BYTES = 1 << 20
 
 
 # ----------------------------------------------------------------------------- buffer pool
@@ -96,32 +97,40 @@ class _Pool:
 
     ``take`` returns a kept tensor of the right shape, if one is free, and otherwise a
     new one. ``give`` keeps a tensor. A tensor marked ``shared`` was handed out, and is
-    reused only after every other reference to its storage has gone.
+    reused only after every other reference to its storage has gone. ``give`` runs from
+    ``__del__``, so that the garbage collector may call it in the middle of ``take``. It
+    therefore only appends to a deque, which is atomic, and ``take`` moves the tensors
+    over under its lock.
     """
 
     def __init__(self, max_bytes: int):
         self.max_bytes = max_bytes
         self._free: list[tuple[Tensor, bool]] = []
+        self._returned: deque[tuple[Tensor, bool]] = deque()
         self._lock = threading.Lock()
 
     def take(self, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
         if device.type == "cpu":
             with self._lock:
+                self._drain()
                 for k, (t, shared) in enumerate(self._free):
                     if t.shape == shape and t.dtype == dtype and (not shared or _unshared(t)):
-                        del self._free[k]
-                        return t
+                        return self._free.pop(k)[0]
         return torch.empty(shape, dtype=dtype, device=device)
 
     def give(self, tensors: list[Tensor], shared: bool = False) -> None:
-        with self._lock:
-            self._free.extend((t, shared) for t in tensors if t.device.type == "cpu")
-            total = sum(t.nbytes for t, _ in self._free)
-            while self._free and total > self.max_bytes:
-                total -= self._free.pop(0)[0].nbytes
+        self._returned.extend((t, shared) for t in tensors if t.device.type == "cpu")
+
+    def _drain(self) -> None:
+        while self._returned:
+            self._free.append(self._returned.popleft())
+        total = sum(t.nbytes for t, _ in self._free)
+        while self._free and total > self.max_bytes:  # drop the oldest
+            total -= self._free.pop(0)[0].nbytes
 
     def clear(self) -> None:
         with self._lock:
+            self._returned.clear()
             self._free.clear()
 
 
@@ -162,7 +171,6 @@ class _Spec:
 
     recurrent: bool
     synapse: bool
-    bias: bool
     adapt_kind: str | None
     adapt_strength: float
     threshold: float
@@ -192,12 +200,16 @@ def supports(cfg: ModelConfig, p: NeuronParams) -> bool:
     """Whether :func:`run` covers this configuration.
 
     Every neuron variant and option of ``neuron_step`` is covered. The engine declines
-    (and the eager loop runs) only for inputs it was not checked on: a dtype other than
-    float32 or float64, an unknown surrogate or adaptation kind, or parameter shapes
-    that differ from the ``NeuronParams`` contract.
+    (and the eager loop runs) only for inputs it was not checked on: a device other than
+    the CPU, a dtype other than float32 or float64, an unknown surrogate or adaptation
+    kind, or parameter shapes that differ from the ``NeuronParams`` contract. On a GPU,
+    bit-identical spikes are not established: cuBLAS may choose another algorithm for the
+    per-block input projection than for eager's whole-sequence one.
     """
     h = p.w_in.shape[0] if p.w_in.dim() == 2 else -1
-    if h < 1 or p.w_in.dtype not in _DTYPES or cfg.surrogate not in _SURROGATES:
+    if h < 1 or p.w_in.device.type != "cpu" or p.w_in.dtype not in _DTYPES:
+        return False
+    if cfg.surrogate not in _SURROGATES:
         return False
     if p.adapt_kind not in (None, "threshold", "current"):
         return False
@@ -233,7 +245,6 @@ def run(xs: Tensor, p: NeuronParams, cfg: ModelConfig) -> Tensor:
     spec = _Spec(
         recurrent=p.w_rec is not None,
         synapse=synapse,
-        bias=bias is not None,
         adapt_kind=p.adapt_kind,
         adapt_strength=float(p.adapt_strength),
         threshold=float(p.threshold),

@@ -89,11 +89,12 @@ class WeightGrid:
     hi: int  # largest integer weight
 
 
-def weight_grid(max_abs_scaled: float, profile: HardwareProfile) -> WeightGrid:
+def weight_grid(max_abs_scaled: float, profile: HardwareProfile, min_exponent: int | None = None) -> WeightGrid:
     """Smallest exponent whose mantissa range holds ``max_abs_scaled`` (clipped to the profile's range)."""
     fmt = profile.weight
     exponent = fmt.exponent_max
-    for e in range(fmt.exponent_min, fmt.exponent_max + 1):
+    lowest = fmt.exponent_min if min_exponent is None else max(fmt.exponent_min, min_exponent)
+    for e in range(lowest, fmt.exponent_max + 1):
         if max_abs_scaled <= fmt.mantissa_max * 2.0 ** (e + fmt.exponent_offset):
             exponent = e
             break
@@ -170,13 +171,17 @@ def check_supported(cfg: ModelConfig, profile: HardwareProfile, taus_ms: dict[st
                 f"(profile supports {', '.join(profile.features.adaptation)})"
             )
     if cfg.refractory_steps > 0 and not profile.features.refractory:
-        raise UnsupportedError(f"{where}: refractory_steps={cfg.refractory_steps} but {profile.name} has no refractory period")
+        raise UnsupportedError(
+            f"{where}: refractory_steps={cfg.refractory_steps} but {profile.name} has no refractory period"
+        )
     if cfg.refractory_steps + 1 > profile.refractory.max_steps:
         raise UnsupportedError(
             f"{where}: refractory_steps={cfg.refractory_steps} exceeds the profile's {profile.refractory.max_steps - 1}"
         )
     if cfg.v_floor is not None and not profile.features.voltage_floor:
-        raise UnsupportedError(f"{where}: v_floor={cfg.v_floor} but {profile.name} has no voltage floor; train without --v-floor")
+        raise UnsupportedError(
+            f"{where}: v_floor={cfg.v_floor} but {profile.name} has no voltage floor; train without --v-floor"
+        )
     if not profile.features.per_neuron_decays:
         for name, tau in taus_ms.items():
             if np.unique(tau).size > 1:
@@ -361,25 +366,17 @@ def quantize_model(model: RSNN, profile: str | HardwareProfile, calib_x: Tensor 
         tiles = [("w_in", w_in, q_in, slice(None))]
         if w_rec is not None:
             tiles += [(f"w_rec[{j}<-{k}]", w_rec, q_rec, pre) for k, pre in enumerate(blocks)]
-        for name, w, q, pre in tiles:
-            scaled = w[post, pre] * s
-            grid = weight_grid(float(np.abs(scaled).max(initial=0.0)), prof)
-            ints, clipped = quantize_weights(scaled, grid)
-            q[post, pre] = ints
-            mant = np.abs(ints) // (1 << max(grid.exponent + prof.weight.exponent_offset, 0))
-            err = (ints - scaled)
-            weight_report.append({
-                "connection": name if name != "w_in" else f"w_in[{j}]",
-                "block": j,
-                "exponent": grid.exponent,
-                "step": grid.step,
-                "largest_mantissa": int(mant.max(initial=0)),
-                "bits_used": int(np.ceil(np.log2(float(mant.max(initial=0)) + 1))) + 1,
-                "levels_used": int(np.unique(ints).size),
-                "clipped": clipped,
-                "zeroed": int(((ints == 0) & (scaled != 0)).sum()),
-                "rms_error_rel": float(np.sqrt((err**2).mean()) / max(np.abs(scaled).max(initial=0.0), 1e-30)),
-            })
+        block_report = [_quantize_tile(name, w[post, pre] * s, q, (post, pre), j, prof) for name, w, q, pre in tiles]
+        # nengo-loihi sets a block's weight scale from its largest float weight; when no integer weight of the
+        # block is the largest one, compile adds a silent anchor input carrying it, so the input connection
+        # must then sit at the largest exponent (see nengo_build._loihi).
+        w_top = prof.weight.mantissa_max * 2 ** (prof.weight.exponent_max + prof.weight.exponent_offset)
+        top_used = any(np.abs(q[post, pre]).max(initial=0) == w_top for _, _, q, pre in tiles)
+        low_input = block_report[0]["exponent"] < prof.weight.exponent_max
+        if prof.semantics == "nengo-loihi-1.1" and not top_used and low_input:
+            block_report[0] = _quantize_tile("w_in", w_in[post] * s, q_in, (post, slice(None)), j, prof,
+                                             min_exponent=prof.weight.exponent_max)
+        weight_report += block_report
         q_bias[post] = _bias_to_int(bias[post] * s, prof)
 
     dt = cfg.dt_ms
@@ -423,6 +420,28 @@ def quantize_model(model: RSNN, profile: str | HardwareProfile, calib_x: Tensor 
     validate_for(qnet, prof)
     report = _report(model, prof, qnet, taus, d_u, d_v, decay_theta, weight_report, peaks)
     return qnet, report
+
+
+def _quantize_tile(name: str, scaled: np.ndarray, out: np.ndarray, where: tuple[slice, slice], block: int,
+                   prof: HardwareProfile, min_exponent: int | None = None) -> dict:
+    """Quantize one connection tile into ``out[where]``; returns its report row."""
+    grid = weight_grid(float(np.abs(scaled).max(initial=0.0)), prof, min_exponent)
+    ints, clipped = quantize_weights(scaled, grid)
+    out[where] = ints
+    mant = np.abs(ints) // (1 << max(grid.exponent + prof.weight.exponent_offset, 0))
+    err = ints - scaled
+    return {
+        "connection": name if name != "w_in" else f"w_in[{block}]",
+        "block": block,
+        "exponent": grid.exponent,
+        "step": grid.step,
+        "largest_mantissa": int(mant.max(initial=0)),
+        "bits_used": int(np.ceil(np.log2(float(mant.max(initial=0)) + 1))) + 1,
+        "levels_used": int(np.unique(ints).size),
+        "clipped": clipped,
+        "zeroed": int(((ints == 0) & (scaled != 0)).sum()),
+        "rms_error_rel": float(np.sqrt((err**2).mean()) / max(np.abs(scaled).max(initial=0.0), 1e-30)),
+    }
 
 
 def _tau_rows(name: str, tau_ms: np.ndarray, d: np.ndarray, prof: HardwareProfile, offset: int, dt: float) -> dict:

@@ -465,7 +465,8 @@ def _gap(traces: dict[str, Any], y: np.ndarray, a: str, b: str) -> dict[str, Any
 def _gaps(results: dict[str, Any], traces: dict[str, Any], y: np.ndarray) -> list[dict[str, Any]]:
     chain = [name for name in GAP_CHAIN if name in traces]
     out = [_gap(traces, y, a, b) for a, b in itertools.pairwise(chain)]
-    if "torch-float" in traces and INTEGER_REFERENCE in traces and len(chain) > 2:
+    pairs = {(g["from"], g["to"]) for g in out}
+    if "torch-float" in traces and INTEGER_REFERENCE in traces and ("torch-float", INTEGER_REFERENCE) not in pairs:
         out.append(_gap(traces, y, "torch-float", INTEGER_REFERENCE))
     if INTEGER_REFERENCE in traces and "nengo" in traces:
         out.append(_gap(traces, y, INTEGER_REFERENCE, "nengo"))

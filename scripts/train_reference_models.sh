@@ -17,12 +17,14 @@ mkdir -p "$OUT" models rsnn_deploy/_models
 
 train_one() {
   local name=$1 target=$2; shift 2
-  echo "== $name ($target): $RSNN train $* -o $OUT/$name"
-  "$RSNN" train "$@" --qat "$target" --quiet --overwrite -o "$OUT/$name"
+  local args=("$@" --qat "$target" --quiet --overwrite -o "$OUT/$name")
+  echo "== $name: rsnn-deploy train ${args[*]}"
+  "$RSNN" train "${args[@]}"
   cp "$OUT/$name/model.safetensors" "models/$name.safetensors"
   cp "$OUT/$name/model.json" "models/$name.json"
-  "$RSNN" model-card "models/$name" --target "$target" \
-    --training-command "rsnn-deploy train $* --qat $target -o $OUT/$name" -o "models/$name.md"
+  "$RSNN" model-card "models/$name" --target "$target" --quiet \
+    --training-command "rsnn-deploy train ${args[*]}" -o "models/$name.md"
+  chmod 644 "models/$name".*  # atomic writes create 0600 files; shipped files must be readable
 }
 
 want() { [ $# -eq 0 ] || [[ " $* " == *" $NAME "* ]]; }

@@ -200,6 +200,16 @@ class TestNengoLoihi(BackendConformance):
     name = "nengo-loihi"
 
 
+class TestOnnx(BackendConformance):
+    name = "onnx"
+
+
+class TestOnnxLoihi2(BackendConformance):
+    name = "onnx"
+    profile = "loihi2"
+    states = ("current", "voltage", "adaptation")
+
+
 # ----------------------------------------------------------------------------- registry
 
 

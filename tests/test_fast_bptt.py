@@ -204,3 +204,13 @@ def test_unsupported_config_falls_back_or_raises() -> None:
     assert not fast_bptt.supports(model.cfg, p)
     with pytest.raises(ValueError, match="fast engine does not support"):
         model.hidden_spikes(_inputs(torch.float16), engine="fast")
+
+
+@pytest.mark.parametrize("profile,variant", [("loihi1", "rec-syn"), ("loihi2", "rec-syn-adapt")])
+def test_quantization_aware_training(profile: str, variant: str) -> None:
+    """Under QAT the engine gets fake-quantized parameters (straight-through): still the eager result."""
+    from rsnn_deploy.quantize import attach_fake_quant
+
+    model = _model(variant=variant, per_neuron_tau=False)
+    attach_fake_quant(model, profile)
+    _assert_same(model, _inputs())

@@ -150,3 +150,18 @@ def test_cli_train_with_qat_for_unsupported_variant_exits_2(tmp_path, capsys):
                  "--variant", "rec-adapt", "--qat", "loihi1", "--epochs", "1", "--quiet", "-o", str(tmp_path / "r")])
     err = capsys.readouterr().err
     assert code == 2 and "needs adaptation" in err and err.count("\n") == 1
+
+
+@pytest.mark.nengo_loihi
+@pytest.mark.parametrize("seed,gain_in,gain_rec", [(1, 1.0, 8.0), (4, 0.5, 10.0), (5, 0.2, 0.2), (0, 30.0, 1.0)])
+def test_every_loihi1_quantization_compiles_exactly_in_nengo_loihi(seed, gain_in, gain_rec):
+    """Whatever scale PTQ picks (weight-limited, headroom-limited, calibration-halved), nengo-loihi can
+    reproduce the integers: compile reads them back and refuses on any difference."""
+    from rsnn_deploy.nengo_build import compile_qnet
+
+    torch.manual_seed(seed)
+    m = RSNN(ModelConfig(n_in=20, n_hidden=48, n_out=4, variant="rec-syn", v_floor=0.0, init_in_gain=gain_in,
+                         init_rec_gain=gain_rec, tau_syn_ms=50, tau_mem_ms=50))
+    x = torch.from_numpy((np.random.default_rng(0).random((16, 60, 20)) < 0.5).astype(np.float32))
+    qnet, _ = quantize_model(m, "loihi1", x)
+    compile_qnet(qnet, "nengo-loihi", check_steps=40)

@@ -122,7 +122,7 @@ class BackendSpec:
 
 _REGISTRY: dict[str, BackendSpec] = {}
 
-PLUGIN_MODULES: tuple[str, ...] = ("rsnn_deploy.backends._onnx", "rsnn_deploy.export.backend")
+PLUGIN_MODULES: tuple[str, ...] = ("rsnn_deploy.backends._onnx",)
 """Optional modules that register backends when imported (a missing one is skipped)."""
 
 
@@ -147,9 +147,20 @@ def register_backend(name: str, *, needs: Needs, description: str = "", slow: bo
     return deco
 
 
+_plugins_loaded = False
+
+
 def load_plugins() -> None:
-    """Import :data:`PLUGIN_MODULES` and ``rsnn_deploy.backends`` entry points so they can register."""
+    """Import :data:`PLUGIN_MODULES` and ``rsnn_deploy.backends`` entry points so they can register.
+
+    Called by every registry lookup, so plugins appear without the caller knowing about them; runs once.
+    """
     import warnings
+
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
 
     for mod in PLUGIN_MODULES:
         try:
@@ -170,11 +181,13 @@ def load_plugins() -> None:
 
 def available_backends() -> tuple[str, ...]:
     """Registered backend names, in registration order."""
+    load_plugins()
     return tuple(_REGISTRY)
 
 
 def backend_spec(name: str) -> BackendSpec:
     """The spec registered under ``name``; an unknown name is a one-line UnsupportedError listing the choices."""
+    load_plugins()
     try:
         return _REGISTRY[name]
     except KeyError:

@@ -25,7 +25,15 @@ from rsnn_deploy.hardware import HardwareProfile, load_profile
 from rsnn_deploy.qnet import QuantizedNetwork
 from rsnn_deploy.trace import Trace, host_readout
 
-__all__ = ["CoreBuild", "build_core_network", "build_float_network", "float_neuron_params", "run_nengo_core"]
+__all__ = [
+    "CoreBuild",
+    "build_core_network",
+    "build_float_network",
+    "float_network_params",
+    "run_core_build",
+    "run_nengo_core",
+    "run_nengo_float",
+]
 
 
 @dataclass
@@ -98,8 +106,8 @@ def build_core_network(
                    record if record_states else (), f"rsnn-int[{qnet.source or 'qnet'}]")
 
 
-def float_neuron_params(model: Any) -> Any:
-    """The float model's effective parameters (no fake quantization) as :class:`FloatNeuronParams`."""
+def float_network_params(model: Any) -> tuple[Any, np.ndarray, np.ndarray | None]:
+    """``(FloatNeuronParams, w_in, w_rec)`` of the float model, float64, without fake quantization."""
     from rsnn_deploy.nengo_build._neurons import FloatNeuronParams
 
     fq, model.fake_quant = model.fake_quant, None
@@ -129,7 +137,7 @@ def build_float_network(model: Any, spikes: np.ndarray, dt: float = 0.001, recor
     """Float copies of the torch ``model`` (an ``RSNN``) for ``spikes`` ``[B, T, C]``, in float64."""
     from rsnn_deploy.nengo_build._neurons import FloatRSNNNeurons
 
-    params, w_in, w_rec = float_neuron_params(model)
+    params, w_in, w_rec = float_network_params(model)
     neuron = FloatRSNNNeurons(params)
     record = ("current", "voltage", "adaptation") if record_states else ()
     return _copies(spikes, 0, lambda: neuron, w_in, w_rec, dt, record, "rsnn-float")
