@@ -189,6 +189,11 @@ def write_report(configs: list[Path]) -> str:
     return text
 
 
+def benchmark_configs() -> list[Path]:
+    """The config files this benchmark runs: ``configs/<task prefix>*.toml`` (others are ignored)."""
+    return sorted(c for c in CONFIGS.glob("*.toml") if c.stem.startswith(tuple(TASK_PREFIXES)))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--only", nargs="*", default=None, help="Config names (file stems) to run; default all.")
@@ -199,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--report-only", action="store_true", help="Only rebuild the JSON files and the table.")
     args = ap.parse_args(argv)
 
-    configs = sorted(CONFIGS.glob("*.toml"))
+    configs = benchmark_configs()
     if args.only:
         known = {c.stem: c for c in configs}
         missing = [name for name in args.only if name not in known]
@@ -212,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
             for name, seed, status in pool.map(lambda job: run_one(*job, args.threads), jobs):
                 print(f"{name} seed {seed}: {status}", flush=True)
-    print(write_report(sorted(CONFIGS.glob("*.toml"))))  # the table always covers every config with results
+    print(write_report(benchmark_configs()))  # the table always covers every config with results
     return 0
 
 

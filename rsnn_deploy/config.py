@@ -129,10 +129,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         raise ValidationError(f"{p}: config file not found")
     try:
         text = p.read_text()
-        if p.suffix == ".json":
-            data = json.loads(text)
-        else:
-            data = tomllib.loads(text)
+        data = json.loads(text) if p.suffix == ".json" else tomllib.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ValidationError(f"{p}: not a valid {p.suffix.lstrip('.') or 'TOML'} file: {err}") from None
     if not isinstance(data, dict):

@@ -19,9 +19,9 @@ Both are resumable: a finished run (a checkpoint with a test accuracy and the sa
 configuration) is read back, an interrupted one resumes from its last epoch, and the
 studies continue where they stopped. Layout of ``OUT``::
 
-    tune/VARIANT/        study.db, study.json, trials/NNNN     (steps)
-    final/VARIANT/seedS  model.{safetensors,json}, metrics.jsonl (steps)
-    cells/synX_adaptY/seedS                                    (tau sweep)
+    tune/VARIANT/                   study.db, study.json, trials/NNNN (steps)
+    final/VARIANT/trialNNNN/seedS   model.{safetensors,json}, metrics.jsonl; NNNN = best trial (steps)
+    cells/synX_adaptY/seedS         (tau sweep)
 
 and of the report folder: ``results.json`` (all numbers), ``results.md`` (tables), one PNG.
 """
@@ -231,7 +231,8 @@ def run_steps(task: Any, plan: StepsPlan, echo: Echo = print) -> dict[str, Any]:
         final_train["limit"] = plan.final_limit
         runs = []
         for seed in range(plan.seeds):
-            run_dir = plan.out / "final" / name / f"seed{seed}"
+            # keyed by the best trial: a rerun with more trials that finds a better one retrains beside it
+            run_dir = plan.out / "final" / name / f"trial{best['number']:04d}" / f"seed{seed}"
             run = train_or_load(
                 task, best["model"], {**final_train, "seed": seed}, run_dir, echo, f"[{name}] seed {seed}"
             )

@@ -87,7 +87,7 @@ def test_unknown_config_key(saved):
 
 
 def test_shape_mismatch(saved):
-    m, path = saved
+    _m, path = saved
     doc = json.loads(path.read_text())
     doc["model"]["n_hidden"] = 9
     path.write_text(json.dumps(doc))

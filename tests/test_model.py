@@ -26,7 +26,7 @@ def one_neuron(variant: str, w_in: float, w_rec: float = 0.0, **kw) -> RSNN:
 
 def run(m: RSNN, x: list[float]):
     tr = m.trace(torch.tensor(x, dtype=torch.float64).view(1, -1, 1))
-    return tr.spikes[0, :, 0].tolist(), tr.voltage[0, :, 0].tolist(), tr.current[0, :, 0].tolist(), tr.adaptation[0, :, 0].tolist()
+    return tuple(t[0, :, 0].tolist() for t in (tr.spikes, tr.voltage, tr.current, tr.adaptation))
 
 
 def test_lif_no_synapse_no_recurrence():
