@@ -56,11 +56,19 @@ def rsnn_cli() -> list[str]:
 
 
 def command_for(config: Path, seed: int, out: Path) -> list[str]:
-    """The exact CLI call of one run (recorded in the results)."""
-    return [
-        "rsnn-deploy", "train", "--task", task_of(config), "--config", str(config.relative_to(ROOT)),
-        "--seed", str(seed), "--quiet", "-o", str(out.relative_to(ROOT)),
-    ]
+    """The exact CLI call of one run (recorded in the results).
+
+    ``--variant`` and ``--hidden`` are repeated from the config file on purpose: the CLI's
+    defaults for these two flags (``rec-syn``, 128) are not None, so without them a config
+    file's ``model.variant`` / ``model.n_hidden`` would be silently overridden.
+    """
+    model = tomllib.loads(config.read_text()).get("model", {})
+    cmd = ["rsnn-deploy", "train", "--task", task_of(config), "--config", str(config.relative_to(ROOT))]
+    if "variant" in model:
+        cmd += ["--variant", str(model["variant"])]
+    if "n_hidden" in model:
+        cmd += ["--hidden", str(model["n_hidden"])]
+    return cmd + ["--seed", str(seed), "--quiet", "-o", str(out.relative_to(ROOT))]
 
 
 def finished(out: Path) -> dict | None:
@@ -105,6 +113,13 @@ def summarise(config: Path) -> dict | None:
         seed = int(out.name[4:])
         history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
         m = doc["metrics"]
+        wanted = cfg.get("model", {})
+        trained = doc.get("model", {})
+        wrong = {k: (v, trained.get(k)) for k, v in wanted.items() if trained.get(k) != v}
+        if wrong:
+            print(f"warning: {out} trained other settings than {config.name} (config, trained): {wrong}; skipped",
+                  file=sys.stderr)
+            continue
         seeds.append({
             "seed": seed,
             "test_acc": m["test_acc"],

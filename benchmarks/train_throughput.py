@@ -15,8 +15,15 @@ implementations rather than one. Throughputs are medians over repetitions. Ratio
 taken per repetition before the median, so that each ratio compares runs made at
 nearly the same time. The eager autograd loop of our model is printed for reference.
 
-Run ``python benchmarks/train_throughput.py`` (a few minutes) or add ``--quick``
-(under a minute). snnTorch is a benchmark-only extra: ``pip install -e .[bench]``.
+Wall-clock throughput is meaningless while other jobs load the machine. With two
+threads, every small kernel waits for an OpenMP thread that another process holds, and
+everything ran about 10x slower in trials on a 2-core box at load 5-9. The script warns
+when the load average exceeds the CPU count. It also prints CPU-time throughput, which
+is robust to load when run with ``--threads 1``.
+
+Run ``python benchmarks/train_throughput.py`` (a few minutes on an idle machine) or
+add ``--quick`` (about a minute). snnTorch is a benchmark-only extra:
+``pip install -e .[bench]``.
 """
 
 from __future__ import annotations
@@ -151,7 +158,7 @@ def bench_length(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions and iterations (under a minute)")
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions and iterations (about a minute)")
     parser.add_argument("--lengths", type=int, nargs="+", default=[28, 784], help="sequence lengths T")
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--reps", type=int, default=None, help="interleaved repetitions (default 7, quick 3)")

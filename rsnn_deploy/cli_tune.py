@@ -184,8 +184,10 @@ def tune(
     )
     if outcome.best is not None:
         b = outcome.best
+        nan = float("nan")
         click.echo(
-            f"best trial {b['number']}: val {b['values'][0]:.4f} test {b.get('test_acc', float('nan')):.4f} "
+            f"best trial {b['number']}: objective {b['values'][0]:.4f} "
+            f"(float val {b.get('val_acc', nan):.4f}, test {b.get('test_acc', nan):.4f}) "
             + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in b["params"].items())
         )
     if outcome.pareto:

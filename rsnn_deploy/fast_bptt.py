@@ -8,7 +8,7 @@ step. On a small CPU machine their bookkeeping costs more than the arithmetic do
 :func:`rsnn_deploy.model.neuron_step` inside one :class:`torch.autograd.Function`.
 The forward pass uses in-place kernels on reused buffers and keeps only what the
 backward pass needs. The backward pass is a reverse-time loop written by hand. For the
-``rec-syn`` variant it takes four elementwise kernels plus one matmul per step.
+``rec-syn`` variant it takes three elementwise kernels plus one matmul (``addmm``) per step.
 Everything that does not depend on time order runs once per block of ``K`` steps over
 a ``[K, B, H]`` tensor: surrogate derivatives, the weight and decay gradients, and the
 input projection. This engine runs in eager mode only. It needs no compiler and no

@@ -166,6 +166,27 @@ def readout_sequence(spikes: Tensor, w_out: Tensor, b_out: Tensor, a_out: Tensor
     return torch.stack(ys)
 
 
+def readout_weights(n_steps: int, a_out: Tensor, mode: str) -> Tensor:
+    """Per-step weights ``c`` [T] with ``logits = W_out (sum_t c_t z_t) + b_out sum_t c_t``.
+
+    The readout is linear, so its time-mean (or last value) is a fixed weighting of the
+    spikes: ``mean_t y_t = (1/T) sum_k z_k sum_{j=0}^{T-1-k} a^j`` and
+    ``y_(T-1) = sum_k a^(T-1-k) z_k``. Training uses this closed form instead of a
+    per-step loop over the readout (same value up to float rounding).
+    """
+    powers = a_out ** torch.arange(n_steps, dtype=a_out.dtype, device=a_out.device)  # a^j
+    if mode == "last":
+        return powers.flip(0)
+    return torch.cumsum(powers, 0).flip(0) / n_steps
+
+
+def logits_from_spikes(spikes: Tensor, w_out: Tensor, b_out: Tensor, a_out: Tensor, mode: str) -> Tensor:
+    """Class scores from time-major hidden spikes [T, B, H] via :func:`readout_weights`."""
+    c = readout_weights(spikes.shape[0], a_out.to(spikes.dtype), mode)
+    pooled = torch.einsum("t,tbh->bh", c, spikes)
+    return pooled @ w_out.t() + b_out * c.sum()
+
+
 def logits_from_readout(readout: Tensor, mode: str) -> Tensor:
     """Class scores from the time-major readout [T, B, K]."""
     return readout.mean(0) if mode == "mean" else readout[-1]
@@ -276,8 +297,8 @@ class RSNN(nn.Module):
 
     def forward(self, x: Tensor, engine: str = "auto") -> Output:
         spikes = self.hidden_spikes(x, engine)
-        readout = readout_sequence(spikes, self.w_out, self.b_out, self.readout_decay().to(spikes.device))
-        return Output(logits_from_readout(readout, self.cfg.readout_mode), spikes)
+        a_out = self.readout_decay().to(spikes.device)
+        return Output(logits_from_spikes(spikes, self.w_out, self.b_out, a_out, self.cfg.readout_mode), spikes)
 
     @torch.no_grad()
     def trace(self, x: Tensor) -> Trace:

@@ -250,6 +250,29 @@ def test_emulated_objective_without_emulator_is_unsupported(tmp_path, capsys, mo
     assert "--target" in _one_error_line(capsys)
 
 
+def test_emulated_objective_tunes_for_the_target(tmp_path, task):
+    if not hasattr(pytest.importorskip("rsnn_deploy.verify"), "emulated_accuracy"):
+        pytest.skip("rsnn_deploy.verify.emulated_accuracy is not in this build")
+    out = tmp_path / "emu"
+    s = TuneSettings(variant="rec-syn", n_trials=2, study_name="emu", out=out, space=load_search_space(), epochs=1,
+                     n_hidden=16, objective="emulated", target="loihi2", sampler_seed=3)  # fmt: skip
+    outcome = run_worker(task, s, echo=lambda _: None)
+    assert outcome.counts["complete"] == 2
+    for t in optuna.load_study(study_name="emu", storage=f"sqlite:///{out / 'study.db'}").trials:
+        # loihi2 has no refractory period: pinned to 0, never searched (no wasted, undeployable trials)
+        assert "refractory_steps" not in t.params and t.user_attrs["model"]["refractory_steps"] == 0
+        assert t.values[0] == t.user_attrs["emulated_val_acc"]
+
+
+def test_target_that_cannot_run_the_variant_is_refused_up_front(tmp_path, capsys):
+    rc = main(["tune", *TASK, "--variant", "rec-adapt", "--trials", "1", "--study", "x", "--target", "loihi1",
+               "-o", str(tmp_path)])  # fmt: skip
+    assert rc == 2
+    line = _one_error_line(capsys)
+    assert "loihi1" in line and "adaptation" in line
+    assert not (tmp_path / "trials").exists()
+
+
 def test_storage_helpers(tmp_path):
     assert check_storage_url(f"sqlite:///{tmp_path}/a.db") == "sqlite"
     assert check_storage_url("postgresql+psycopg2://u:p@h/db") == "postgresql"

@@ -30,6 +30,7 @@ from rsnn_deploy.tuning._study import (
     TuneSettings,
     check_settings,
     emulated_fn,
+    fit_to_target,
     run_worker,
 )
 
@@ -48,6 +49,7 @@ __all__ = [
     "default_space_path",
     "default_storage_url",
     "emulated_fn",
+    "fit_to_target",
     "load_search_space",
     "open_storage",
     "parse_search_space",

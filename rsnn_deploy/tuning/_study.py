@@ -24,11 +24,11 @@ import socket
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from rsnn_deploy.config import TrainConfig, validate_config
+from rsnn_deploy.config import ModelConfig, TrainConfig, validate_config
 from rsnn_deploy.errors import RsnnError, UnsupportedError, ValidationError
 from rsnn_deploy.tuning._space import SearchSpace
 from rsnn_deploy.tuning._storage import Heartbeat, StudyLock, default_storage_url, open_storage, safe_url
@@ -145,6 +145,36 @@ def check_settings(s: TuneSettings) -> None:
         raise ValidationError("--hidden: cannot be fixed with --multi-objective neurons (it is the second objective)")
 
 
+def fit_to_target(s: TuneSettings) -> TuneSettings:
+    """Restrict the search to what ``s.target`` can run, so that no trial is wasted on an undeployable config.
+
+    A profile without a refractory period pins ``refractory_steps = 0``; a shorter one
+    caps its range. A variant or fixed setting the profile cannot run at all (adaptation
+    on loihi1, a voltage floor on loihi2) is a one-line UnsupportedError before any trial.
+    """
+    if not s.target:
+        return s
+    from rsnn_deploy.hardware import load_profile
+    from rsnn_deploy.quantize import check_supported
+    from rsnn_deploy.tuning._space import _PLACEHOLDER
+
+    profile = load_profile(s.target)
+    pin = dict(s.pin_model)
+    space = s.space
+    max_ref = profile.refractory.max_steps - 1 if profile.features.refractory else 0
+    if max_ref == 0 and "refractory_steps" not in space.fixed_model:
+        pin.setdefault("refractory_steps", 0)
+    elif max_ref > 0:
+        capped = tuple(
+            replace(p, high=min(p.high, max_ref)) if p.name == "refractory_steps" and p.kind == "int" else p
+            for p in space.params
+        )
+        space = replace(space, params=capped)
+    probe = validate_config(ModelConfig, {**_PLACEHOLDER, **s.fixed_model(), **pin}, owner="model")
+    check_supported(probe, profile, {})
+    return replace(s, pin_model=pin, space=space)
+
+
 def emulated_fn() -> Callable[..., float]:
     """``rsnn_deploy.verify.emulated_accuracy``, or a one-line UnsupportedError while it does not exist."""
     try:
@@ -235,7 +265,6 @@ def _open_study(s: TuneSettings, task: Any, lock: StudyLock, epochs: int) -> Any
         stored = study.user_attrs.get("rsnn_deploy")
         if stored is None:
             study.set_user_attr("rsnn_deploy", identity)
-            study.set_user_attr("n_trials", s.n_trials)
         else:
             for key, value in identity.items():
                 if stored.get(key) != value:
@@ -243,6 +272,7 @@ def _open_study(s: TuneSettings, task: Any, lock: StudyLock, epochs: int) -> Any
                         f"--study {s.study_name}: exists with a different {key} (has {stored.get(key)!r}, "
                         f"got {value!r}); join it with the same settings or choose another --study"
                     )
+        study.set_user_attr("n_trials", s.n_trials)  # the latest budget asked for (it may grow on reruns)
     return study
 
 
@@ -354,6 +384,7 @@ def run_worker(task: Any, s: TuneSettings, echo: Echo = print) -> StudyOutcome:
     from optuna.trial import TrialState
 
     check_settings(s)
+    s = fit_to_target(s)
     objective_fn = emulated_fn() if s.objective == "emulated" else None
     epochs = validate_config(TrainConfig, s.fixed_train(), owner="train").epochs
     Path(s.out).mkdir(parents=True, exist_ok=True)
