@@ -391,7 +391,8 @@ def _write_steps_report(results: dict[str, Any], report_dir: Path, echo: Echo) -
         ax.scatter([i] * len(a["test_accs"]), [100 * v for v in a["test_accs"]], c="k", s=10, zorder=3)
     ax.set_xticks(x, [f"{n}\n{a['n_hidden']} n" for n, a in zip(names, arms, strict=True)], fontsize=8)
     lows = [100 * min(a["test_accs"]) for a in arms]
-    ax.set_ylim(max(0.0, min(lows) - 10), 100)
+    highs = [100 * max(a["test_accs"]) for a in arms]
+    ax.set_ylim(max(0.0, min(lows) - 10), min(100.0, max(highs) + 5))
     ax.set_ylabel("test accuracy % (mean ± std over seeds)")
     ax.set_title(f"{results['task']}: tuned variants, retrained with {results['budget']['seeds']} seeds", fontsize=9)
     ax.grid(axis="y", alpha=0.3)

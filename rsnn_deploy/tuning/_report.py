@@ -43,6 +43,18 @@ def trial_row(t: Any) -> dict[str, Any]:
     }
 
 
+def pareto_front(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Trials no other trial beats on both objectives (accuracy up, cost down), by rising cost."""
+    front = [
+        r for r in rows
+        if not any(
+            o["values"][0] >= r["values"][0] and o["values"][1] <= r["values"][1] and o["values"] != r["values"]
+            for o in rows
+        )
+    ]  # fmt: skip
+    return sorted(front, key=lambda r: (r["values"][1], -r["values"][0]))
+
+
 def write_pareto_png(
     rows: list[dict[str, Any]], front: list[dict[str, Any]], label: str, path: Path, title: str
 ) -> None:
@@ -77,17 +89,20 @@ def write_study_reports(study: Any, s: Any, task: Any) -> Any:
     from rsnn_deploy.tuning._study import StudyOutcome, _counts, _directions
 
     out = Path(s.out)
-    trials = study.get_trials(deepcopy=False)
+    trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
     rows = [trial_row(t) for t in trials]
-    complete = [r for r, t in zip(rows, trials, strict=True) if t.state == TrialState.COMPLETE]
+    # The report of a budget of N covers the first N finished trials, so that rerunning a
+    # smaller budget after the study has grown reproduces its own result.
+    finished = [r for r, t in zip(rows, trials, strict=True) if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    considered = finished[: s.n_trials]
+    complete = [r for r in considered if r["state"] == "complete"]
     best: dict[str, Any] | None = None
     pareto: list[dict[str, Any]] = []
     if s.multi_objective is None:
         if complete:
-            best = max(complete, key=lambda r: r["values"][0])
+            best = max(complete, key=lambda r: (r["values"][0], -r["number"]))
     elif complete:
-        front_numbers = {t.number for t in study.best_trials}
-        pareto = sorted((r for r in complete if r["number"] in front_numbers), key=lambda r: r["values"][1])
+        pareto = pareto_front(complete)
         label = SECOND_OBJECTIVE_LABEL[s.multi_objective]
         write_json_atomic(out / "pareto.json", {"objectives": ["accuracy", label], "front": pareto})
         write_pareto_png(
@@ -99,6 +114,7 @@ def write_study_reports(study: Any, s: Any, task: Any) -> Any:
         )
     summary = {
         "study": s.study_name,
+        "considered_trials": [r["number"] for r in considered],
         "storage": safe_url(s.storage_url),
         "directions": _directions(s),
         "n_trials": s.n_trials,
