@@ -69,10 +69,10 @@ def test_existing_run_is_not_overwritten(task, tmp_path):
     model_cfg, train_cfg = _cfgs(task, epochs=1)
     train(task, model_cfg, train_cfg, tmp_path / "r", progress=False)
     before = (tmp_path / "r" / "model.safetensors").read_bytes()
-    with pytest.raises(ValidationError, match="--resume .* --overwrite"):
+    with pytest.raises(ValidationError, match=r"--resume .* --overwrite"):
         train(task, model_cfg, train_cfg, tmp_path / "r", progress=False)
     assert (tmp_path / "r" / "model.safetensors").read_bytes() == before
-    with pytest.raises(ValidationError, match="no resume.json"):
+    with pytest.raises(ValidationError, match=r"no resume\.json"):
         train(task, model_cfg, train_cfg, tmp_path / "empty", resume=True, progress=False)
 
 
