@@ -308,7 +308,13 @@ def _finish(files: _RunFiles, task: Task, meta_common: dict[str, Any], best_epoc
 
     ckpt = load_checkpoint(files.best)
     model = ckpt.model.to(device)
+    qat = meta_common["train"].get("qat_profile")
+    if qat:  # score the model as it was selected: on the profile's grid
+        from rsnn_deploy.quantize import attach_fake_quant
+
+        attach_fake_quant(model, qat)
     test = evaluate(model, task.test, device=device)
+    model.fake_quant = None
     metrics = {
         "val_acc": ckpt.metrics.get("val_acc"),
         "best_epoch": best_epoch,
@@ -316,6 +322,7 @@ def _finish(files: _RunFiles, task: Task, meta_common: dict[str, Any], best_epoc
         "test_loss": test["loss"],
         "test_rate": test["rate"],
         "epochs_run": len(history),
+        "scored_with_fake_quant": bool(qat),
     }
     save_checkpoint(model.cpu(), files.best, **meta_common, metrics=metrics)
     return TrainResult(checkpoint=checkpoint_paths(files.best)[1], metrics=metrics, history=history)
