@@ -68,7 +68,7 @@ def command_for(config: Path, seed: int, out: Path) -> list[str]:
         cmd += ["--variant", str(model["variant"])]
     if "n_hidden" in model:
         cmd += ["--hidden", str(model["n_hidden"])]
-    return cmd + ["--seed", str(seed), "--quiet", "-o", str(out.relative_to(ROOT))]
+    return [*cmd, "--seed", str(seed), "--quiet", "-o", str(out.relative_to(ROOT))]
 
 
 def finished(out: Path) -> dict | None:
@@ -117,23 +117,27 @@ def summarise(config: Path) -> dict | None:
         trained = doc.get("model", {})
         wrong = {k: (v, trained.get(k)) for k, v in wanted.items() if trained.get(k) != v}
         if wrong:
-            print(f"warning: {out} trained other settings than {config.name} (config, trained): {wrong}; skipped",
-                  file=sys.stderr)
+            print(
+                f"warning: {out} trained other settings than {config.name} (config, trained): {wrong}; skipped",
+                file=sys.stderr,
+            )
             continue
-        seeds.append({
-            "seed": seed,
-            "test_acc": m["test_acc"],
-            "val_acc": m["val_acc"],
-            "best_epoch": m["best_epoch"],
-            "epochs_run": m["epochs_run"],
-            "test_rate": m["test_rate"],
-            "final_train_acc": history[-1]["train_acc"] if history else None,
-            "train_seconds": sum(h["seconds"] for h in history),
-            "seconds_per_epoch": statistics.median(h["seconds"] for h in history) if history else None,
-            "command": shlex.join(command_for(config, seed, out)),
-            "git_commit": doc.get("git_commit"),
-            "versions": doc.get("versions"),
-        })
+        seeds.append(
+            {
+                "seed": seed,
+                "test_acc": m["test_acc"],
+                "val_acc": m["val_acc"],
+                "best_epoch": m["best_epoch"],
+                "epochs_run": m["epochs_run"],
+                "test_rate": m["test_rate"],
+                "final_train_acc": history[-1]["train_acc"] if history else None,
+                "train_seconds": sum(h["seconds"] for h in history),
+                "seconds_per_epoch": statistics.median(h["seconds"] for h in history) if history else None,
+                "command": shlex.join(command_for(config, seed, out)),
+                "git_commit": doc.get("git_commit"),
+                "versions": doc.get("versions"),
+            }
+        )
     if not seeds:
         return None
     accs = [s["test_acc"] for s in seeds]
@@ -152,15 +156,21 @@ def summarise(config: Path) -> dict | None:
         "train_seconds_mean": statistics.fmean(s["train_seconds"] for s in seeds),
         "seeds": seeds,
         "threads_per_run": 1,
-        "generated": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "generated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
 
 
 def _settings_text(settings: dict) -> str:
     m, t = settings.get("model", {}), settings.get("train", {})
-    keys = [("tau_mem_ms", "tau_mem"), ("tau_syn_ms", "tau_syn"), ("tau_adapt_ms", "tau_adapt"),
-            ("adapt_strength", "adapt"), ("v_floor", "v_floor"), ("surrogate_slope", "slope"),
-            ("train_tau", "train_tau")]
+    keys = [
+        ("tau_mem_ms", "tau_mem"),
+        ("tau_syn_ms", "tau_syn"),
+        ("tau_adapt_ms", "tau_adapt"),
+        ("adapt_strength", "adapt"),
+        ("v_floor", "v_floor"),
+        ("surrogate_slope", "slope"),
+        ("train_tau", "train_tau"),
+    ]
     parts = [f"{short} {m[k]}" for k, short in keys if k in m]
     parts += [f"{k} {t[k]}" for k in ("lr", "batch_size", "rate_reg", "target_rate", "weight_decay") if k in t]
     return ", ".join(parts)
@@ -212,8 +222,13 @@ def benchmark_configs() -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--only", nargs="*", default=None, help="Config names (file stems) to run; default all.")
-    ap.add_argument("--seeds", nargs="*", type=int, default=None,
-                    help="Seeds to run (default: 0 1 2 for mnist1d, 0 1 for sfmnist-row).")
+    ap.add_argument(
+        "--seeds",
+        nargs="*",
+        type=int,
+        default=None,
+        help="Seeds to run (default: 0 1 2 for mnist1d, 0 1 for sfmnist-row).",
+    )
     ap.add_argument("--jobs", type=int, default=1, help="Runs at once (each with --threads threads).")
     ap.add_argument("--threads", type=int, default=1, help="Torch threads per run.")
     ap.add_argument("--report-only", action="store_true", help="Only rebuild the JSON files and the table.")

@@ -76,8 +76,8 @@ def load_task_from_options(task_name: str, data_path: str | None, data_dir: str 
 @cli.command()
 @_task_options
 @click.option("--variant", type=click.Choice(["lif", "rec", "rec-syn", "rec-adapt", "rec-syn-adapt"]),
-              default="rec-syn", show_default=True)
-@click.option("--hidden", "n_hidden", type=int, default=128, show_default=True, help="Hidden neurons.")
+              default=None, help="Neuron variant [default: rec-syn].")
+@click.option("--hidden", "n_hidden", type=int, default=None, help="Hidden neurons [default: 128].")
 @click.option("--tau-mem", "tau_mem_ms", type=float, default=None, help="Membrane time constant (ms).")
 @click.option("--tau-syn", "tau_syn_ms", type=float, default=None, help="Synaptic time constant (ms).")
 @click.option("--tau-adapt", "tau_adapt_ms", type=float, default=None, help="Adaptation time constant (ms).")
@@ -116,7 +116,8 @@ def train(task_name, data_path, data_dir, task_params, config, resume, overwrite
     file_cfg = _merge_config_file(config)
     model_keys = set(ModelConfig.model_fields)
     train_keys = set(TrainConfig.model_fields)
-    model_over = {**file_cfg.get("model", {}), **{k: v for k, v in flags.items() if k in model_keys and v is not None}}
+    model_over = {"n_hidden": 128, **file_cfg.get("model", {}),
+                  **{k: v for k, v in flags.items() if k in model_keys and v is not None}}
     train_over = {**file_cfg.get("train", {}), **{k: v for k, v in flags.items() if k in train_keys and v is not None}}
     train_cfg = validate_config(TrainConfig, train_over, owner="train")
     task = load_task_from_options(task_name, data_path, data_dir, task_params, seed=train_cfg.seed)

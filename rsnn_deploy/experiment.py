@@ -351,11 +351,14 @@ def steps_markdown(results: dict[str, Any]) -> str:
         )
         if emu:
             m, s = a["emulated_test_acc_mean"], a["emulated_test_acc_std"]
-            row += f" {_pct(m, s, a['emulated_n']) if m is not None else 'not deployable'} |"
+            row += f" {_pct(m, s, a['emulated_n']) if m is not None else 'not run'} |"
         lines.append(row)
     lines += ["", "| comparison | difference (points) | 2 SE | beyond 2 SE? |", "|---|---|---|---|"]
     for k, d in results["comparisons"].items():
         lines.append(f"| {k} | {100 * d['diff']:+.1f} | {200 * d['se']:.1f} | {'yes' if d['clear'] else 'no'} |")
+    notes = [(name, n) for name, a in results["arms"].items() for n in a.get("emulated_notes", [])]
+    if notes:
+        lines += ["", f"Not run on {results['target']}:"] + [f"- {name}: {n}" for name, n in notes]
     lines += [
         "",
         "SE: standard error over the retrained seeds of each arm's one tuned configuration. It does not",
