@@ -58,9 +58,11 @@ def rsnn_cli() -> list[str]:
 def command_for(config: Path, seed: int, out: Path) -> list[str]:
     """The exact CLI call of one run (recorded in the results).
 
-    ``--variant`` and ``--hidden`` are repeated from the config file on purpose: the CLI's
-    defaults for these two flags (``rec-syn``, 128) are not None, so without them a config
-    file's ``model.variant`` / ``model.n_hidden`` would be silently overridden.
+    ``--variant`` and ``--hidden`` are repeated from the config file on purpose: before commit
+    63e6117 the CLI's non-None defaults for these two flags (``rec-syn``, 128) silently
+    overrode a config file's ``model.variant`` / ``model.n_hidden``; repeating them keeps the
+    recorded command explicit and correct on either version. ``summarise`` also refuses a run
+    whose checkpoint does not hold the configured model settings.
     """
     model = tomllib.loads(config.read_text()).get("model", {})
     cmd = ["rsnn-deploy", "train", "--task", task_of(config), "--config", str(config.relative_to(ROOT))]

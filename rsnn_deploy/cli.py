@@ -93,6 +93,7 @@ def load_task_from_options(task_name: str, data_path: str | None, data_dir: str 
 @click.option("--epochs", type=int, default=None)
 @click.option("--batch-size", type=int, default=None)
 @click.option("--lr", type=float, default=None)
+@click.option("--weight-decay", type=float, default=None, help="Adam weight decay (1e-3 regularised MNIST-1D well).")
 @click.option("--rate-reg", type=float, default=None, help="Weight of the firing-rate regulariser.")
 @click.option("--target-rate", type=float, default=None, help="Target firing rate (spikes per step).")
 @click.option("--limit", type=int, default=None, help="Use only the first N training samples.")
@@ -194,4 +195,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # run the registered copy, not this __main__ module, so that optional command modules are on it
+    from rsnn_deploy.cli import main as _main
+
+    sys.exit(_main())

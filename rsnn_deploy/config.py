@@ -40,7 +40,7 @@ class ModelConfig(_Frozen):
     variant: Variant = "rec-syn"
     dt_ms: float = Field(default=1.0, gt=0, le=100)
     tau_mem_ms: float = Field(default=10.0, gt=0, le=1e5)
-    tau_syn_ms: float = Field(default=5.0, gt=0, le=1e5)
+    tau_syn_ms: float = Field(default=2.0, gt=0, le=1e5)
     tau_adapt_ms: float = Field(default=100.0, gt=0, le=1e6)
     tau_out_ms: float = Field(default=20.0, gt=0, le=1e5)
     adapt_kind: Literal["threshold", "current"] = "threshold"

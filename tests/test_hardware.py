@@ -96,3 +96,11 @@ def test_profile_is_frozen():
     p = load_profile("loihi1")
     with pytest.raises(Exception, match="frozen"):
         p.name = "other"  # type: ignore[misc]
+
+
+def test_packaged_search_space_matches_the_documented_one():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    assert (root / "configs" / "search_space.toml").read_bytes() == (
+        root / "rsnn_deploy" / "_configs" / "search_space.toml").read_bytes()

@@ -113,10 +113,12 @@ def test_cli_bad_flags_are_one_line_errors(tmp_path, capsys):
 
 def test_config_file_is_used_and_flags_override_it(tmp_path):
     cfg = tmp_path / "c.toml"
-    cfg.write_text('[model]\nvariant = "rec-adapt"\nn_hidden = 12\ntau_mem_ms = 7.0\n[train]\nepochs = 1\nlimit = 100\n')
+    cfg.write_text('[model]\nvariant = "rec-adapt"\nn_hidden = 12\ntau_mem_ms = 7.0\n'
+                   '[train]\nepochs = 1\nlimit = 100\n')
     out = tmp_path / "run"
     assert main(["train", "--config", str(cfg), "--tau-mem", "9", "--quiet", "-o", str(out)]) == 0
     meta = load_checkpoint(out / "model.json").meta
-    assert (meta["model"]["variant"], meta["model"]["n_hidden"], meta["model"]["tau_mem_ms"]) == ("rec-adapt", 12, 9.0)
+    got = (meta["model"]["variant"], meta["model"]["n_hidden"], meta["model"]["tau_mem_ms"])
+    assert got == ("rec-adapt", 12, 9.0)
     cfg.write_text("[model]\ntau_mme_ms = 7.0\n")
     assert main(["train", "--config", str(cfg), "--quiet", "-o", str(tmp_path / "r2")]) == 2

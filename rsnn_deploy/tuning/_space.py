@@ -64,8 +64,11 @@ _ENTRY_KEYS = {"low", "high", "log", "step", "choices"}
 
 
 def default_space_path() -> Path:
-    """``configs/search_space.toml`` of this checkout (the documented defaults)."""
-    return Path(__file__).resolve().parents[2] / "configs" / "search_space.toml"
+    """``configs/search_space.toml`` of this checkout, else the copy shipped in the package (kept identical)."""
+    repo = Path(__file__).resolve().parents[2] / "configs" / "search_space.toml"
+    if repo.is_file():
+        return repo
+    return Path(__file__).resolve().parents[1] / "_configs" / "search_space.toml"
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from typing import Any
 
 from rsnn_deploy.config import ModelConfig, TrainConfig, validate_config
 from rsnn_deploy.errors import RsnnError, UnsupportedError, ValidationError
-from rsnn_deploy.tuning._space import SearchSpace
+from rsnn_deploy.tuning._space import ParamRange, SearchSpace
 from rsnn_deploy.tuning._storage import Heartbeat, StudyLock, default_storage_url, open_storage, safe_url
 
 OBJECTIVES = ("float", "emulated")
@@ -88,7 +88,7 @@ class TuneSettings:
             train["limit"] = self.limit
         return train
 
-    def searched(self):
+    def searched(self) -> list[ParamRange]:
         drop = tuple(self.pin_model) + (("n_hidden",) if self.n_hidden is not None else ())
         return self.space.for_variant(self.variant, search_neurons=self.multi_objective == "neurons", drop=drop)
 
@@ -287,6 +287,7 @@ def _suggest(trial: Any, s: TuneSettings) -> tuple[dict[str, Any], dict[str, Any
 def _prepare_dir(s: TuneSettings, trial: Any) -> tuple[Path, bool]:
     """The trial's folder; a retry continues from the folder of the trial it replaces, if reachable."""
     tdir = Path(s.out) / "trials" / f"{trial.number:04d}"
+    # Trial objects do not expose system attributes; the storage's copy does (O(1), unlike study.trials).
     history = trial.study._storage.get_trial(trial._trial_id).system_attrs.get("retry_history", [])
     if tdir.exists():
         shutil.rmtree(tdir)
