@@ -107,9 +107,16 @@ def load_task_from_options(task_name: str, data_path: str | None, data_dir: str 
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in OUT.")
 @click.option("--overwrite", is_flag=True, help="Replace a finished run in OUT.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--threads", type=int, default=None,
+              help="torch CPU threads (1 is often fastest for small networks on a busy machine).")
 @click.option("-o", "--out", type=click.Path(), required=True, help="Output folder of the run.")
-def train(task_name, data_path, data_dir, task_params, config, resume, overwrite, quiet, out, **flags) -> None:
+def train(task_name, data_path, data_dir, task_params, config, resume, overwrite, quiet, threads, out,
+          **flags) -> None:
     """Train an RSNN variant; write the best checkpoint to OUT/model.{safetensors,json}."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(max(1, threads))
     from rsnn_deploy.config import ModelConfig, TrainConfig, validate_config
     from rsnn_deploy.train import model_config_for
     from rsnn_deploy.train import train as run_training
