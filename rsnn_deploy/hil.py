@@ -189,7 +189,7 @@ class OnnxStepper:
         try:
             import onnxruntime as ort
 
-            from rsnn_deploy.export._onnx_int import export_int_onnx
+            from rsnn_deploy.export import export_int_onnx
         except ImportError as err:  # pragma: no cover - both are dependencies of the package
             raise UnsupportedError(f"--backend onnx: needs onnx and onnxruntime ({err}); install rsnn-deploy") from None
         proto = export_int_onnx(qnet, "step") if model is None else model

@@ -188,7 +188,7 @@ class OnnxBackend:
 
     def __init__(self, qnet: Any, graph: str = "step", record_states: bool = False, progress: Any = None,
                  chunk: int = 512) -> None:
-        from rsnn_deploy.export._onnx_int import export_int_onnx
+        from rsnn_deploy.export import export_int_onnx
 
         if graph not in ("step", "sequence"):
             raise ValidationError(f"OnnxBackend.graph: must be 'step' or 'sequence' (got {graph!r})")

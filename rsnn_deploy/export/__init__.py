@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from rsnn_deploy.errors import UnsupportedError, ValidationError
+from rsnn_deploy.export._onnx_int import export_int_onnx
 
-__all__ = ["FORMATS", "GRAPHS", "export", "load_network"]
+__all__ = ["FORMATS", "GRAPHS", "export", "export_int_onnx", "load_network"]
 
 FORMATS: tuple[str, ...] = ("onnx", "nir")
 GRAPHS: tuple[str, ...] = ("step", "sequence")
