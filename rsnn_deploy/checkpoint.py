@@ -9,7 +9,6 @@ are finite and that the config is in range; a bad file raises a one-line
 from __future__ import annotations
 
 import datetime as _dt
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,14 @@ from safetensors.torch import load_file, save_file
 
 from rsnn_deploy.config import ModelConfig, validate_config
 from rsnn_deploy.errors import CheckpointError, ValidationError
-from rsnn_deploy.io import atomic_path, git_commit, package_versions, write_json_atomic
+from rsnn_deploy.io import (
+    artifact_paths,
+    atomic_path,
+    git_commit,
+    package_versions,
+    read_json_object,
+    write_json_atomic,
+)
 from rsnn_deploy.model import RSNN
 
 FORMAT = "rsnn-deploy/checkpoint"
@@ -50,10 +56,7 @@ class Checkpoint:
 
 def checkpoint_paths(path: str | Path) -> tuple[Path, Path]:
     """``(NAME.safetensors, NAME.json)`` for a path given as either file or the bare stem."""
-    p = Path(path)
-    if p.suffix in (".json", ".safetensors"):
-        p = p.with_suffix("")
-    return p.with_name(p.name + ".safetensors"), p.with_name(p.name + ".json")
+    return artifact_paths(path)
 
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
@@ -74,15 +77,7 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor]:
 
 
 def read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise CheckpointError(f"{path}: file not found")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CheckpointError(f"{path}: not valid JSON ({err})") from None
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{path}: top level must be a JSON object")
-    return data
+    return read_json_object(path)
 
 
 def save_checkpoint(model: RSNN, path: str | Path, **meta: Any) -> Path:

@@ -45,7 +45,6 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import itertools
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -58,7 +57,14 @@ from safetensors.numpy import save as st_save
 
 from rsnn_deploy.errors import CheckpointError, UnsupportedError, ValidationError
 from rsnn_deploy.hardware import HardwareProfile, WeightFormat, load_profile
-from rsnn_deploy.io import atomic_path, git_commit, package_versions, write_json_atomic
+from rsnn_deploy.io import (
+    artifact_paths,
+    atomic_path,
+    git_commit,
+    package_versions,
+    read_json_object,
+    write_json_atomic,
+)
 
 __all__ = [
     "FORMAT",
@@ -487,10 +493,7 @@ def validate_for(qnet: QuantizedNetwork, profile: HardwareProfile) -> None:
 
 def qnet_paths(path: str | Path) -> tuple[Path, Path]:
     """``(NAME.safetensors, NAME.json)`` for a path given as either file or the bare stem."""
-    p = Path(path)
-    if p.suffix in (".json", ".safetensors"):
-        p = p.with_suffix("")
-    return p.with_name(p.name + ".safetensors"), p.with_name(p.name + ".json")
+    return artifact_paths(path)
 
 
 def _tensors_of(qnet: QuantizedNetwork) -> dict[str, np.ndarray]:
@@ -549,17 +552,6 @@ def save_qnet(qnet: QuantizedNetwork, path_stem: str | Path, **meta: Any) -> Pat
     return json_path
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise CheckpointError(f"{path}: file not found")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CheckpointError(f"{path}: not valid JSON ({err})") from None
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{path}: top level must be a JSON object")
-    return data
-
 
 def _expected_tensors(doc: Mapping[str, Any], names: set[str]) -> dict[str, tuple[tuple[int, ...], str]]:
     h, c, k = int(doc["n_hidden"]), int(doc["n_inputs"]), int(doc["n_outputs"])
@@ -593,7 +585,7 @@ def load_qnet(path: str | Path, profile: HardwareProfile | str | Path | None = N
         represent, or a profile that changed since quantization.
     """
     st_path, json_path = qnet_paths(path)
-    doc = _read_json(json_path)
+    doc = read_json_object(json_path)
     if doc.get("format") != FORMAT:
         raise CheckpointError(f"{json_path}: format: not an rsnn-deploy quantized network (got {doc.get('format')!r})")
     if doc.get("format_version") != FORMAT_VERSION:
