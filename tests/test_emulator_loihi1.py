@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import warnings
 
+import nengo
+import nengo_loihi
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from nengo_loihi.builder.discretize import decay_int as nl_decay_int
+from nengo_loihi.builder.discretize import overflow_signed
 
 from rsnn_deploy.emulator import (
     EmulatorOverflowError,
@@ -27,14 +31,7 @@ from rsnn_deploy.emulator import (
 )
 from rsnn_deploy.errors import ValidationError
 from rsnn_deploy.hardware import load_profile
-
-nengo = pytest.importorskip("nengo")
-nengo_loihi = pytest.importorskip("nengo_loihi")
-
-from nengo_loihi.builder.discretize import decay_int as nl_decay_int  # noqa: E402
-from nengo_loihi.builder.discretize import overflow_signed  # noqa: E402
-
-from rsnn_deploy.nengo_loihi_readback import add_spike_input, qnet_from_nengo_loihi  # noqa: E402
+from rsnn_deploy.nengo_loihi_readback import add_spike_input, qnet_from_nengo_loihi
 
 pytestmark = pytest.mark.filterwarnings(
     # expected chatter of building these networks; none of it changes the integers compared

@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import json
 
+import nir
 import numpy as np
 import pytest
 import torch
 
-nir = pytest.importorskip("nir")
-
-from rsnn_deploy import emulator  # noqa: E402
-from rsnn_deploy.checkpoint import save_checkpoint  # noqa: E402
-from rsnn_deploy.cli import main  # noqa: E402
-from rsnn_deploy.config import ModelConfig  # noqa: E402
-from rsnn_deploy.errors import UnsupportedError  # noqa: E402
-from rsnn_deploy.export import export  # noqa: E402
-from rsnn_deploy.export._nir import nir_from_model, nir_from_qnet, read_nir, write_nir  # noqa: E402
-from rsnn_deploy.model import RSNN  # noqa: E402
-from rsnn_deploy.qnet import save_qnet  # noqa: E402
-from rsnn_deploy.quantize import quantize_model, retention_of  # noqa: E402
+from rsnn_deploy import emulator
+from rsnn_deploy.checkpoint import save_checkpoint
+from rsnn_deploy.cli import main
+from rsnn_deploy.config import ModelConfig
+from rsnn_deploy.errors import UnsupportedError
+from rsnn_deploy.export import export
+from rsnn_deploy.export._nir import nir_from_model, nir_from_qnet, read_nir, write_nir
+from rsnn_deploy.model import RSNN
+from rsnn_deploy.qnet import save_qnet
+from rsnn_deploy.quantize import quantize_model, retention_of
 
 C, H, K = 20, 32, 4
 
@@ -192,8 +191,6 @@ def test_cli_exports_nir(tmp_path) -> None:
 
 @pytest.mark.parametrize("variant", ["rec-syn", "rec"])
 def test_snntorch_runs_the_exported_graph_identically(tmp_path, variant: str) -> None:
-    pytest.importorskip("snntorch")
-    pytest.importorskip("nirtorch")
     from rsnn_deploy.export.check_nir import compare_traces, run_consumer, snntorch_consumer
 
     model = _model(variant=variant)
@@ -209,8 +206,6 @@ def test_snntorch_runs_the_exported_graph_identically(tmp_path, variant: str) ->
 
 
 def test_check_nir_end_to_end_on_a_generated_task(tmp_path, capsys) -> None:
-    pytest.importorskip("snntorch")
-    pytest.importorskip("nirtorch")
     from rsnn_deploy.export import check_nir as cn
     from rsnn_deploy.tasks import load_task
 

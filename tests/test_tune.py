@@ -251,8 +251,6 @@ def test_emulated_objective_without_emulator_is_unsupported(tmp_path, capsys, mo
 
 
 def test_emulated_objective_tunes_for_the_target(tmp_path, task):
-    if not hasattr(pytest.importorskip("rsnn_deploy.verify"), "emulated_accuracy"):
-        pytest.skip("rsnn_deploy.verify.emulated_accuracy is not in this build")
     out = tmp_path / "emu"
     s = TuneSettings(variant="rec-syn", n_trials=2, study_name="emu", out=out, space=load_search_space(), epochs=1,
                      n_hidden=16, objective="emulated", target="loihi2", sampler_seed=3)  # fmt: skip
