@@ -103,7 +103,7 @@ def load_task_from_options(task_name: str, data_path: str | None, data_dir: str 
 @click.option("--qat", "qat_profile", default=None, metavar="PROFILE",
               help="Quantization-aware training for a hardware profile (loihi1, loihi2 or a .toml path).")
 @click.option("--config", type=click.Path(), default=None,
-              help="TOML/JSON file with [model] and [train] tables; flags override it.")
+              help="TOML/JSON file with [model], [train] and [task] (name, task parameters) tables; flags win.")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in OUT.")
 @click.option("--overwrite", is_flag=True, help="Replace a finished run in OUT.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
@@ -128,7 +128,15 @@ def train(task_name, data_path, data_dir, task_params, config, resume, overwrite
                   **{k: v for k, v in flags.items() if k in model_keys and v is not None}}
     train_over = {**file_cfg.get("train", {}), **{k: v for k, v in flags.items() if k in train_keys and v is not None}}
     train_cfg = validate_config(TrainConfig, train_over, owner="train")
-    task = load_task_from_options(task_name, data_path, data_dir, task_params, seed=train_cfg.seed)
+    # a [task] table in the config file: name and task parameters; flags given on the command line win
+    task_table = dict(file_cfg.get("task", {}))
+    if click.get_current_context().get_parameter_source("task_name") == click.core.ParameterSource.DEFAULT:
+        task_name = task_table.get("name", task_name)
+    task_table.pop("name", None)
+    data_path = data_path or task_table.pop("path", None)
+    data_dir = data_dir or task_table.pop("data_dir", None)
+    params = {**task_table, **_parse_task_params(task_params)}
+    task = load_task_from_options(task_name, data_path, data_dir, params, seed=train_cfg.seed)
     model_cfg = model_config_for(task, **model_over)
     result = run_training(task, model_cfg, train_cfg, out, resume=resume, overwrite=overwrite, progress=not quiet)
     m = result.metrics

@@ -122,3 +122,13 @@ def test_config_file_is_used_and_flags_override_it(tmp_path):
     assert got == ("rec-adapt", 12, 9.0)
     cfg.write_text("[model]\ntau_mme_ms = 7.0\n")
     assert main(["train", "--config", str(cfg), "--quiet", "-o", str(tmp_path / "r2")]) == 2
+
+
+def test_config_file_task_table(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[task]\nname = "store-recall"\nn_train = 40\nn_test = 10\ndelay = 20\n'
+                   '[model]\nn_hidden = 8\n[train]\nepochs = 1\n')
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(cfg), "--quiet", "-o", str(out)]) == 0
+    task = load_checkpoint(out / "model.json").meta["task"]
+    assert task["name"] == "store-recall" and task["params"]["delay"] == 20 and task["params"]["n_train"] == 40
