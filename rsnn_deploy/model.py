@@ -182,8 +182,9 @@ def readout_weights(n_steps: int, a_out: Tensor, mode: str) -> Tensor:
 
 def logits_from_spikes(spikes: Tensor, w_out: Tensor, b_out: Tensor, a_out: Tensor, mode: str) -> Tensor:
     """Class scores from time-major hidden spikes [T, B, H] via :func:`readout_weights`."""
-    c = readout_weights(spikes.shape[0], a_out.to(spikes.dtype), mode)
-    pooled = torch.einsum("t,tbh->bh", c, spikes)
+    t_steps, b, h = spikes.shape
+    c = readout_weights(t_steps, a_out.to(spikes.dtype), mode)
+    pooled = (c @ spikes.reshape(t_steps, b * h)).reshape(b, h)  # a GEMV; einsum lowers to a slow bmm here
     return pooled @ w_out.t() + b_out * c.sum()
 
 
