@@ -76,8 +76,7 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: not a valid safetensors file ({err})") from None
 
 
-def read_json(path: Path) -> dict[str, Any]:
-    return read_json_object(path)
+read_json = read_json_object  # the one JSON reader of every artifact (rsnn_deploy.io)
 
 
 def save_checkpoint(model: RSNN, path: str | Path, **meta: Any) -> Path:
