@@ -58,6 +58,7 @@ storage. :func:`release_buffers` empties the pool.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 from collections import deque
@@ -68,6 +69,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from rsnn_deploy import native
 from rsnn_deploy.config import ModelConfig
 from rsnn_deploy.model import NeuronParams
 
@@ -179,6 +181,7 @@ class _Spec:
     surrogate: str
     slope: float
     block: int
+    native: bool = False  # inner loops in C (rsnn_deploy.native), see native_supports
 
     @property
     def masked(self) -> bool:
@@ -221,6 +224,11 @@ def supports(cfg: ModelConfig, p: NeuronParams) -> bool:
     return all(_is_vector(a, h) and a.dtype == p.w_in.dtype for a in decays)
 
 
+def native_supports(spec: _Spec, dtype: torch.dtype) -> bool:
+    """Whether the C inner loops cover this run: float32, no adaptation, no refractory period."""
+    return dtype == torch.float32 and spec.adapt_kind is None and spec.refractory_steps == 0 and native.enabled()
+
+
 def run(xs: Tensor, p: NeuronParams, cfg: ModelConfig) -> Tensor:
     """Hidden spikes ``[T, B, H]`` from time-major inputs ``xs`` ``[T, B, C]``, as ``_eager_spikes`` does.
 
@@ -254,6 +262,8 @@ def run(xs: Tensor, p: NeuronParams, cfg: ModelConfig) -> Tensor:
         slope=float(cfg.surrogate_slope),
         block=block_steps(batch, h, xs.dtype, n_steps),
     )
+    if native_supports(spec, xs.dtype):
+        spec = dataclasses.replace(spec, native=True)
     tensors = (xs, p.w_in, p.w_rec, bias, a_syn, a_mem, a_adapt)
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
         return _FastBPTT.apply(spec, *tensors)
@@ -338,6 +348,7 @@ def _forward(
     theta, strength = spec.threshold, spec.adapt_strength
     k_max = spec.block
     drive_buf = torch.empty(min(k_max, n_steps), batch, h, **opts)
+    c_loop = _NativeForward(spec, w_rec, bias, a_syn, a_mem, batch) if spec.native else None
 
     for t0 in range(0, n_steps, k_max):
         t1 = min(t0 + k_max, n_steps)
@@ -345,6 +356,9 @@ def _forward(
         # Per block, yet bit-equal to eager's whole-sequence projection: the same mm on
         # the same rows, with a reduction over C only (the tests check this).
         torch.mm(xs[t0:t1].reshape(-1, n_in), w_in_t, out=drives.view(-1, h))
+        if c_loop is not None:
+            c_loop.run(t0, t1, drives, z_all, saved)
+            continue
         for k, d_t in enumerate(drives.unbind(0)):
             t = t0 + k
             # i = a_s * i + drive (+ z[t-1] @ W_rec^T)
@@ -411,7 +425,68 @@ def _forward(
     return z_all, saved
 
 
+class _NativeForward:
+    """The per-step loop of ``_forward`` in C (``native.forward_block``), with its own state buffers."""
+
+    def __init__(
+        self, spec: _Spec, w_rec: Tensor | None, bias: Tensor | None, a_syn: Tensor, a_mem: Tensor, batch: int
+    ):
+        h = a_mem.shape[0]
+        self.spec = spec
+        # The C loop reads plain contiguous float32 arrays (the decays arrive as expanded views).
+        self.w_rec_t = w_rec.detach().t().contiguous() if spec.recurrent and w_rec is not None else None
+        self.a_syn = a_syn.detach().contiguous() if spec.synapse else None
+        self.a_mem = a_mem.detach().contiguous()
+        self.bias = bias.detach().contiguous() if bias is not None else None
+        self.i, self.v = torch.zeros(batch, h), torch.zeros(batch, h)
+        self.act = torch.empty(batch, h, dtype=torch.int32)
+        self.n_act = torch.zeros(batch, dtype=torch.int32)
+
+    def run(self, t0: int, t1: int, drives: Tensor, z_all: Tensor, saved: _Saved) -> None:
+        def block(t: Tensor | None) -> Tensor | None:
+            return t[t0:t1] if t is not None else None
+
+        spec = self.spec
+        native.forward_block(
+            drives, self.w_rec_t, self.a_syn, self.a_mem, self.bias, spec.threshold, spec.v_floor, t0 == 0,
+            self.i, self.v, self.act, self.n_act, z_all[t0:t1], block(saved.p), block(saved.rc), block(saved.i),
+        )  # fmt: skip
+
+
 # ----------------------------------------------------------------------------- backward
+
+
+class _NativeBackward:
+    """The reverse-time step loop of ``_backward`` in C (``native.backward_block``); carries its adjoints."""
+
+    def __init__(
+        self,
+        spec: _Spec,
+        grad_z: Tensor,
+        z_all: Tensor,
+        saved: _Saved,
+        w_rec: Tensor | None,
+        a_syn: Tensor,
+        a_mem: Tensor,
+        carry_i: Tensor,
+        carry_p: Tensor,
+    ):
+        self.spec, self.z_all, self.saved = spec, z_all, saved
+        self.grad_z = grad_z.contiguous()
+        self.w_rec = w_rec.detach().contiguous() if spec.recurrent and w_rec is not None else None
+        self.a_syn = a_syn.detach().contiguous() if spec.synapse else None
+        self.a_mem = a_mem.detach().contiguous()
+        self.carry_i, self.carry_p = carry_i, carry_p
+        self.n_steps = z_all.shape[0]
+
+    def run(self, t0: int, t1: int, gi_out: Tensor, gp_out: Tensor) -> None:
+        spec, saved = self.spec, self.saved
+        assert saved.p is not None
+        rc = saved.rc[t0:t1] if saved.rc is not None else None
+        native.backward_block(
+            t1 < self.n_steps, self.grad_z[t0:t1], saved.p[t0:t1], self.z_all[t0:t1], rc, spec.threshold,
+            spec.surrogate, spec.slope, self.w_rec, self.a_syn, self.a_mem, self.carry_i, self.carry_p, gi_out, gp_out,
+        )  # fmt: skip
 
 
 def _surrogate_(u: Tensor, kind: str, slope: float) -> Tensor:
@@ -479,76 +554,80 @@ def _backward(
     assert p_all is not None
     last = n_steps - 1
     gi_next = gp_next = gm_next = None
+    c_loop = _NativeBackward(spec, grad_z, z_all, saved, w_rec, a_syn, a_mem, carry_i, carry_p) if spec.native else None
 
     for t0 in reversed(range(0, n_steps, k_max)):
         t1 = min(t0 + k_max, n_steps)
         nb = t1 - t0
-        sg, q = sg_buf[:nb], q_buf[:nb]
-        # Time-independent factors for the whole block: sg(u) and a_m (1 - z), masked by rc.
-        if saved.th is not None:
-            torch.sub(p_all[t0:t1], saved.th[t0:t1], out=sg)
+        if c_loop is not None:
+            c_loop.run(t0, t1, gi_buf[:nb], gp_buf[:nb])
         else:
-            torch.sub(p_all[t0:t1], spec.threshold, out=sg)
-        _surrogate_(sg, spec.surrogate, spec.slope)
-        torch.addcmul(a_mem, z_all[t0:t1], a_mem, value=-1.0, out=q)
-        rc = saved.rc[t0:t1] if saved.rc is not None else None
-        if rc is not None:
-            q.mul_(rc)
-            if not thr_adapt:
-                sg.mul_(rc)  # g_p = rc sg g_z: fold the mask once per block
-        sgs, qs = sg.unbind(0), q.unbind(0)
-        gis, gps = gi_buf.unbind(0), gp_buf.unbind(0)
-        gms = gm_buf.unbind(0) if gm_buf is not None else None
-        rcs = rc.unbind(0) if rc is not None else None
-        for k in range(nb - 1, -1, -1):
-            t = t0 + k
-            first = t == last  # the last time step has no successor
-            # g_z = dL/dz + g_i[t+1] W_rec + s a_a g_m[t+1]
-            if first:
-                gz = gzs[t]
-            elif spec.recurrent:
-                gz = torch.addmm(gzs[t], gi_next, w_rec, out=g_z)  # type: ignore[arg-type]
+            sg, q = sg_buf[:nb], q_buf[:nb]
+            # Time-independent factors for the whole block: sg(u) and a_m (1 - z), masked by rc.
+            if saved.th is not None:
+                torch.sub(p_all[t0:t1], saved.th[t0:t1], out=sg)
+            else:
+                torch.sub(p_all[t0:t1], spec.threshold, out=sg)
+            _surrogate_(sg, spec.surrogate, spec.slope)
+            torch.addcmul(a_mem, z_all[t0:t1], a_mem, value=-1.0, out=q)
+            rc = saved.rc[t0:t1] if saved.rc is not None else None
+            if rc is not None:
+                q.mul_(rc)
+                if not thr_adapt:
+                    sg.mul_(rc)  # g_p = rc sg g_z: fold the mask once per block
+            sgs, qs = sg.unbind(0), q.unbind(0)
+            gis, gps = gi_buf.unbind(0), gp_buf.unbind(0)
+            gms = gm_buf.unbind(0) if gm_buf is not None else None
+            rcs = rc.unbind(0) if rc is not None else None
+            for k in range(nb - 1, -1, -1):
+                t = t0 + k
+                first = t == last  # the last time step has no successor
+                # g_z = dL/dz + g_i[t+1] W_rec + s a_a g_m[t+1]
+                if first:
+                    gz = gzs[t]
+                elif spec.recurrent:
+                    gz = torch.addmm(gzs[t], gi_next, w_rec, out=g_z)  # type: ignore[arg-type]
+                    if adapt:
+                        gz.addcmul_(s_a, gm_next)  # type: ignore[arg-type]
+                elif adapt:
+                    gz = torch.addcmul(gzs[t], s_a, gm_next, out=g_z)  # type: ignore[arg-type]
+                else:
+                    gz = gzs[t]
+                gp = gps[k]
+                if thr_adapt:
+                    # g_u feeds g_m unmasked, and g_p through the mask
+                    gu = g_u if g_u is not None else gp
+                    torch.mul(gz, sgs[k], out=gu)
+                    gm = gms[k]  # type: ignore[index]
+                    if first:
+                        torch.neg(gu, out=gm)
+                    else:
+                        torch.mul(gm_next, a_adapt, out=gm)  # type: ignore[arg-type]
+                        gm.sub_(gu)
+                    if rcs is not None:
+                        torch.mul(gu, rcs[k], out=gp)
+                else:
+                    torch.mul(gz, sgs[k], out=gp)
+                if not first:
+                    gp.addcmul_(gp_next, qs[k])  # type: ignore[arg-type]
+                if spec.adapt_kind == "current":
+                    gm = gms[k]  # type: ignore[index]
+                    if first:
+                        torch.neg(gp, out=gm)
+                    else:
+                        torch.mul(gm_next, a_adapt, out=gm)  # type: ignore[arg-type]
+                        gm.sub_(gp)
+                if spec.synapse:
+                    gi = gis[k]
+                    if first:
+                        gi.copy_(gp)
+                    else:
+                        torch.addcmul(gp, a_syn, gi_next, out=gi)  # type: ignore[arg-type]
+                else:
+                    gi = gp
+                gi_next, gp_next = gi, gp
                 if adapt:
-                    gz.addcmul_(s_a, gm_next)  # type: ignore[arg-type]
-            elif adapt:
-                gz = torch.addcmul(gzs[t], s_a, gm_next, out=g_z)  # type: ignore[arg-type]
-            else:
-                gz = gzs[t]
-            gp = gps[k]
-            if thr_adapt:
-                # g_u feeds g_m unmasked, and g_p through the mask
-                gu = g_u if g_u is not None else gp
-                torch.mul(gz, sgs[k], out=gu)
-                gm = gms[k]  # type: ignore[index]
-                if first:
-                    torch.neg(gu, out=gm)
-                else:
-                    torch.mul(gm_next, a_adapt, out=gm)  # type: ignore[arg-type]
-                    gm.sub_(gu)
-                if rcs is not None:
-                    torch.mul(gu, rcs[k], out=gp)
-            else:
-                torch.mul(gz, sgs[k], out=gp)
-            if not first:
-                gp.addcmul_(gp_next, qs[k])  # type: ignore[arg-type]
-            if spec.adapt_kind == "current":
-                gm = gms[k]  # type: ignore[index]
-                if first:
-                    torch.neg(gp, out=gm)
-                else:
-                    torch.mul(gm_next, a_adapt, out=gm)  # type: ignore[arg-type]
-                    gm.sub_(gp)
-            if spec.synapse:
-                gi = gis[k]
-                if first:
-                    gi.copy_(gp)
-                else:
-                    torch.addcmul(gp, a_syn, gi_next, out=gi)  # type: ignore[arg-type]
-            else:
-                gi = gp
-            gi_next, gp_next = gi, gp
-            if adapt:
-                gm_next = gm
+                    gm_next = gm
         # Gradients that are sums over time: one big kernel per block.
         gi_b, gp_b = gi_buf[:nb], gp_buf[:nb]
         if need_w_in:
@@ -572,11 +651,12 @@ def _backward(
             if need_aa:
                 gm_b = gm_buf[lo:nb]  # type: ignore[index]
                 grads["a_adapt"].add_((gm_b * saved.n[prev]).sum((0, 1)))  # type: ignore[index]
-        # The next (earlier) block reuses the buffers: keep the adjoints of step t0.
-        gi_next = carry_i.copy_(gi_next)  # type: ignore[arg-type]
-        gp_next = gi_next if gp_buf is gi_buf else carry_p.copy_(gp_next)  # type: ignore[arg-type]
-        if adapt:
-            gm_next = carry_m.copy_(gm_next)  # type: ignore[arg-type]
+        if c_loop is None:
+            # The next (earlier) block reuses the buffers: keep the adjoints of step t0.
+            gi_next = carry_i.copy_(gi_next)  # type: ignore[arg-type]
+            gp_next = gi_next if gp_buf is gi_buf else carry_p.copy_(gp_next)  # type: ignore[arg-type]
+            if adapt:
+                gm_next = carry_m.copy_(gm_next)  # type: ignore[arg-type]
 
     g_w_in = grads["w_in_t"].t().contiguous() if need_w_in else None
     return (

@@ -1,0 +1,179 @@
+"""Native (C) inner loops for the fast BPTT engine, compiled on first use, optional.
+
+Why it exists
+-------------
+The fast engine's time loops in eager torch launch about ten small kernels per step,
+and its recurrent input is a dense matmul although the spikes are binary and sparse.
+``native_kernels.c`` runs a whole block of steps per call, fused, with the recurrent
+input summed over the neurons that spiked only. On the 2-core benchmark machine that
+makes a training step about twice as fast (``benchmarks/train_throughput.py``).
+
+How it is built
+---------------
+The first call compiles the C file with the system C compiler (``$CC``, else ``cc``)
+into a per-user cache (``$RSNN_DEPLOY_CACHE``, else ``~/.cache/rsnn-deploy``), keyed by
+the source, the flags and the CPU, and loads it with :mod:`ctypes`. It takes about a
+second. No compiler, a failed build, or ``RSNN_DEPLOY_NATIVE=0`` in the environment
+leave the engine on its torch loops, which give the same spikes. A warning says why
+once. The library is written atomically, so concurrent first uses are safe.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+from importlib import resources
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+__all__ = ["SURROGATE_CODES", "backward_block", "enabled", "forward_block", "library"]
+
+log = logging.getLogger(__name__)
+
+ABI_VERSION = 1
+SURROGATE_CODES = {"fast-sigmoid": 0, "triangle": 1, "arctan": 2, "sigmoid": 3}
+# -ffp-contract=off: no fused multiply-add in the forward pass (the rounding contract of the C file).
+_FLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-fopenmp", "-ffp-contract=off", "-fno-fast-math", "-std=c11"]
+
+_lock = threading.Lock()
+_state: dict[str, object] = {}
+
+
+def enabled() -> bool:
+    """Whether the native loops are allowed (``RSNN_DEPLOY_NATIVE`` is not ``0``) and built."""
+    return os.environ.get("RSNN_DEPLOY_NATIVE", "1") != "0" and library() is not None
+
+
+def _cpu_key() -> str:
+    """What ``-march=native`` depends on: the CPU's model and flags (a shared home may span machines)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        lines = [ln for ln in text.splitlines() if ln.startswith(("model name", "flags"))][:2]
+    except OSError:
+        lines = []
+    return "\n".join([platform.machine(), platform.processor(), *lines])
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get("RSNN_DEPLOY_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "rsnn-deploy")
+    return Path(root) / "native"
+
+
+def _build(source: bytes, compiler: str) -> Path:
+    key = hashlib.sha256(b"\0".join([source, " ".join(_FLAGS).encode(), compiler.encode(), _cpu_key().encode()]))
+    out = _cache_dir() / f"rsnn_kernels_{key.hexdigest()[:16]}.so"
+    if out.is_file():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+        src = Path(tmp) / "native_kernels.c"
+        src.write_bytes(source)
+        lib = Path(tmp) / out.name
+        proc = subprocess.run([compiler, *_FLAGS, str(src), "-o", str(lib), "-lm"], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{compiler} failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr else ''}")
+        os.replace(lib, out)  # atomic: a concurrent build writes the same bytes
+    return out
+
+
+def library() -> ctypes.CDLL | None:
+    """The compiled kernels, built on first call; None (with one warning) when they cannot be built."""
+    with _lock:
+        if "lib" in _state:
+            return _state["lib"]  # type: ignore[return-value]
+        lib = None
+        compiler = os.environ.get("CC") or "cc"
+        try:
+            if shutil.which(compiler) is None:
+                raise RuntimeError(f"no C compiler ({compiler!r}) on PATH")
+            source = resources.files("rsnn_deploy").joinpath("native_kernels.c").read_bytes()
+            lib = ctypes.CDLL(str(_build(source, compiler)))
+            if lib.rsnn_abi_version() != ABI_VERSION:
+                raise RuntimeError("kernel ABI version mismatch")
+            _declare(lib)
+        except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+            log.warning("native BPTT kernels unavailable, using torch loops: %s", exc)
+            lib = None
+        _state["lib"] = lib
+        return lib
+
+
+def _declare(lib: ctypes.CDLL) -> None:
+    i, f, p = ctypes.c_int, ctypes.c_float, ctypes.c_void_p
+    lib.rsnn_forward_block.restype = None
+    lib.rsnn_forward_block.argtypes = [i, i, i, i, p, p, p, p, p, f, i, f, i, p, p, p, p, p, p, p, p]
+    lib.rsnn_backward_block.restype = None
+    lib.rsnn_backward_block.argtypes = [i, i, i, i, i, p, p, p, p, f, i, f, p, p, p, p, p, p, p]
+
+
+def _ptr(t: Tensor | None) -> int | None:
+    if t is None:
+        return None
+    assert t.dtype in (torch.float32, torch.int32) and t.is_contiguous() and t.device.type == "cpu"
+    return t.data_ptr()
+
+
+def forward_block(
+    drive: Tensor,
+    w_rec_t: Tensor | None,
+    a_syn: Tensor | None,
+    a_mem: Tensor,
+    bias: Tensor | None,
+    theta: float,
+    v_floor: float | None,
+    first_block: bool,
+    i_state: Tensor,
+    v_state: Tensor,
+    act: Tensor,
+    n_act: Tensor,
+    z_out: Tensor,
+    p_out: Tensor | None,
+    rc_out: Tensor | None,
+    i_out: Tensor | None,
+) -> None:
+    """Run ``drive.shape[0]`` steps in place (see ``rsnn_forward_block`` in the C file for the meaning)."""
+    lib = library()
+    assert lib is not None
+    k, b, h = drive.shape
+    lib.rsnn_forward_block(
+        k, b, h, torch.get_num_threads(), _ptr(drive), _ptr(w_rec_t), _ptr(a_syn), _ptr(a_mem), _ptr(bias),
+        theta, v_floor is not None, 0.0 if v_floor is None else v_floor, int(first_block),
+        _ptr(i_state), _ptr(v_state), _ptr(act), _ptr(n_act), _ptr(z_out), _ptr(p_out), _ptr(rc_out), _ptr(i_out),
+    )  # fmt: skip
+
+
+def backward_block(
+    has_next: bool,
+    gz_in: Tensor,
+    p: Tensor,
+    z: Tensor,
+    rc: Tensor | None,
+    theta: float,
+    surrogate: str,
+    slope: float,
+    w_rec: Tensor | None,
+    a_syn: Tensor | None,
+    a_mem: Tensor,
+    gi_carry: Tensor,
+    gp_carry: Tensor,
+    gi_out: Tensor,
+    gp_out: Tensor,
+) -> None:
+    """Reverse-time adjoints of one block in place (see ``rsnn_backward_block`` in the C file)."""
+    lib = library()
+    assert lib is not None
+    k, b, h = gz_in.shape
+    lib.rsnn_backward_block(
+        k, b, h, torch.get_num_threads(), int(has_next), _ptr(gz_in), _ptr(p), _ptr(z), _ptr(rc), theta,
+        SURROGATE_CODES[surrogate], slope, _ptr(w_rec), _ptr(a_syn), _ptr(a_mem),
+        _ptr(gi_carry), _ptr(gp_carry), _ptr(gi_out), _ptr(gp_out),
+    )  # fmt: skip
