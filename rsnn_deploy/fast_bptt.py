@@ -182,6 +182,7 @@ class _Spec:
     slope: float
     block: int
     native: bool = False  # inner loops in C (rsnn_deploy.native), see native_supports
+    binary_input: bool = False  # native, and the inputs are 0/1: W_in x and its gradient as sums over spikes
 
     @property
     def masked(self) -> bool:
@@ -235,12 +236,29 @@ def run(xs: Tensor, p: NeuronParams, cfg: ModelConfig) -> Tensor:
     The result is differentiable with respect to ``xs`` and every tensor in ``p`` that
     requires grad (first order only). Without any grad to compute, no state is kept.
     """
+    return _run(xs, p, cfg, None)[0]
+
+
+def run_weighted_sum(xs: Tensor, p: NeuronParams, cfg: ModelConfig, weights: Tensor) -> tuple[Tensor, Tensor]:
+    """Hidden spikes ``[T, B, H]`` and their time-weighted sum ``sum_t weights[t] z[t]`` ``[B, H]``.
+
+    The sum is what the linear readout needs (``model.readout_weights``). Computed here,
+    its gradient reaches the backward pass as ``weights[t] * g`` block by block. Computed
+    outside, autograd would write a dense ``[T, B, H]`` gradient for it, which cost about
+    a fifth of a training step at T = 784. Both outputs are differentiable; ``weights``
+    is a constant.
+    """
+    z_all, z_sum = _run(xs, p, cfg, weights.detach().to(p.w_in.dtype).contiguous())
+    return z_all, z_sum
+
+
+def _run(xs: Tensor, p: NeuronParams, cfg: ModelConfig, weights: Tensor | None) -> tuple[Tensor, Tensor]:
     h = p.w_in.shape[0]
     n_steps, batch = xs.shape[0], xs.shape[1]
     # Contiguous once: the blocks below are then views, not strided copies (x is batch-first).
     xs = xs.to(p.w_in.dtype).contiguous()
     if n_steps == 0:
-        return xs.new_zeros(0, batch, h)
+        return xs.new_zeros(0, batch, h), xs.new_zeros(batch, h)
 
     def vec(t: Tensor) -> Tensor:
         return t.reshape(-1).expand(h)
@@ -263,12 +281,14 @@ def run(xs: Tensor, p: NeuronParams, cfg: ModelConfig) -> Tensor:
         block=block_steps(batch, h, xs.dtype, n_steps),
     )
     if native_supports(spec, xs.dtype):
-        spec = dataclasses.replace(spec, native=True)
+        binary = bool(((xs == 0) | (xs == 1)).all())
+        spec = dataclasses.replace(spec, native=True, binary_input=binary and not xs.requires_grad)
     tensors = (xs, p.w_in, p.w_rec, bias, a_syn, a_mem, a_adapt)
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
-        return _FastBPTT.apply(spec, *tensors)
+        return _FastBPTT.apply(spec, weights, *tensors)
     with torch.no_grad():
-        return _forward(spec, *tensors, keep=_Keep())[0]
+        z_all, _, z_sum = _forward(spec, *tensors, keep=_Keep(), weights=weights)
+    return z_all, z_sum
 
 
 # ----------------------------------------------------------------------------- forward
@@ -304,8 +324,10 @@ def _forward(
     a_adapt: Tensor,
     keep: _Keep,
     pooled: bool = False,
-) -> tuple[Tensor, _Saved]:
-    """Run the neurons over all steps; returns spikes ``[T, B, H]`` and what ``keep`` asked for.
+    weights: Tensor | None = None,
+) -> tuple[Tensor, _Saved, Tensor]:
+    """Run the neurons over all steps; returns spikes ``[T, B, H]``, what ``keep`` asked for, and
+    ``sum_t weights[t] z[t]`` ``[B, H]`` (empty without ``weights``).
 
     The rounding matches ``neuron_step`` exactly, one elementwise kernel per operation
     there. Only the allocation changes: states live in reused ``[B, H]`` buffers (or
@@ -348,17 +370,11 @@ def _forward(
     theta, strength = spec.threshold, spec.adapt_strength
     k_max = spec.block
     drive_buf = torch.empty(min(k_max, n_steps), batch, h, **opts)
-    c_loop = _NativeForward(spec, w_rec, bias, a_syn, a_mem, batch) if spec.native else None
+    c_loop = _NativeForward(spec, w_in, w_rec, bias, a_syn, a_mem, batch) if spec.native else None
+    z_sum = torch.zeros(batch, h, **opts) if weights is not None else xs.new_zeros(0)
 
-    for t0 in range(0, n_steps, k_max):
-        t1 = min(t0 + k_max, n_steps)
-        drives = drive_buf[: t1 - t0]
-        # Per block, yet bit-equal to eager's whole-sequence projection: the same mm on
-        # the same rows, with a reduction over C only (the tests check this).
-        torch.mm(xs[t0:t1].reshape(-1, n_in), w_in_t, out=drives.view(-1, h))
-        if c_loop is not None:
-            c_loop.run(t0, t1, drives, z_all, saved)
-            continue
+    def _torch_forward_steps(t0: int, drives: Tensor) -> None:
+        """The steps of one block with torch kernels (when the C loop is not used)."""
         for k, d_t in enumerate(drives.unbind(0)):
             t = t0 + k
             # i = a_s * i + drive (+ z[t-1] @ W_rec^T)
@@ -422,17 +438,41 @@ def _forward(
                 ref.sub_(1).clamp_min_(0)
                 torch.mul(z, float(refr), out=mask_buf)
                 torch.maximum(ref, mask_buf, out=ref)
-    return z_all, saved
+
+    for t0 in range(0, n_steps, k_max):
+        t1 = min(t0 + k_max, n_steps)
+        drives = drive_buf[: t1 - t0]
+        if c_loop is not None and spec.binary_input:
+            c_loop.run(t0, t1, None, xs[t0:t1], z_all, saved)  # the C loop sums W_in rows itself
+        else:
+            # Per block, yet bit-equal to eager's whole-sequence projection: the same mm on
+            # the same rows, with a reduction over C only (the tests check this).
+            torch.mm(xs[t0:t1].reshape(-1, n_in), w_in_t, out=drives.view(-1, h))
+            if c_loop is not None:
+                c_loop.run(t0, t1, drives, None, z_all, saved)
+            else:
+                _torch_forward_steps(t0, drives)
+        if weights is not None:  # one GEMV per block, while the block's spikes are in the cache
+            z_sum.view(-1).addmv_(z_all[t0:t1].view(t1 - t0, -1).t(), weights[t0:t1])
+    return z_all, saved, z_sum
 
 
 class _NativeForward:
     """The per-step loop of ``_forward`` in C (``native.forward_block``), with its own state buffers."""
 
     def __init__(
-        self, spec: _Spec, w_rec: Tensor | None, bias: Tensor | None, a_syn: Tensor, a_mem: Tensor, batch: int
+        self,
+        spec: _Spec,
+        w_in: Tensor,
+        w_rec: Tensor | None,
+        bias: Tensor | None,
+        a_syn: Tensor,
+        a_mem: Tensor,
+        batch: int,
     ):
         h = a_mem.shape[0]
         self.spec = spec
+        self.w_in_t = w_in.detach().t().contiguous() if spec.binary_input else None
         # The C loop reads plain contiguous float32 arrays (the decays arrive as expanded views).
         self.w_rec_t = w_rec.detach().t().contiguous() if spec.recurrent and w_rec is not None else None
         self.a_syn = a_syn.detach().contiguous() if spec.synapse else None
@@ -442,14 +482,17 @@ class _NativeForward:
         self.act = torch.empty(batch, h, dtype=torch.int32)
         self.n_act = torch.zeros(batch, dtype=torch.int32)
 
-    def run(self, t0: int, t1: int, drives: Tensor, z_all: Tensor, saved: _Saved) -> None:
+    def run(self, t0: int, t1: int, drives: Tensor | None, x: Tensor | None, z_all: Tensor, saved: _Saved) -> None:
+        """Steps t0..t1-1 from the input drive ``W_in x`` of the block, or from the binary inputs ``x``."""
+
         def block(t: Tensor | None) -> Tensor | None:
             return t[t0:t1] if t is not None else None
 
         spec = self.spec
         native.forward_block(
-            drives, self.w_rec_t, self.a_syn, self.a_mem, self.bias, spec.threshold, spec.v_floor, t0 == 0,
-            self.i, self.v, self.act, self.n_act, z_all[t0:t1], block(saved.p), block(saved.rc), block(saved.i),
+            drives, x, self.w_in_t, self.w_rec_t, self.a_syn, self.a_mem, self.bias, spec.threshold, spec.v_floor,
+            t0 == 0, self.i, self.v, self.act, self.n_act,
+            z_all[t0:t1], block(saved.p), block(saved.rc), block(saved.i),
         )  # fmt: skip
 
 
@@ -462,7 +505,6 @@ class _NativeBackward:
     def __init__(
         self,
         spec: _Spec,
-        grad_z: Tensor,
         z_all: Tensor,
         saved: _Saved,
         w_rec: Tensor | None,
@@ -472,19 +514,19 @@ class _NativeBackward:
         carry_p: Tensor,
     ):
         self.spec, self.z_all, self.saved = spec, z_all, saved
-        self.grad_z = grad_z.contiguous()
         self.w_rec = w_rec.detach().contiguous() if spec.recurrent and w_rec is not None else None
         self.a_syn = a_syn.detach().contiguous() if spec.synapse else None
         self.a_mem = a_mem.detach().contiguous()
         self.carry_i, self.carry_p = carry_i, carry_p
         self.n_steps = z_all.shape[0]
 
-    def run(self, t0: int, t1: int, gi_out: Tensor, gp_out: Tensor) -> None:
+    def run(self, t0: int, t1: int, gz: Tensor, gi_out: Tensor, gp_out: Tensor) -> None:
+        """Adjoints of steps t0..t1-1 into gi_out, gp_out from ``gz`` = dL/dz of the block (contiguous)."""
         spec, saved = self.spec, self.saved
         assert saved.p is not None
         rc = saved.rc[t0:t1] if saved.rc is not None else None
         native.backward_block(
-            t1 < self.n_steps, self.grad_z[t0:t1], saved.p[t0:t1], self.z_all[t0:t1], rc, spec.threshold,
+            t1 < self.n_steps, gz, saved.p[t0:t1], self.z_all[t0:t1], rc, spec.threshold,
             spec.surrogate, spec.slope, self.w_rec, self.a_syn, self.a_mem, self.carry_i, self.carry_p, gi_out, gp_out,
         )  # fmt: skip
 
@@ -508,7 +550,9 @@ def _surrogate_(u: Tensor, kind: str, slope: float) -> Tensor:
 
 def _backward(
     spec: _Spec,
-    grad_z: Tensor,
+    grad_z: Tensor | None,
+    weights: Tensor | None,
+    grad_sum: Tensor | None,
     z_all: Tensor,
     saved: _Saved,
     xs: Tensor,
@@ -519,7 +563,11 @@ def _backward(
     a_adapt: Tensor,
     need: tuple[bool, ...],
 ) -> tuple[Tensor | None, ...]:
-    """Reverse-time loop over blocks; returns grads of (xs, w_in, w_rec, bias, a_syn, a_mem, a_adapt)."""
+    """Reverse-time loop over blocks; returns grads of (xs, w_in, w_rec, bias, a_syn, a_mem, a_adapt).
+
+    dL/dz[t] = grad_z[t] + weights[t] grad_sum (either term may be absent) is formed one
+    block at a time, in a reused buffer.
+    """
     n_steps, batch, n_in = xs.shape
     h = w_in.shape[0]
     opts = {"dtype": z_all.dtype, "device": z_all.device}
@@ -549,19 +597,37 @@ def _backward(
         if flag:
             grads[name] = torch.zeros(h, **opts)
     g_x = torch.empty(n_steps, batch, n_in, **opts) if need_x else None
-    gzs = grad_z.unbind(0)
+    gz_buf = blk()
+
+    def block_grad(t0: int, t1: int) -> Tensor:
+        """dL/dz of steps t0..t1-1, contiguous [t1 - t0, B, H]."""
+        out = gz_buf[: t1 - t0]
+        if grad_sum is not None:
+            assert weights is not None
+            torch.mul(weights[t0:t1].view(-1, 1, 1), grad_sum, out=out)
+            if grad_z is not None:
+                out.add_(grad_z[t0:t1])
+        elif grad_z is not None:
+            g = grad_z[t0:t1]
+            return g if g.is_contiguous() else out.copy_(g)
+        else:
+            out.zero_()
+        return out
+
     p_all = saved.p
     assert p_all is not None
     last = n_steps - 1
     gi_next = gp_next = gm_next = None
-    c_loop = _NativeBackward(spec, grad_z, z_all, saved, w_rec, a_syn, a_mem, carry_i, carry_p) if spec.native else None
+    c_loop = _NativeBackward(spec, z_all, saved, w_rec, a_syn, a_mem, carry_i, carry_p) if spec.native else None
 
     for t0 in reversed(range(0, n_steps, k_max)):
         t1 = min(t0 + k_max, n_steps)
         nb = t1 - t0
+        gz_b = block_grad(t0, t1)
         if c_loop is not None:
-            c_loop.run(t0, t1, gi_buf[:nb], gp_buf[:nb])
+            c_loop.run(t0, t1, gz_b, gi_buf[:nb], gp_buf[:nb])
         else:
+            gzs = gz_b.unbind(0)
             sg, q = sg_buf[:nb], q_buf[:nb]
             # Time-independent factors for the whole block: sg(u) and a_m (1 - z), masked by rc.
             if saved.th is not None:
@@ -584,15 +650,15 @@ def _backward(
                 first = t == last  # the last time step has no successor
                 # g_z = dL/dz + g_i[t+1] W_rec + s a_a g_m[t+1]
                 if first:
-                    gz = gzs[t]
+                    gz = gzs[k]
                 elif spec.recurrent:
-                    gz = torch.addmm(gzs[t], gi_next, w_rec, out=g_z)  # type: ignore[arg-type]
+                    gz = torch.addmm(gzs[k], gi_next, w_rec, out=g_z)  # type: ignore[arg-type]
                     if adapt:
                         gz.addcmul_(s_a, gm_next)  # type: ignore[arg-type]
                 elif adapt:
-                    gz = torch.addcmul(gzs[t], s_a, gm_next, out=g_z)  # type: ignore[arg-type]
+                    gz = torch.addcmul(gzs[k], s_a, gm_next, out=g_z)  # type: ignore[arg-type]
                 else:
-                    gz = gzs[t]
+                    gz = gzs[k]
                 gp = gps[k]
                 if thr_adapt:
                     # g_u feeds g_m unmasked, and g_p through the mask
@@ -630,7 +696,9 @@ def _backward(
                     gm_next = gm
         # Gradients that are sums over time: one big kernel per block.
         gi_b, gp_b = gi_buf[:nb], gp_buf[:nb]
-        if need_w_in:
+        if need_w_in and spec.binary_input:  # a sum over the input spikes only
+            native.spike_outer_block(gi_b, xs[t0:t1], grads["w_in_t"])
+        elif need_w_in:
             grads["w_in_t"].addmm_(xs[t0:t1].reshape(-1, n_in).t(), gi_b.reshape(-1, h))
         if g_x is not None:
             torch.mm(gi_b.reshape(-1, h), w_in, out=g_x[t0:t1].view(-1, n_in))
@@ -640,7 +708,9 @@ def _backward(
         lo = 1 if t0 == 0 else 0
         prev = slice(t0 + lo - 1, t1 - 1)
         if lo < nb:
-            if need_w_rec:
+            if need_w_rec and spec.native:  # a sum over the spikes only
+                native.spike_outer_block(gi_b[lo:], z_all[prev], grads["w_rec"])
+            elif need_w_rec:
                 zp = z_all[prev].reshape(-1, h)
                 grads["w_rec"].addmm_(gi_b[lo:].reshape(-1, h).t(), zp)
             if need_as:
@@ -659,6 +729,8 @@ def _backward(
                 gm_next = carry_m.copy_(gm_next)  # type: ignore[arg-type]
 
     g_w_in = grads["w_in_t"].t().contiguous() if need_w_in else None
+    if need_w_rec and spec.native:  # accumulated transposed by the C loop
+        grads["w_rec"] = grads["w_rec"].t().contiguous()
     return (
         g_x,
         g_w_in,
@@ -671,12 +743,13 @@ def _backward(
 
 
 class _FastBPTT(torch.autograd.Function):
-    """Spikes of the whole sequence as one graph node; see the module docstring for the maths."""
+    """Spikes of the whole sequence (and their weighted time sum) as one graph node; see the module docstring."""
 
     @staticmethod
     def forward(  # type: ignore[override]
         ctx,
         spec: _Spec,
+        weights: Tensor | None,
         xs: Tensor,
         w_in: Tensor,
         w_rec: Tensor | None,
@@ -684,22 +757,28 @@ class _FastBPTT(torch.autograd.Function):
         a_syn: Tensor,
         a_mem: Tensor,
         a_adapt: Tensor,
-    ) -> Tensor:
-        need = tuple(ctx.needs_input_grad[1:8])
+    ) -> tuple[Tensor, Tensor]:
+        need = tuple(ctx.needs_input_grad[2:9])
         if not spec.synapse:
             need = (*need[:4], False, *need[5:])  # a_syn is a constant zero then
         if spec.adapt_kind is None:
             need = (*need[:6], False)  # a_adapt is unused then
         keep = _Keep(p=True, i=need[4], n=need[6])
-        z_all, saved = _forward(spec, xs, w_in, w_rec, bias, a_syn, a_mem, a_adapt, keep, pooled=True)
-        ctx.spec, ctx.saved, ctx.need = spec, saved, need
+        z_all, saved, z_sum = _forward(spec, xs, w_in, w_rec, bias, a_syn, a_mem, a_adapt, keep, True, weights)
+        ctx.spec, ctx.saved, ctx.need, ctx.weights = spec, saved, need, weights
         ctx.lease = _Lease([t for t in saved if t is not None], z_all)
         ctx.save_for_backward(xs, w_in, w_rec, a_syn, a_mem, a_adapt, z_all)
-        return z_all
+        # An unused output's gradient arrives as None, not as a [T, B, H] tensor of zeros.
+        ctx.set_materialize_grads(False)
+        return z_all, z_sum
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad_z: Tensor):  # type: ignore[override]
+    def backward(ctx, grad_z: Tensor | None, grad_sum: Tensor | None):  # type: ignore[override]
         xs, w_in, w_rec, a_syn, a_mem, a_adapt, z_all = ctx.saved_tensors
-        grads = _backward(ctx.spec, grad_z, z_all, ctx.saved, xs, w_in, w_rec, a_syn, a_mem, a_adapt, ctx.need)
-        return (None, *grads)
+        if ctx.weights is None:
+            grad_sum = None
+        grads = _backward(
+            ctx.spec, grad_z, ctx.weights, grad_sum, z_all, ctx.saved, xs, w_in, w_rec, a_syn, a_mem, a_adapt, ctx.need
+        )
+        return (None, None, *grads)

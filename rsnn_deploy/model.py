@@ -185,6 +185,11 @@ def logits_from_spikes(spikes: Tensor, w_out: Tensor, b_out: Tensor, a_out: Tens
     t_steps, b, h = spikes.shape
     c = readout_weights(t_steps, a_out.to(spikes.dtype), mode)
     pooled = (c @ spikes.reshape(t_steps, b * h)).reshape(b, h)  # a GEMV; einsum lowers to a slow bmm here
+    return logits_from_pooled(pooled, c, w_out, b_out)
+
+
+def logits_from_pooled(pooled: Tensor, c: Tensor, w_out: Tensor, b_out: Tensor) -> Tensor:
+    """Class scores from the readout-weighted spike sum ``pooled = sum_t c_t z_t`` [B, H]."""
     return pooled @ w_out.t() + b_out * c.sum()
 
 
@@ -278,14 +283,23 @@ class RSNN(nn.Module):
         """Hidden spikes, time-major [T, B, H], from input spikes [B, T, C]."""
         p = self.effective_params()
         xs = x.transpose(0, 1).to(p.w_in.dtype)
-        if engine in ("auto", "fast"):
+        if self._use_fast(engine, p):
             from rsnn_deploy import fast_bptt
 
-            if fast_bptt.supports(self.cfg, p):
-                return fast_bptt.run(xs, p, self.cfg)
-            if engine == "fast":
-                raise ValueError("the fast engine does not support this configuration")
+            return fast_bptt.run(xs, p, self.cfg)
         return self._eager_spikes(xs, p)
+
+    def _use_fast(self, engine: str, p: NeuronParams) -> bool:
+        """Whether ``engine`` selects the fast BPTT engine for parameters ``p`` (and "fast" must)."""
+        if engine not in ("auto", "fast"):
+            return False
+        from rsnn_deploy import fast_bptt
+
+        if fast_bptt.supports(self.cfg, p):
+            return True
+        if engine == "fast":
+            raise ValueError("the fast engine does not support this configuration")
+        return False
 
     def _eager_spikes(self, xs: Tensor, p: NeuronParams) -> Tensor:
         drives = (xs @ p.w_in.t()).unbind(0)  # unbind: indexing [T,B,H] makes backward O(T^2)
@@ -297,7 +311,16 @@ class RSNN(nn.Module):
         return torch.stack(out)
 
     def forward(self, x: Tensor, engine: str = "auto") -> Output:
-        spikes = self.hidden_spikes(x, engine)
+        p = self.effective_params()
+        if self._use_fast(engine, p):
+            from rsnn_deploy import fast_bptt
+
+            # The engine also returns the readout's weighted spike sum (see run_weighted_sum).
+            xs = x.transpose(0, 1).to(p.w_in.dtype)
+            c = readout_weights(xs.shape[0], self.readout_decay().to(xs), self.cfg.readout_mode)
+            spikes, pooled = fast_bptt.run_weighted_sum(xs, p, self.cfg, c)
+            return Output(logits_from_pooled(pooled, c, self.w_out, self.b_out), spikes)
+        spikes = self._eager_spikes(x.transpose(0, 1).to(p.w_in.dtype), p)
         a_out = self.readout_decay().to(spikes.device)
         return Output(logits_from_spikes(spikes, self.w_out, self.b_out, a_out, self.cfg.readout_mode), spikes)
 

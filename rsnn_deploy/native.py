@@ -35,7 +35,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-__all__ = ["SURROGATE_CODES", "backward_block", "enabled", "forward_block", "library"]
+__all__ = ["SURROGATE_CODES", "backward_block", "enabled", "forward_block", "library", "spike_outer_block"]
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +110,11 @@ def library() -> ctypes.CDLL | None:
 def _declare(lib: ctypes.CDLL) -> None:
     i, f, p = ctypes.c_int, ctypes.c_float, ctypes.c_void_p
     lib.rsnn_forward_block.restype = None
-    lib.rsnn_forward_block.argtypes = [i, i, i, i, p, p, p, p, p, f, i, f, i, p, p, p, p, p, p, p, p]
+    lib.rsnn_forward_block.argtypes = [i, i, i, i, p, i, p, p, p, p, p, p, f, i, f, i, p, p, p, p, p, p, p, p]
     lib.rsnn_backward_block.restype = None
     lib.rsnn_backward_block.argtypes = [i, i, i, i, i, p, p, p, p, f, i, f, p, p, p, p, p, p, p]
+    lib.rsnn_spike_outer_block.restype = None
+    lib.rsnn_spike_outer_block.argtypes = [i, i, i, i, i, p, p, p]
 
 
 def _ptr(t: Tensor | None) -> int | None:
@@ -123,7 +125,9 @@ def _ptr(t: Tensor | None) -> int | None:
 
 
 def forward_block(
-    drive: Tensor,
+    drive: Tensor | None,
+    x: Tensor | None,
+    w_in_t: Tensor | None,
     w_rec_t: Tensor | None,
     a_syn: Tensor | None,
     a_mem: Tensor,
@@ -140,12 +144,18 @@ def forward_block(
     rc_out: Tensor | None,
     i_out: Tensor | None,
 ) -> None:
-    """Run ``drive.shape[0]`` steps in place (see ``rsnn_forward_block`` in the C file for the meaning)."""
+    """Run ``z_out.shape[0]`` steps in place (see ``rsnn_forward_block`` in the C file for the meaning).
+
+    The input drive is ``drive`` ``[K, B, H]`` when given, else computed from the binary
+    input spikes ``x`` ``[K, B, C]`` and ``w_in_t`` ``[C, H]``.
+    """
     lib = library()
     assert lib is not None
-    k, b, h = drive.shape
+    k, b, h = z_out.shape
+    n_in = x.shape[2] if x is not None else 0
     lib.rsnn_forward_block(
-        k, b, h, torch.get_num_threads(), _ptr(drive), _ptr(w_rec_t), _ptr(a_syn), _ptr(a_mem), _ptr(bias),
+        k, b, h, torch.get_num_threads(), _ptr(drive), n_in, _ptr(x), _ptr(w_in_t), _ptr(w_rec_t),
+        _ptr(a_syn), _ptr(a_mem), _ptr(bias),
         theta, v_floor is not None, 0.0 if v_floor is None else v_floor, int(first_block),
         _ptr(i_state), _ptr(v_state), _ptr(act), _ptr(n_act), _ptr(z_out), _ptr(p_out), _ptr(rc_out), _ptr(i_out),
     )  # fmt: skip
@@ -177,3 +187,15 @@ def backward_block(
         SURROGATE_CODES[surrogate], slope, _ptr(w_rec), _ptr(a_syn), _ptr(a_mem),
         _ptr(gi_carry), _ptr(gp_carry), _ptr(gi_out), _ptr(gp_out),
     )  # fmt: skip
+
+
+def spike_outer_block(gi: Tensor, pre: Tensor, g_out_t: Tensor) -> None:
+    """``g_out_t += pre^T g_i`` summed over a block (``gi`` ``[K, B, H]``, binary ``pre`` ``[K, B, N]``).
+
+    The transposed gradient of a weight matrix fed by spikes, summed over the spikes only.
+    """
+    lib = library()
+    assert lib is not None
+    k, b, h = gi.shape
+    n = pre.shape[2]
+    lib.rsnn_spike_outer_block(k, b, n, h, torch.get_num_threads(), _ptr(gi), _ptr(pre), _ptr(g_out_t))

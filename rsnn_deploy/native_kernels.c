@@ -21,6 +21,7 @@
  * Batch rows are independent, so both loops are parallel over the batch (OpenMP).
  */
 #include <math.h>
+#include <omp.h>
 #ifdef __AVX512F__
 #include <immintrin.h>
 #endif
@@ -134,8 +135,8 @@ static int compact_spikes(int H, const float *restrict z, int32_t *restrict idx)
     return n;
 }
 
-void rsnn_forward_block(int K, int B, int H, int nthreads, const float *restrict drive,
-                        const float *restrict w_rec_t, const float *restrict a_syn,
+void rsnn_forward_block(int K, int B, int H, int nthreads, const float *restrict drive, int C,
+                        const float *restrict x, const float *restrict w_in_t, const float *restrict w_rec_t, const float *restrict a_syn,
                         const float *restrict a_mem, const float *restrict bias, float theta, int has_floor,
                         float v_floor, int first_block, float *restrict i_state, float *restrict v_state,
                         int32_t *restrict act, int32_t *restrict n_act, float *restrict z_out,
@@ -144,6 +145,8 @@ void rsnn_forward_block(int K, int B, int H, int nthreads, const float *restrict
     {
         float *rec = (float *)malloc(sizeof(float) * (size_t)H);
         float *pv = (float *)malloc(sizeof(float) * (size_t)H);
+        float *dr = (float *)malloc(sizeof(float) * (size_t)H);
+        int32_t *xi = (int32_t *)malloc(sizeof(int32_t) * (size_t)(C > 0 ? C : 1));
 #pragma omp for schedule(static)
         for (int b = 0; b < B; b++) {
             float *restrict ib = i_state + (size_t)b * H;
@@ -152,7 +155,13 @@ void rsnn_forward_block(int K, int B, int H, int nthreads, const float *restrict
             int na = n_act[b];
             for (int k = 0; k < K; k++) {
                 const size_t row = ((size_t)k * B + b) * H;
-                const float *restrict d = drive + row;
+                const float *restrict d = dr;
+                if (drive != NULL) {
+                    d = drive + row;
+                } else { /* binary inputs: W_in x is a sum of the rows of W_in^T of the active inputs */
+                    const int nx = compact_spikes(C, x + ((size_t)k * B + b) * C, xi);
+                    sum_rows(H, w_in_t, xi, nx, dr);
+                }
                 float *restrict zr = z_out + row;
                 /* Simple passes over one row (it stays in L1), each a vectorised loop. */
                 if (a_syn != NULL)
@@ -182,6 +191,8 @@ void rsnn_forward_block(int K, int B, int H, int nthreads, const float *restrict
             }
             n_act[b] = na;
         }
+        free(xi);
+        free(dr);
         free(pv);
         free(rec);
     }
@@ -286,5 +297,40 @@ void rsnn_backward_block(int K, int B, int H, int nthreads, int has_next, const 
         free(gp);
         free(sg);
         free(gz);
+    }
+}
+
+/*
+ * Weight gradient of a matrix fed by binary spikes, over one block, accumulated transposed:
+ *   g_out[n, :] += g_i[k, b, :] for every (k, b, n) with pre[k, b, n] = 1
+ * (g_W = sum_t g_i[t]^T pre[t], W_rec with pre = z[t-1], W_in with pre = x[t]: a sum over the
+ * spikes only). With several threads, each sums its batch rows into a private matrix, added at
+ * the end.
+ */
+void rsnn_spike_outer_block(int K, int B, int N, int H, int nthreads, const float *restrict gi,
+                            const float *restrict pre, float *restrict g_out) {
+#pragma omp parallel num_threads(nthreads)
+    {
+        const int shared = omp_get_num_threads() == 1;
+        float *acc = shared ? g_out : (float *)calloc((size_t)N * H, sizeof(float));
+        int32_t *idx = (int32_t *)malloc(sizeof(int32_t) * (size_t)N);
+#pragma omp for schedule(static)
+        for (int b = 0; b < B; b++) {
+            for (int k = 0; k < K; k++) {
+                const size_t row = (size_t)k * B + b;
+                const int n = compact_spikes(N, pre + row * N, idx);
+                const float *restrict g = gi + row * H;
+                for (int q = 0; q < n; q++) {
+                    float *restrict a = acc + (size_t)idx[q] * H;
+                    for (int h = 0; h < H; h++) a[h] += g[h];
+                }
+            }
+        }
+        if (!shared) {
+#pragma omp critical
+            for (size_t e = 0; e < (size_t)N * H; e++) g_out[e] += acc[e];
+            free(acc);
+        }
+        free(idx);
     }
 }

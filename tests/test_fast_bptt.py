@@ -214,3 +214,32 @@ def test_quantization_aware_training(profile: str, variant: str) -> None:
     model = _model(variant=variant, per_neuron_tau=False)
     attach_fake_quant(model, profile)
     _assert_same(model, _inputs())
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("loss_of", ["logits", "rates", "both"])
+def test_readout_sum_inside_the_engine(dtype: torch.dtype, loss_of: str) -> None:
+    """The engine returns the readout's weighted spike sum; its gradient must match eager's readout.
+
+    "logits" leaves the spikes' own gradient None, "rates" gives an expanded (stride 0)
+    gradient, as the firing-rate penalty does; "both" adds the two.
+    """
+    model = _model(dtype, variant="rec-syn", v_floor=0.0, bias=True)
+    x = _inputs(dtype)
+    results = []
+    for engine in ("eager", "fast"):
+        model.zero_grad(set_to_none=True)
+        out = model(x, engine=engine)
+        rate_loss = (out.spikes.mean(dim=(0, 1)) - 0.1).square().sum() * 100
+        logit_loss = out.logits.square().sum()
+        loss = {"logits": logit_loss, "rates": rate_loss}.get(loss_of, logit_loss + rate_loss)
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        results.append((out.logits.detach(), grads))
+    (logits_e, g_e), (logits_f, g_f) = results
+    tol = {"rtol": 1e-5, "atol": 1e-6} if dtype == torch.float32 else {"rtol": 1e-9, "atol": 1e-11}
+    torch.testing.assert_close(logits_f, logits_e, **tol)
+    assert g_f.keys() == g_e.keys()
+    for name, ge in g_e.items():
+        err = float((g_f[name] - ge).abs().max() / ge.abs().max().clamp_min(1e-30))
+        assert err < (1e-4 if dtype == torch.float32 else 1e-9), f"{name}: {err:.2e}"

@@ -117,3 +117,23 @@ def test_fresh_build_into_empty_cache(monkeypatch: pytest.MonkeyPatch, tmp_path)
     assert lib is not None and lib.rsnn_abi_version() == native.ABI_VERSION
     assert len(list((tmp_path / "native").glob("*.so"))) == 1
     assert not list((tmp_path / "native").glob("tmp*"))  # the temporary build directory is gone
+
+
+@pytest.mark.parametrize("n_in", [28, 112, 300])
+def test_native_input_sums_match_eager_projection(n_in: int) -> None:
+    """Binary inputs: the C loop sums rows of W_in^T where eager runs a matmul; the spikes must not change.
+
+    Widths of the tasks (28: a row, 112: a row at 4 thermometer levels) and one wider than 256.
+    """
+    model = _model(torch.float32, variant="rec-syn", n_in=n_in, n_hidden=64, v_floor=0.0, init_in_gain=2.0)
+    g = torch.Generator().manual_seed(n_in)
+    x = (torch.rand(6, 60, n_in, generator=g) < 0.3).float()
+    z = _assert_same(model, x)
+    assert 0.02 < z.mean() < 0.6
+
+
+def test_non_binary_inputs_use_the_matmul() -> None:
+    """Graded inputs (allowed by the model, if not by the tasks) go through W_in x as a matmul."""
+    model = _model(torch.float32, variant="rec-syn")
+    x = _inputs(torch.float32) * 0.7
+    _assert_same(model, x)
