@@ -304,15 +304,19 @@ void rsnn_backward_block(int K, int B, int H, int nthreads, int has_next, const 
  * Weight gradient of a matrix fed by binary spikes, over one block, accumulated transposed:
  *   g_out[n, :] += g_i[k, b, :] for every (k, b, n) with pre[k, b, n] = 1
  * (g_W = sum_t g_i[t]^T pre[t], W_rec with pre = z[t-1], W_in with pre = x[t]: a sum over the
- * spikes only). With several threads, each sums its batch rows into a private matrix, added at
- * the end.
+ * spikes only). Thread 0 adds into g_out, each other thread into a private matrix; the private
+ * matrices are then added in thread order, so the result does not depend on timing (a seeded
+ * run stays reproducible).
  */
 void rsnn_spike_outer_block(int K, int B, int N, int H, int nthreads, const float *restrict gi,
                             const float *restrict pre, float *restrict g_out) {
+    const size_t size = (size_t)N * H;
+    float *priv = nthreads > 1 ? (float *)calloc(size * (size_t)(nthreads - 1), sizeof(float)) : NULL;
+    if (nthreads > 1 && priv == NULL) nthreads = 1; /* out of memory: one thread, same result */
 #pragma omp parallel num_threads(nthreads)
     {
-        const int shared = omp_get_num_threads() == 1;
-        float *acc = shared ? g_out : (float *)calloc((size_t)N * H, sizeof(float));
+        const int tid = omp_get_thread_num(), team = omp_get_num_threads();
+        float *acc = tid == 0 ? g_out : priv + size * (size_t)(tid - 1);
         int32_t *idx = (int32_t *)malloc(sizeof(int32_t) * (size_t)N);
 #pragma omp for schedule(static)
         for (int b = 0; b < B; b++) {
@@ -325,12 +329,11 @@ void rsnn_spike_outer_block(int K, int B, int N, int H, int nthreads, const floa
                     for (int h = 0; h < H; h++) a[h] += g[h];
                 }
             }
-        }
-        if (!shared) {
-#pragma omp critical
-            for (size_t e = 0; e < (size_t)N * H; e++) g_out[e] += acc[e];
-            free(acc);
-        }
+        } /* implicit barrier */
         free(idx);
+#pragma omp for schedule(static)
+        for (size_t e = 0; e < size; e++)
+            for (int t = 1; t < team; t++) g_out[e] += priv[size * (size_t)(t - 1) + e];
     }
+    free(priv);
 }
