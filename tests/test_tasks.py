@@ -338,6 +338,23 @@ def test_fashion_encoders_on_small_files(tmp_path: Path) -> None:
     assert load_task(pix.name, **pix.params).params == pix.params
 
 
+def test_fashion_row_edges_encoding(tmp_path: Path) -> None:
+    """thermometer+edges: the thermometer code, then level crossings down the columns that decode to it."""
+    d = _fake_fashion(tmp_path)
+    row = load_task("sfmnist-row", data_dir=d, levels=3, encoding="thermometer+edges")
+    images = row.train.source._raw
+    x = row.train.spikes()
+    assert x.shape == (6, 28, 28 * 3 * 3) and row.n_channels == 28 * 9
+    assert_binary(x)
+    np.testing.assert_array_equal(x[:, :, : 28 * 3], thermometer(images / 255.0, even_thresholds(3)))
+    # the edge channels, decoded (start = floor), give back each pixel's level: the count of its thermometer bits
+    decoded = decode_level_crossing(x[:, :, 28 * 3 :], 3)
+    np.testing.assert_array_equal(decoded, x[:, :, : 28 * 3].reshape(6, 28, 28, 3).sum(-1))
+    assert load_task(row.name, **row.params).params == row.params
+    with pytest.raises(ValidationError, match="encoding"):
+        load_task("sfmnist-row", data_dir=d, encoding="edges")
+
+
 @needs_fashion
 def test_fashion_row_real() -> None:
     task = load_task("sfmnist-row")

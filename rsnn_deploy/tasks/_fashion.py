@@ -14,8 +14,10 @@ each batch on request: the row code would take 94 MB and the pixel code 3.7 GB a
     its own input current would be, only quantized. Logistic regression on the flattened
     code (10 epochs Adam) scored 79.5 / 81.9 / 83.1 / 84.0 % test for levels = 1 / 2 / 3 / 4
     against 84.5 % on raw pixels: ``levels = 3`` (84 channels) is the default. Level
-    crossing along the rows was not chosen: with 28 steps a neuron would have to integrate
-    edges back into intensities.
+    crossing alone was not chosen: with 28 steps a neuron would have to integrate edges back
+    into intensities. ``encoding = "thermometer+edges"`` adds it to the thermometer code:
+    ``28 * 2 * levels`` more channels that spike where a pixel's level rose or fell since the
+    row above.
 ``sfmnist-pixel`` (T = 784, C = 2 * n_thresholds)
     LSNN-style: one pixel per step (row-major), level crossing with ``n_thresholds``
     thresholds evenly spaced in (0, 1), an up and a down channel each (80 channels by
@@ -116,21 +118,35 @@ def _resolve_dir(data_dir: Any) -> Path:
     return (DEFAULT_DATA_DIR if data_dir is None else Path(data_dir).expanduser()).resolve()
 
 
+ROW_ENCODINGS = ("thermometer", "thermometer+edges")
+
+
 def load_row(params: dict[str, Any]) -> Task:
     name = "sfmnist-row"
-    p = check_known(name, params, {"data_dir": None, "levels": 3})
-    levels = check_int(name, "levels", p["levels"], 1, 255)
+    p = check_known(name, params, {"data_dir": None, "levels": 3, "encoding": "thermometer"})
+    n_levels = check_int(name, "levels", p["levels"], 1, 255)
+    encoding = check_choice(name, "encoding", p["encoding"], ROW_ENCODINGS)
     data_dir = _resolve_dir(p["data_dir"])
     data = read_fashion(data_dir, name)
-    # Lookup table built by the encoder itself from all 256 pixel values: identical to
-    # thermometer(images / 255, th), about 5x faster.
-    lut = thermometer((np.arange(256) / 255.0)[None, None, :], even_thresholds(levels))[0, 0].reshape(256, levels)
+    # Lookup tables built by the encoders themselves from all 256 pixel values: identical to
+    # thermometer(images / 255, th) and levels(images / 255, th), about 5x faster.
+    th = even_thresholds(n_levels)
+    lut = thermometer((np.arange(256) / 255.0)[None, None, :], th)[0, 0].reshape(256, n_levels)
+    level_lut = levels(np.arange(256) / 255.0, th)
+    edges = encoding == "thermometer+edges"
+    n_channels = 28 * n_levels * (3 if edges else 1)
 
     def encode(images: np.ndarray) -> np.ndarray:
-        return lut[images].reshape(images.shape[0], 28, 28 * levels)
+        code = lut[images].reshape(images.shape[0], 28, 28 * n_levels)
+        if not edges:
+            return code
+        # + where each pixel's level rose or fell since the row above (level crossing down the
+        # columns), so that vertical edges arrive as spikes instead of as differences to compute
+        rows_changes = crossings(level_lut[images], n_levels, start="floor")
+        return np.concatenate([code, rows_changes.astype(code.dtype)], axis=2)
 
     def split(part: str) -> Split:
-        source = EncodedSource(data[f"{part}_images"], encode, 28, 28 * levels)
+        source = EncodedSource(data[f"{part}_images"], encode, 28, n_channels)
         return Split.from_source(source, data[f"{part}_labels"])
 
     return Task(
@@ -139,7 +155,7 @@ def load_row(params: dict[str, Any]) -> Task:
         test=split("test"),
         n_classes=10,
         readout_mode="mean",
-        params={"data_dir": str(data_dir), "levels": levels},
+        params={"data_dir": str(data_dir), "levels": n_levels, "encoding": encoding},
     )
 
 
