@@ -241,8 +241,8 @@ def supports(cfg: ModelConfig, p: NeuronParams) -> bool:
 
 
 def native_supports(spec: _Spec, dtype: torch.dtype) -> bool:
-    """Whether the C inner loops cover this run: float32, no adaptation, no refractory period."""
-    return dtype == torch.float32 and spec.adapt_kind is None and spec.refractory_steps == 0 and native.enabled()
+    """Whether the C inner loops cover this run: float32 and no refractory period."""
+    return dtype == torch.float32 and spec.refractory_steps == 0 and native.enabled()
 
 
 def run(xs: Tensor, p: NeuronParams, cfg: ModelConfig) -> Tensor:
@@ -385,7 +385,7 @@ def _forward(
     theta, strength = spec.threshold, spec.adapt_strength
     k_max = spec.block
     drive_buf = torch.empty(min(k_max, n_steps), batch, h, **opts)
-    c_loop = _NativeForward(spec, w_in, w_rec, bias, a_syn, a_mem, batch) if spec.native else None
+    c_loop = _NativeForward(spec, w_in, w_rec, bias, a_syn, a_mem, a_adapt, batch) if spec.native else None
     z_sum = torch.zeros(batch, h, **opts) if weights is not None else xs.new_zeros(0)
 
     def _torch_forward_steps(t0: int, drives: Tensor) -> None:
@@ -483,6 +483,7 @@ class _NativeForward:
         bias: Tensor | None,
         a_syn: Tensor,
         a_mem: Tensor,
+        a_adapt: Tensor,
         batch: int,
     ):
         h = a_mem.shape[0]
@@ -493,7 +494,8 @@ class _NativeForward:
         self.a_syn = a_syn.detach().contiguous() if spec.synapse else None
         self.a_mem = a_mem.detach().contiguous()
         self.bias = bias.detach().contiguous() if bias is not None else None
-        self.i, self.v = torch.zeros(batch, h), torch.zeros(batch, h)
+        self.a_adapt = a_adapt.detach().contiguous() if spec.adapt_kind is not None else None
+        self.i, self.v, self.n = torch.zeros(batch, h), torch.zeros(batch, h), torch.zeros(batch, h)
         self.act = torch.empty(batch, h, dtype=torch.int32)
         self.n_act = torch.zeros(batch, dtype=torch.int32)
 
@@ -508,6 +510,7 @@ class _NativeForward:
             drives, x, self.w_in_t, self.w_rec_t, self.a_syn, self.a_mem, self.bias, spec.threshold, spec.v_floor,
             t0 == 0, self.i, self.v, self.act, self.n_act,
             z_all[t0:t1], block(saved.p), block(saved.rc), block(saved.i),
+            spec.adapt_kind, self.a_adapt, spec.adapt_strength, self.n, block(saved.n), block(saved.th),
         )  # fmt: skip
 
 
@@ -525,17 +528,20 @@ class _NativeBackward:
         w_rec: Tensor | None,
         a_syn: Tensor,
         a_mem: Tensor,
+        a_adapt: Tensor,
         carry_i: Tensor,
         carry_p: Tensor,
+        carry_m: Tensor,
     ):
         self.spec, self.z_all, self.saved = spec, z_all, saved
         self.w_rec = w_rec.detach().contiguous() if spec.recurrent and w_rec is not None else None
         self.a_syn = a_syn.detach().contiguous() if spec.synapse else None
         self.a_mem = a_mem.detach().contiguous()
-        self.carry_i, self.carry_p = carry_i, carry_p
+        self.a_adapt = a_adapt.detach().contiguous() if spec.adapt_kind is not None else None
+        self.carry_i, self.carry_p, self.carry_m = carry_i, carry_p, carry_m
         self.n_steps = z_all.shape[0]
 
-    def run(self, t0: int, t1: int, gz: Tensor, gi_out: Tensor, gp_out: Tensor) -> None:
+    def run(self, t0: int, t1: int, gz: Tensor, gi_out: Tensor, gp_out: Tensor, gm_out: Tensor | None) -> None:
         """Adjoints of steps t0..t1-1 into gi_out, gp_out from ``gz`` = dL/dz of the block (contiguous)."""
         spec, saved = self.spec, self.saved
         assert saved.p is not None
@@ -543,6 +549,8 @@ class _NativeBackward:
         native.backward_block(
             t1 < self.n_steps, gz, saved.p[t0:t1], self.z_all[t0:t1], rc, spec.threshold,
             spec.surrogate, spec.slope, self.w_rec, self.a_syn, self.a_mem, self.carry_i, self.carry_p, gi_out, gp_out,
+            spec.adapt_kind, saved.th[t0:t1] if saved.th is not None else None, self.a_adapt, spec.adapt_strength,
+            self.carry_m, gm_out,
         )  # fmt: skip
 
 
@@ -633,14 +641,18 @@ def _backward(
     assert p_all is not None
     last = n_steps - 1
     gi_next = gp_next = gm_next = None
-    c_loop = _NativeBackward(spec, z_all, saved, w_rec, a_syn, a_mem, carry_i, carry_p) if spec.native else None
+    c_loop = (
+        _NativeBackward(spec, z_all, saved, w_rec, a_syn, a_mem, a_adapt, carry_i, carry_p, carry_m)
+        if spec.native
+        else None
+    )
 
     for t0 in reversed(range(0, n_steps, k_max)):
         t1 = min(t0 + k_max, n_steps)
         nb = t1 - t0
         gz_b = block_grad(t0, t1)
         if c_loop is not None:
-            c_loop.run(t0, t1, gz_b, gi_buf[:nb], gp_buf[:nb])
+            c_loop.run(t0, t1, gz_b, gi_buf[:nb], gp_buf[:nb], gm_buf[:nb] if gm_buf is not None else None)
         else:
             gzs = gz_b.unbind(0)
             sg, q = sg_buf[:nb], q_buf[:nb]

@@ -39,7 +39,8 @@ __all__ = ["SURROGATE_CODES", "backward_block", "enabled", "forward_block", "lib
 
 log = logging.getLogger(__name__)
 
-ABI_VERSION = 1
+ABI_VERSION = 2
+ADAPT_CODES = {None: 0, "threshold": 1, "current": 2}
 SURROGATE_CODES = {"fast-sigmoid": 0, "triangle": 1, "arctan": 2, "sigmoid": 3}
 # -ffp-contract=off: no fused multiply-add in the forward pass (the rounding contract of the C file).
 _FLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-fopenmp", "-ffp-contract=off", "-fno-fast-math", "-std=c11"]
@@ -110,9 +111,10 @@ def library() -> ctypes.CDLL | None:
 def _declare(lib: ctypes.CDLL) -> None:
     i, f, p = ctypes.c_int, ctypes.c_float, ctypes.c_void_p
     lib.rsnn_forward_block.restype = None
-    lib.rsnn_forward_block.argtypes = [i, i, i, i, p, i, p, p, p, p, p, p, f, i, f, i, p, p, p, p, p, p, p, p]
+    fwd = [i, i, i, i, p, i, p, p, p, p, p, p, f, i, f, i, p, p, p, p, p, p, p, p, i, p, f, p, p, p]
+    lib.rsnn_forward_block.argtypes = fwd
     lib.rsnn_backward_block.restype = None
-    lib.rsnn_backward_block.argtypes = [i, i, i, i, i, p, p, p, p, f, i, f, p, p, p, p, p, p, p]
+    lib.rsnn_backward_block.argtypes = [i, i, i, i, i, p, p, p, p, f, i, f, p, p, p, p, p, p, p, i, p, p, f, p, p]
     lib.rsnn_spike_outer_block.restype = None
     lib.rsnn_spike_outer_block.argtypes = [i, i, i, i, i, p, p, p]
 
@@ -143,6 +145,12 @@ def forward_block(
     p_out: Tensor | None,
     rc_out: Tensor | None,
     i_out: Tensor | None,
+    adapt_kind: str | None = None,
+    a_adapt: Tensor | None = None,
+    strength: float = 0.0,
+    n_state: Tensor | None = None,
+    n_out: Tensor | None = None,
+    th_out: Tensor | None = None,
 ) -> None:
     """Run ``z_out.shape[0]`` steps in place (see ``rsnn_forward_block`` in the C file for the meaning).
 
@@ -158,6 +166,7 @@ def forward_block(
         _ptr(a_syn), _ptr(a_mem), _ptr(bias),
         theta, v_floor is not None, 0.0 if v_floor is None else v_floor, int(first_block),
         _ptr(i_state), _ptr(v_state), _ptr(act), _ptr(n_act), _ptr(z_out), _ptr(p_out), _ptr(rc_out), _ptr(i_out),
+        ADAPT_CODES[adapt_kind], _ptr(a_adapt), strength, _ptr(n_state), _ptr(n_out), _ptr(th_out),
     )  # fmt: skip
 
 
@@ -177,6 +186,12 @@ def backward_block(
     gp_carry: Tensor,
     gi_out: Tensor,
     gp_out: Tensor,
+    adapt_kind: str | None = None,
+    th: Tensor | None = None,
+    a_adapt: Tensor | None = None,
+    strength: float = 0.0,
+    gm_carry: Tensor | None = None,
+    gm_out: Tensor | None = None,
 ) -> None:
     """Reverse-time adjoints of one block in place (see ``rsnn_backward_block`` in the C file)."""
     lib = library()
@@ -186,6 +201,7 @@ def backward_block(
         k, b, h, torch.get_num_threads(), int(has_next), _ptr(gz_in), _ptr(p), _ptr(z), _ptr(rc), theta,
         SURROGATE_CODES[surrogate], slope, _ptr(w_rec), _ptr(a_syn), _ptr(a_mem),
         _ptr(gi_carry), _ptr(gp_carry), _ptr(gi_out), _ptr(gp_out),
+        ADAPT_CODES[adapt_kind], _ptr(th), _ptr(a_adapt), strength, _ptr(gm_carry), _ptr(gm_out),
     )  # fmt: skip
 
 

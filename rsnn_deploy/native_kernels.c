@@ -29,23 +29,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RSNN_KERNELS_ABI 1
+#define RSNN_KERNELS_ABI 2
 
 int rsnn_abi_version(void) { return RSNN_KERNELS_ABI; }
 
 enum { SG_FAST_SIGMOID = 0, SG_TRIANGLE = 1, SG_ARCTAN = 2, SG_SIGMOID = 3 };
+enum { ADAPT_NONE = 0, ADAPT_THRESHOLD = 1, ADAPT_CURRENT = 2 };
 
 /*
- * K steps of the neuron (no adaptation, no refractory period).
+ * K steps of the neuron (no refractory period).
  *
  *   i = a_s * i + drive (+ rec)      rec = sum of W_rec^T rows of last step's spikes
- *   p = a_m * v + i (+ bias), then max(p, v_floor)
- *   z = p > theta                    v = p * (1 - z)
+ *   m = a_a * n                      (adaptation, decayed)
+ *   p = a_m * v + i (+ bias) (- m, current kind), then max(p, v_floor)
+ *   z = p > theta (+ m, threshold kind)
+ *   v = p * (1 - z)                  n = m + strength * z
  *
  * act/n_act carry, per batch row, the indices of the neurons that spiked at the step
  * before the block (the caller zeroes n_act before the first block). rec_on is 0 when
  * the block starts the sequence and the network has no recurrence input yet.
- * p_out, rc_out (floor mask p >= v_floor) and i_out are stored when not NULL.
+ * p_out, rc_out (floor mask p >= v_floor), i_out, n_out (n after the jump) and th_out (theta + m,
+ * threshold kind) are stored when not NULL.
  */
 /* 16 floats, unaligned: GCC/Clang vector extensions, lowered to AVX-512, 2 x AVX2 or SSE as the CPU has.
  * Written out because GCC otherwise "vectorises" the loop over rows with gathers. */
@@ -140,9 +144,12 @@ void rsnn_forward_block(int K, int B, int H, int nthreads, const float *restrict
                         const float *restrict a_mem, const float *restrict bias, float theta, int has_floor,
                         float v_floor, int first_block, float *restrict i_state, float *restrict v_state,
                         int32_t *restrict act, int32_t *restrict n_act, float *restrict z_out,
-                        float *restrict p_out, float *restrict rc_out, float *restrict i_out) {
+                        float *restrict p_out, float *restrict rc_out, float *restrict i_out, int adapt_kind,
+                        const float *restrict a_adapt, float strength, float *restrict n_state,
+                        float *restrict n_out, float *restrict th_out) {
 #pragma omp parallel num_threads(nthreads)
     {
+        float *th = (float *)malloc(sizeof(float) * (size_t)H);
         float *rec = (float *)malloc(sizeof(float) * (size_t)H);
         float *pv = (float *)malloc(sizeof(float) * (size_t)H);
         float *dr = (float *)malloc(sizeof(float) * (size_t)H);
@@ -151,6 +158,7 @@ void rsnn_forward_block(int K, int B, int H, int nthreads, const float *restrict
         for (int b = 0; b < B; b++) {
             float *restrict ib = i_state + (size_t)b * H;
             float *restrict vb = v_state + (size_t)b * H;
+            float *restrict nb = n_state + (size_t)b * H;
             int32_t *restrict ab = act + (size_t)b * H;
             int na = n_act[b];
             for (int k = 0; k < K; k++) {
@@ -173,19 +181,33 @@ void rsnn_forward_block(int K, int B, int H, int nthreads, const float *restrict
                     for (int h = 0; h < H; h++) ib[h] = ib[h] + rec[h];
                 }
                 if (i_out != NULL) memcpy(i_out + row, ib, sizeof(float) * (size_t)H);
+                if (adapt_kind != ADAPT_NONE)
+                    for (int h = 0; h < H; h++) nb[h] = a_adapt[h] * nb[h];
                 for (int h = 0; h < H; h++) pv[h] = a_mem[h] * vb[h] + ib[h];
                 if (bias != NULL)
                     for (int h = 0; h < H; h++) pv[h] = pv[h] + bias[h];
+                if (adapt_kind == ADAPT_CURRENT)
+                    for (int h = 0; h < H; h++) pv[h] = pv[h] - nb[h];
                 if (has_floor) {
                     if (rc_out != NULL)
                         for (int h = 0; h < H; h++) rc_out[row + h] = pv[h] >= v_floor ? 1.0f : 0.0f;
                     for (int h = 0; h < H; h++) pv[h] = pv[h] < v_floor ? v_floor : pv[h];
                 }
                 if (p_out != NULL) memcpy(p_out + row, pv, sizeof(float) * (size_t)H);
+                if (adapt_kind == ADAPT_THRESHOLD) {
+                    for (int h = 0; h < H; h++) th[h] = nb[h] + theta;
+                    if (th_out != NULL) memcpy(th_out + row, th, sizeof(float) * (size_t)H);
+                } else {
+                    for (int h = 0; h < H; h++) th[h] = theta;
+                }
                 for (int h = 0; h < H; h++) {
-                    const float z = pv[h] > theta ? 1.0f : 0.0f;
+                    const float z = pv[h] > th[h] ? 1.0f : 0.0f;
                     zr[h] = z;
                     vb[h] = pv[h] * (1.0f - z);
+                }
+                if (adapt_kind != ADAPT_NONE) {
+                    for (int h = 0; h < H; h++) nb[h] = nb[h] + strength * zr[h];
+                    if (n_out != NULL) memcpy(n_out + row, nb, sizeof(float) * (size_t)H);
                 }
                 na = compact_spikes(H, zr, ab);
             }
@@ -195,34 +217,41 @@ void rsnn_forward_block(int K, int B, int H, int nthreads, const float *restrict
         free(dr);
         free(pv);
         free(rec);
+        free(th);
     }
 }
 
-/* out[h] = surrogate derivative at p[h] - theta, the formulas of rsnn_deploy.model._surrogate_grad. */
-static void surrogate_row(int H, const float *restrict p, float theta, int kind, float slope, float *restrict out) {
+/* out[h] = surrogate derivative at u = p[h] - threshold (th[h], or theta when th is NULL), with the
+ * formulas of rsnn_deploy.model._surrogate_grad. */
+static void surrogate_row(int H, const float *restrict p, const float *restrict th, float theta, int kind, float slope,
+                          float *restrict out) {
+    if (th != NULL)
+        for (int h = 0; h < H; h++) out[h] = p[h] - th[h];
+    else
+        for (int h = 0; h < H; h++) out[h] = p[h] - theta;
     switch (kind) {
     case SG_FAST_SIGMOID:
         for (int h = 0; h < H; h++) {
-            const float r = 1.0f + slope * fabsf(p[h] - theta);
+            const float r = 1.0f + slope * fabsf(out[h]);
             out[h] = 1.0f / (r * r);
         }
         break;
     case SG_TRIANGLE:
         for (int h = 0; h < H; h++) {
-            const float r = 1.0f - slope * fabsf(p[h] - theta);
+            const float r = 1.0f - slope * fabsf(out[h]);
             out[h] = r > 0.0f ? r : 0.0f;
         }
         break;
     case SG_ARCTAN:
         for (int h = 0; h < H; h++) {
-            const float r = 3.14159265358979323846f * slope * (p[h] - theta);
+            const float r = 3.14159265358979323846f * slope * out[h];
             out[h] = 1.0f / (1.0f + r * r);
         }
         break;
     default:
         for (int h = 0; h < H; h++) {
-            const float s = 1.0f / (1.0f + expf(-slope * (p[h] - theta)));
-            out[h] = slope * s * (1.0f - s);
+            const float e = 1.0f / (1.0f + expf(-slope * out[h]));
+            out[h] = slope * e * (1.0f - e);
         }
     }
 }
@@ -230,18 +259,25 @@ static void surrogate_row(int H, const float *restrict p, float theta, int kind,
 /*
  * Reverse-time adjoints over one block (see fast_bptt's module docstring):
  *
- *   g_z = dL/dz + g_i[t+1] W_rec     g_p = rc sg(p - theta) g_z + a_m (1 - z) rc g_p[t+1]
+ *   g_z = dL/dz + g_i[t+1] W_rec + strength a_a g_m[t+1]
+ *   g_u = g_z sg(p - threshold)
+ *   g_p = rc g_u + a_m (1 - z) rc g_p[t+1]
+ *   g_m = a_a g_m[t+1] - g_u (threshold kind) or - g_p (current kind)
  *   g_i = g_p + a_s g_i[t+1]
  *
- * gi_carry / gp_carry hold the adjoints of the step after the block when has_next, and
- * on return those of the block's first step. gp_out may alias gi_out (no synapse).
+ * The carries hold the adjoints of the step after the block when has_next, and on return those
+ * of the block's first step. gp_out may alias gi_out (no synapse). th is the stored threshold
+ * theta + m (threshold kind; NULL: the constant theta).
  */
 void rsnn_backward_block(int K, int B, int H, int nthreads, int has_next, const float *restrict gz_in,
                          const float *restrict p, const float *restrict z, const float *restrict rc, float theta,
                          int kind, float slope, const float *restrict w_rec, const float *restrict a_syn,
                          const float *restrict a_mem, float *restrict gi_carry, float *restrict gp_carry,
-                         float *gi_out, float *gp_out) {
+                         float *gi_out, float *gp_out, int adapt_kind, const float *restrict th,
+                         const float *restrict a_adapt, float strength, float *restrict gm_carry,
+                         float *restrict gm_out) {
     const int n_groups = (B + GEMV_ROWS - 1) / GEMV_ROWS;
+    const size_t step = (size_t)B * H;
 #pragma omp parallel num_threads(nthreads)
     {
         float *gz = (float *)malloc(sizeof(float) * (size_t)H * GEMV_ROWS);
@@ -257,7 +293,7 @@ void rsnn_backward_block(int K, int B, int H, int nthreads, int has_next, const 
                 float *gz_r[GEMV_ROWS];
                 for (int r = 0; r < R; r++) {
                     const size_t row = ((size_t)k * B + b0 + r) * H;
-                    gi_next[r] = k < K - 1 ? gi_out + row + (size_t)B * H : gi_carry + (size_t)(b0 + r) * H;
+                    gi_next[r] = k < K - 1 ? gi_out + row + step : gi_carry + (size_t)(b0 + r) * H;
                     init[r] = gz_in + row;
                     gz_r[r] = gz + (size_t)r * H;
                 }
@@ -268,18 +304,37 @@ void rsnn_backward_block(int K, int B, int H, int nthreads, int has_next, const 
                     for (int r = 0; r < R; r++) memcpy(gz_r[r], init[r], sizeof(float) * (size_t)H);
                 for (int r = 0; r < R; r++) {
                     const size_t row = ((size_t)k * B + b0 + r) * H;
-                    const float *gp_next = k < K - 1 ? gp_out + row + (size_t)B * H : gp_carry + (size_t)(b0 + r) * H;
-                    const float *gzr = gz_r[r];
-                    surrogate_row(H, p + row, theta, kind, slope, sg);
+                    const size_t brow = (size_t)(b0 + r) * H;
+                    const float *gp_next = k < K - 1 ? gp_out + row + step : gp_carry + brow;
+                    const float *gm_next = adapt_kind == ADAPT_NONE ? NULL
+                                           : k < K - 1                ? gm_out + row + step
+                                                                      : gm_carry + brow;
+                    float *gzr = gz_r[r];
+                    if (next && gm_next != NULL)
+                        for (int h = 0; h < H; h++) gzr[h] += a_adapt[h] * strength * gm_next[h];
+                    surrogate_row(H, p + row, adapt_kind == ADAPT_THRESHOLD ? th + row : NULL, theta, kind, slope,
+                                  sg);
+                    for (int h = 0; h < H; h++) gp[h] = gzr[h] * sg[h]; /* g_u */
+                    if (adapt_kind == ADAPT_THRESHOLD) {
+                        if (next)
+                            for (int h = 0; h < H; h++) gm_out[row + h] = a_adapt[h] * gm_next[h] - gp[h];
+                        else
+                            for (int h = 0; h < H; h++) gm_out[row + h] = -gp[h];
+                    }
                     if (rc != NULL)
-                        for (int h = 0; h < H; h++) sg[h] = sg[h] * rc[row + h];
-                    for (int h = 0; h < H; h++) gp[h] = gzr[h] * sg[h];
+                        for (int h = 0; h < H; h++) gp[h] = gp[h] * rc[row + h];
                     if (next) {
                         if (rc != NULL)
                             for (int h = 0; h < H; h++)
                                 gp[h] += a_mem[h] * (1.0f - z[row + h]) * rc[row + h] * gp_next[h];
                         else
                             for (int h = 0; h < H; h++) gp[h] += a_mem[h] * (1.0f - z[row + h]) * gp_next[h];
+                    }
+                    if (adapt_kind == ADAPT_CURRENT) {
+                        if (next)
+                            for (int h = 0; h < H; h++) gm_out[row + h] = a_adapt[h] * gm_next[h] - gp[h];
+                        else
+                            for (int h = 0; h < H; h++) gm_out[row + h] = -gp[h];
                     }
                     if (next && a_syn != NULL)
                         for (int h = 0; h < H; h++) gi_out[row + h] = gp[h] + a_syn[h] * gi_next[r][h];
@@ -292,6 +347,7 @@ void rsnn_backward_block(int K, int B, int H, int nthreads, int has_next, const 
                 const size_t brow = (size_t)(b0 + r) * H;
                 memcpy(gi_carry + brow, gi_out + brow, sizeof(float) * (size_t)H);
                 memcpy(gp_carry + brow, gp_out + brow, sizeof(float) * (size_t)H);
+                if (adapt_kind != ADAPT_NONE) memcpy(gm_carry + brow, gm_out + brow, sizeof(float) * (size_t)H);
             }
         }
         free(gp);

@@ -1,6 +1,6 @@
 """The C inner loops of the fast engine: same spikes as eager, gradients to float tolerance, safe fallback.
 
-The native loops run for float32 models without adaptation or refractory period. They
+The native loops run for float32 models without a refractory period. They
 are checked at shapes that exercise every code path of ``native_kernels.c``: neuron
 counts that are and are not multiples of 64 and 16 (vector chunks and scalar tails),
 batch sizes that are not multiples of the 4-row groups of the backward pass, and
@@ -53,11 +53,25 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
-@pytest.mark.parametrize("variant", ["lif", "rec", "rec-syn"])
+VARIANTS = [
+    ("lif", "threshold"),
+    ("rec", "threshold"),
+    ("rec-syn", "threshold"),
+    ("rec-adapt", "current"),
+    ("rec-syn-adapt", "threshold"),
+    ("rec-syn-adapt", "current"),
+]
+
+
+@pytest.mark.parametrize("variant,adapt_kind", VARIANTS)
 @pytest.mark.parametrize("v_floor,bias", [(None, False), (0.0, True), (-0.5, False)])
 @pytest.mark.parametrize("n_hidden,batch", [(64, 8), (200, 6), (37, 5)])
-def test_native_matches_eager(variant: str, v_floor: float | None, bias: bool, n_hidden: int, batch: int) -> None:
-    model = _model(torch.float32, variant=variant, n_hidden=n_hidden, bias=bias, v_floor=v_floor)
+def test_native_matches_eager(
+    variant: str, adapt_kind: str, v_floor: float | None, bias: bool, n_hidden: int, batch: int
+) -> None:
+    model = _model(
+        torch.float32, variant=variant, adapt_kind=adapt_kind, n_hidden=n_hidden, bias=bias, v_floor=v_floor
+    )
     assert _uses_native(model)
     x = _inputs(torch.float32, steps=45, batch=batch)
     z = _assert_same(model, x)
@@ -65,15 +79,16 @@ def test_native_matches_eager(variant: str, v_floor: float | None, bias: bool, n
 
 
 @pytest.mark.parametrize("surrogate", ["fast-sigmoid", "triangle", "arctan", "sigmoid"])
-def test_native_surrogates(surrogate: str) -> None:
-    model = _model(torch.float32, variant="rec-syn", n_hidden=80, surrogate=surrogate, surrogate_slope=2.0)
+@pytest.mark.parametrize("variant", ["rec-syn", "rec-syn-adapt"])
+def test_native_surrogates(surrogate: str, variant: str) -> None:
+    model = _model(torch.float32, variant=variant, n_hidden=80, surrogate=surrogate, surrogate_slope=2.0)
     _assert_same(model, _inputs(torch.float32, steps=30, batch=7))
 
 
 def test_native_two_threads_same_result() -> None:
     """The batch is split across OpenMP threads: spikes must not depend on the split, and with two
     threads the gradients must be the same from run to run (seeded runs are reproducible)."""
-    model = _model(torch.float32, variant="rec-syn", n_hidden=96, bias=True, v_floor=0.0)
+    model = _model(torch.float32, variant="rec-syn-adapt", n_hidden=96, bias=True, v_floor=0.0)
     x = _inputs(torch.float32, steps=40, batch=10)
     z1, g1 = _run(model, x, "fast")
     torch.set_num_threads(2)
@@ -85,8 +100,8 @@ def test_native_two_threads_same_result() -> None:
         torch.testing.assert_close(g2[name], g1[name], rtol=1e-4, atol=1e-5)
 
 
-def test_adaptation_and_float64_use_torch_loops() -> None:
-    assert not _uses_native(_model(torch.float32, variant="rec-syn-adapt"))
+def test_refractory_and_float64_use_torch_loops() -> None:
+    assert _uses_native(_model(torch.float32, variant="rec-syn-adapt"))
     assert not _uses_native(_model(torch.float32, variant="rec-syn", refractory_steps=2))
     assert not _uses_native(_model(torch.float64, variant="rec-syn"))
 
