@@ -5,15 +5,16 @@ Why it exists
 The fast engine's time loops in eager torch launch about ten small kernels per step,
 and its recurrent input is a dense matmul although the spikes are binary and sparse.
 ``native_kernels.c`` runs a whole block of steps per call, fused, with the recurrent
-input summed over the neurons that spiked only. On the 2-core benchmark machine that
-makes a training step about twice as fast (``benchmarks/train_throughput.py``).
+input summed over the neurons that spiked only (likewise the input drive of binary
+inputs and both weight gradients). On the 2-core benchmark machine a training step got
+about twice as fast (``benchmarks/train_throughput.py``).
 
 How it is built
 ---------------
 The first call compiles the C file with the system C compiler (``$CC``, else ``cc``)
 into a per-user cache (``$RSNN_DEPLOY_CACHE``, else ``~/.cache/rsnn-deploy``), keyed by
-the source, the flags and the CPU, and loads it with :mod:`ctypes`. It takes about a
-second. No compiler, a failed build, or ``RSNN_DEPLOY_NATIVE=0`` in the environment
+the source, the flags and the CPU, and loads it with :mod:`ctypes`. It takes a few
+seconds, once per machine. No compiler, a failed build, or ``RSNN_DEPLOY_NATIVE=0`` in the environment
 leave the engine on its torch loops, which give the same spikes. A warning says why
 once. The library is written atomically, so concurrent first uses are safe.
 """
