@@ -44,7 +44,8 @@ ABI_VERSION = 2
 ADAPT_CODES = {None: 0, "threshold": 1, "current": 2}
 SURROGATE_CODES = {"fast-sigmoid": 0, "triangle": 1, "arctan": 2, "sigmoid": 3}
 # -ffp-contract=off: no fused multiply-add in the forward pass (the rounding contract of the C file).
-_FLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-fopenmp", "-ffp-contract=off", "-fno-fast-math", "-std=c11"]
+_FLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-ffp-contract=off", "-fno-fast-math", "-std=c11"]
+_OPENMP = "-fopenmp"  # dropped, with a single-threaded build, where the compiler has no OpenMP
 
 _lock = threading.Lock()
 _state: dict[str, object] = {}
@@ -80,9 +81,15 @@ def _build(source: bytes, compiler: str) -> Path:
         src = Path(tmp) / "native_kernels.c"
         src.write_bytes(source)
         lib = Path(tmp) / out.name
-        proc = subprocess.run([compiler, *_FLAGS, str(src), "-o", str(lib), "-lm"], capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise RuntimeError(f"{compiler} failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr else ''}")
+        errors = ""
+        for extra in ([_OPENMP], []):
+            cmd = [compiler, *_FLAGS, *extra, str(src), "-o", str(lib), "-lm"]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode == 0:
+                break
+            errors = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"
+        else:
+            raise RuntimeError(f"{compiler} failed: {errors}")
         os.replace(lib, out)  # atomic: a concurrent build writes the same bytes
     return out
 

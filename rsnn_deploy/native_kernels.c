@@ -21,7 +21,12 @@
  * Batch rows are independent, so both loops are parallel over the batch (OpenMP).
  */
 #include <math.h>
+#ifdef _OPENMP
 #include <omp.h>
+#else /* built without OpenMP (the loader's fallback): one thread */
+static int omp_get_thread_num(void) { return 0; }
+static int omp_get_num_threads(void) { return 1; }
+#endif
 #ifdef __AVX512F__
 #include <immintrin.h>
 #endif
