@@ -115,8 +115,9 @@ def summarise(config: Path) -> dict | None:
         seed = int(out.name[4:])
         history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
         m = doc["metrics"]
-        wanted = cfg.get("model", {})
-        trained = doc.get("model", {})
+        wanted = {**cfg.get("model", {}), **{f"task.{k}": v for k, v in cfg.get("task", {}).items()}}
+        task_params = doc.get("task", {}).get("params", {})
+        trained = {**doc.get("model", {}), **{f"task.{k}": v for k, v in task_params.items()}}
         wrong = {k: (v, trained.get(k)) for k, v in wanted.items() if trained.get(k) != v}
         if wrong:
             print(
@@ -170,11 +171,13 @@ def _settings_text(settings: dict) -> str:
         ("tau_adapt_ms", "tau_adapt"),
         ("adapt_strength", "adapt"),
         ("v_floor", "v_floor"),
+        ("tau_out_ms", "tau_out"),
         ("surrogate_slope", "slope"),
         ("train_tau", "train_tau"),
     ]
     parts = [f"{short} {m[k]}" for k, short in keys if k in m]
     parts += [f"{k} {t[k]}" for k in ("lr", "batch_size", "rate_reg", "target_rate", "weight_decay") if k in t]
+    parts += [f"{k} {v}" for k, v in settings.get("task", {}).items()]
     return ", ".join(parts)
 
 
