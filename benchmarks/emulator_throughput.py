@@ -12,6 +12,11 @@ Usage::
 
     python benchmarks/emulator_throughput.py            # 1000 samples, nengo-loihi on 50
     python benchmarks/emulator_throughput.py --quick    # 200 samples, nengo-loihi on 10
+    python benchmarks/emulator_throughput.py --out results/emulator_throughput.json
+
+On ``loihi1`` networks whose states cannot wrap (this one), ``emulator.run`` runs its time
+loop in C (``rsnn_deploy/emulator_kernels.c``) where a compiler is present;
+``RSNN_DEPLOY_NATIVE=0`` measures the numpy loop instead.
 """
 
 from __future__ import annotations
@@ -84,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="timed runs of our emulator (best is reported)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="200 samples, nengo-loihi on 10")
+    parser.add_argument("--out", type=str, default=None, help="also write the results to this JSON file")
     args = parser.parse_args(argv)
     if args.quick:
         args.samples, args.nengo_samples = min(args.samples, 200), min(args.nengo_samples, 10)
@@ -145,6 +151,31 @@ def main(argv: list[str] | None = None) -> int:
         f"{ours_rate / nengo_run_rate:.0f}x against its stepping alone"
     )
     print(f"bit-identical hidden spikes on the {args.nengo_samples} compared samples: {'yes' if same else 'NO'}")
+    if args.out:
+        import datetime as dt
+        import json
+
+        from rsnn_deploy import native
+        from rsnn_deploy.io import atomic_path
+
+        record = {
+            "command": "python " + " ".join(["benchmarks/emulator_throughput.py", *(argv or sys.argv[1:])]),
+            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "nengo_loihi": nengo_loihi.__version__,
+            "network": {"inputs": c, "hidden": qnet.n_hidden, "steps": t_steps, "hidden_rate_hz": rate * 1000},
+            "samples": n,
+            "nengo_samples": args.nengo_samples,
+            "native_loop": native.enabled(),
+            "nengo_loihi_samples_per_s": nengo_rate,
+            "nengo_loihi_stepping_samples_per_s": nengo_run_rate,
+            "ours_samples_per_s": ours_rate,
+            "speedup": ours_rate / nengo_rate,
+            "speedup_vs_stepping": ours_rate / nengo_run_rate,
+            "bit_identical": same,
+        }
+        with atomic_path(args.out) as tmp:
+            tmp.write_text(json.dumps(record, indent=2) + "\n")
+        print(f"wrote {args.out}")
     return 0 if same else 1
 
 

@@ -9,7 +9,7 @@ second as snnTorch with the same shapes, at both sequence lengths. The shapes ar
 of its tutorial loop (one loss on the summed output instead of one per step, no output
 LIF layer): the stronger peer of the two.
 
-The fast engine runs its time loops in C (``rsnn_deploy/native_kernels.c``) when a C
+The fast engine runs its time loops in C (``rsnn_deploy/bptt_kernels.c``) when a C
 compiler is present; ``RSNN_DEPLOY_NATIVE=0`` measures its torch loops instead.
 
 How it measures

@@ -489,6 +489,40 @@ def _check_spikes(spikes_in: np.ndarray, n_inputs: int) -> np.ndarray:
     return x
 
 
+def _native_loihi1_ok(prof: HardwareProfile, p: Loihi1Params | Loihi2Params) -> bool:
+    """Whether the C loop (``emulator_kernels.c``) covers this run: loihi1 with every wrap, the
+    refractory bookkeeping and the voltage ceiling proven no-ops (see :func:`params_for`)."""
+    if prof.semantics != "nengo-loihi-1.1" or not isinstance(p, Loihi1Params):
+        return False
+    if p.wrap_q or p.wrap_u or p.wrap_u2 or p.wrap_v32 or p.has_refractory or p.clip_vmax:
+        return False
+    from rsnn_deploy import native
+
+    return native.enabled()
+
+
+def _native_loihi1(qnet: QuantizedNetwork, x: np.ndarray, p: Loihi1Params) -> np.ndarray:
+    from rsnn_deploy import native
+
+    def i64(a: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(a, dtype=np.int64)
+
+    def i32(a: np.ndarray) -> np.ndarray:  # exact: |q| < 2**21 bounds every weight and every sum
+        return np.ascontiguousarray(a, dtype=np.int32)
+
+    return native.loihi1_run(
+        np.ascontiguousarray(x, dtype=np.uint8),
+        i32(qnet.w_in.T),
+        i32(qnet.w_rec.T) if qnet.w_rec is not None else None,
+        i64(p.decay_u),
+        i64(p.decay_v),
+        i64(p.bias),
+        i64(p.vth),
+        int(p.vmin),
+        int(qnet.input_latency),
+    )
+
+
 def run(
     qnet: QuantizedNetwork,
     spikes_in: np.ndarray,
@@ -538,6 +572,11 @@ def run(
     # (a 24-bit mantissa), else in float64 (2**53); sgemm is about 4x faster than dgemm here.
     # One GEMM per step, [previous hidden spikes | input spikes] @ [w_rec.T ; w_in.T], keeps
     # every operand in cache (a precomputed [T, B, H] input drive is slower: page faults).
+    if not record_states and _native_loihi1_ok(prof, params):
+        spikes = _native_loihi1(qnet, x, params)  # type: ignore[arg-type]
+        readout, logits = host_readout(spikes, qnet.w_out, qnet.b_out, qnet.readout_decay, qnet.readout_mode)  # type: ignore[arg-type]
+        overflow = dict.fromkeys(names, 0)  # wraps were proven impossible (params_for)
+        return Trace(spikes=spikes, readout=readout, logits=logits, overflow=overflow)
     ftype = np.float32 if int(_q_bound(qnet).max()) < (1 << 24) else np.float64
     n_rec = h if qnet.w_rec is not None else 0
     w_cat = np.zeros((n_rec + qnet.n_inputs, h), dtype=ftype)

@@ -17,7 +17,7 @@ warm-up.
 Native loops
 ------------
 Where a C compiler is present, the per-step loops of a block run in C instead
-(:mod:`rsnn_deploy.native`, ``native_kernels.c``; float32 models without a refractory
+(:mod:`rsnn_deploy.native`, ``bptt_kernels.c``; float32 models without a refractory
 period, every variant and both adaptation kinds). One call fuses a
 block's steps, and everything fed by binary spikes is a sum over the spikes only: the
 recurrent input ``W_rec z[t-1]``, the input drive ``W_in x[t]`` (when the inputs are 0/1)

@@ -1,21 +1,22 @@
-"""Native (C) inner loops for the fast BPTT engine, compiled on first use, optional.
+"""Native (C) inner loops for the fast BPTT engine and the integer emulator, compiled on first use, optional.
 
 Why it exists
 -------------
 The fast engine's time loops in eager torch launch about ten small kernels per step,
 and its recurrent input is a dense matmul although the spikes are binary and sparse.
-``native_kernels.c`` runs a whole block of steps per call, fused, with the recurrent
+``bptt_kernels.c`` runs a whole block of steps per call, fused, with the recurrent
 input summed over the neurons that spiked only (likewise the input drive of binary
 inputs and both weight gradients). On the 2-core benchmark machine a training step got
-about twice as fast (``benchmarks/train_throughput.py``).
+about twice as fast (``benchmarks/train_throughput.py``). ``emulator_kernels.c`` runs the
+``loihi1`` emulator's time loop where no state can wrap (``emulator.run``).
 
 How it is built
 ---------------
-The first call compiles the C file with the system C compiler (``$CC``, else ``cc``)
+The first call compiles the C files with the system C compiler (``$CC``, else ``cc``)
 into a per-user cache (``$RSNN_DEPLOY_CACHE``, else ``~/.cache/rsnn-deploy``), keyed by
 the source, the flags and the CPU, and loads it with :mod:`ctypes`. It takes a few
 seconds, once per machine. No compiler, a failed build, or ``RSNN_DEPLOY_NATIVE=0`` in the environment
-leave the engine on its torch loops, which give the same spikes. A warning says why
+leave the engine on its torch loops and the emulator on numpy, which give the same spikes. A warning says why
 once. The library is written atomically, so concurrent first uses are safe.
 """
 
@@ -33,10 +34,19 @@ import threading
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["SURROGATE_CODES", "backward_block", "enabled", "forward_block", "library", "spike_outer_block"]
+__all__ = [
+    "SURROGATE_CODES",
+    "backward_block",
+    "enabled",
+    "forward_block",
+    "library",
+    "loihi1_run",
+    "spike_outer_block",
+]
 
 log = logging.getLogger(__name__)
 
@@ -71,19 +81,25 @@ def _cache_dir() -> Path:
     return Path(root) / "native"
 
 
-def _build(source: bytes, compiler: str) -> Path:
-    key = hashlib.sha256(b"\0".join([source, " ".join(_FLAGS).encode(), compiler.encode(), _cpu_key().encode()]))
+_SOURCES = ("bptt_kernels.c", "emulator_kernels.c")
+
+
+def _build(sources: dict[str, bytes], compiler: str) -> Path:
+    parts = [*sources.values(), " ".join(_FLAGS).encode(), compiler.encode(), _cpu_key().encode()]
+    key = hashlib.sha256(b"\0".join(parts))
     out = _cache_dir() / f"rsnn_kernels_{key.hexdigest()[:16]}.so"
     if out.is_file():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
-        src = Path(tmp) / "native_kernels.c"
-        src.write_bytes(source)
+        paths = []
+        for name, text in sources.items():
+            paths.append(str(Path(tmp) / name))
+            Path(paths[-1]).write_bytes(text)
         lib = Path(tmp) / out.name
         errors = ""
         for extra in ([_OPENMP], []):
-            cmd = [compiler, *_FLAGS, *extra, str(src), "-o", str(lib), "-lm"]
+            cmd = [compiler, *_FLAGS, *extra, *paths, "-o", str(lib), "-lm"]
             proc = subprocess.run(cmd, capture_output=True, text=True)
             if proc.returncode == 0:
                 break
@@ -104,8 +120,9 @@ def library() -> ctypes.CDLL | None:
         try:
             if shutil.which(compiler) is None:
                 raise RuntimeError(f"no C compiler ({compiler!r}) on PATH")
-            source = resources.files("rsnn_deploy").joinpath("native_kernels.c").read_bytes()
-            lib = ctypes.CDLL(str(_build(source, compiler)))
+            package = resources.files("rsnn_deploy")
+            sources = {name: package.joinpath(name).read_bytes() for name in _SOURCES}
+            lib = ctypes.CDLL(str(_build(sources, compiler)))
             if lib.rsnn_abi_version() != ABI_VERSION:
                 raise RuntimeError("kernel ABI version mismatch")
             _declare(lib)
@@ -123,6 +140,8 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.rsnn_forward_block.argtypes = fwd
     lib.rsnn_backward_block.restype = None
     lib.rsnn_backward_block.argtypes = [i, i, i, i, i, p, p, p, p, f, i, f, p, p, p, p, p, p, p, i, p, p, f, p, p]
+    lib.rsnn_loihi1_run.restype = None
+    lib.rsnn_loihi1_run.argtypes = [i, i, i, i, i, i, p, p, p, p, p, p, p, ctypes.c_int64, p]
     lib.rsnn_spike_outer_block.restype = None
     lib.rsnn_spike_outer_block.argtypes = [i, i, i, i, i, p, p, p]
 
@@ -132,6 +151,13 @@ def _ptr(t: Tensor | None) -> int | None:
         return None
     assert t.dtype in (torch.float32, torch.int32) and t.is_contiguous() and t.device.type == "cpu"
     return t.data_ptr()
+
+
+def _np_ptr(a: np.ndarray | None, dtype: type) -> int | None:
+    if a is None:
+        return None
+    assert a.dtype == dtype and a.flags.c_contiguous
+    return a.ctypes.data
 
 
 def forward_block(
@@ -223,3 +249,33 @@ def spike_outer_block(gi: Tensor, pre: Tensor, g_out_t: Tensor) -> None:
     k, b, h = gi.shape
     n = pre.shape[2]
     lib.rsnn_spike_outer_block(k, b, n, h, torch.get_num_threads(), _ptr(gi), _ptr(pre), _ptr(g_out_t))
+
+
+def loihi1_run(
+    x: np.ndarray,
+    w_in_t: np.ndarray,
+    w_rec_t: np.ndarray | None,
+    decay_u: np.ndarray,
+    decay_v: np.ndarray,
+    bias: np.ndarray,
+    vth: np.ndarray,
+    vmin: int,
+    latency: int,
+) -> np.ndarray:
+    """Hidden spikes ``[B, T, H]`` (bool) of the ``loihi1`` chip loop without wraps (``emulator_kernels.c``).
+
+    ``x`` is uint8 0/1 ``[B, T, C]``; weights are int32, transposed (``[C, H]``, ``[H, H]``), and
+    every sum of them fits int32 (the caller has proven that q cannot wrap at 21 bits).
+    """
+    lib = library()
+    assert lib is not None
+    b, t, c = x.shape
+    h = w_in_t.shape[1]
+    spikes = np.zeros((b, t, h), dtype=np.uint8)
+    i64 = np.int64
+    lib.rsnn_loihi1_run(
+        b, t, h, c, latency, torch.get_num_threads(), _np_ptr(x, np.uint8), _np_ptr(w_in_t, np.int32),
+        _np_ptr(w_rec_t, np.int32), _np_ptr(decay_u, i64), _np_ptr(decay_v, i64), _np_ptr(bias, i64), _np_ptr(vth, i64),
+        vmin, _np_ptr(spikes, np.uint8),
+    )  # fmt: skip
+    return spikes.view(bool)

@@ -118,6 +118,10 @@ def test_bit_exact_against_nengo_loihi(case, seed):
     bad = np.argwhere(tr.voltage[0] != ref_v)
     assert bad.size == 0, f"first voltage mismatch at (step, neuron) {tuple(bad[0])}"
     assert np.array_equal(tr.spikes[0], ref_spikes)
+    fast = run(qnet, x[None])  # no states recorded: the C loop where it applies (_native_loihi1_ok)
+    assert np.array_equal(fast.spikes[0], ref_spikes)
+    np.testing.assert_array_equal(fast.logits, tr.logits)
+    assert fast.overflow == tr.overflow
     rate = ref_spikes.mean()
     assert 0 < rate < 1 or case == "du0-dv0", f"degenerate case: rate {rate}"
     if case.startswith("overflow"):
@@ -302,3 +306,26 @@ def test_pure_int64_steps_equal_batched_run():
             assert np.array_equal(state.v, tr.voltage[:, n - 1]), f"step {n}"
             assert np.array_equal(state.u, tr.current[:, n - 1]), f"step {n}"
     assert np.array_equal(state.overflow, [tr.overflow[k] for k in ("q", "u", "u2")])
+
+
+@pytest.mark.nengo_loihi
+@pytest.mark.parametrize("case", ["default", "bias-driven", "negative-floor", "feedforward", "split-blocks"])
+def test_native_loop_equals_numpy_loop(case, monkeypatch):
+    """The C time loop (used where no state can wrap) gives the numpy loop's spikes on a batch."""
+    from rsnn_deploy import native
+    from rsnn_deploy.emulator import _native_loihi1_ok, params_for
+
+    if native.library() is None:
+        pytest.skip("no C compiler: the native loop cannot be built")
+    cfg = dict(CASES[case])
+    x = spikes(0, 60, 20, 0.2)
+    _, _, qnet = nengo_run(0, x, **cfg)
+    prof = load_profile("loihi1")
+    assert _native_loihi1_ok(prof, params_for(qnet, prof))
+    batch = (np.random.RandomState(7).rand(33, 60, 20) < 0.25).astype(np.uint8)
+    fast = run(qnet, batch)
+    monkeypatch.setenv("RSNN_DEPLOY_NATIVE", "0")
+    slow = run(qnet, batch)
+    assert 0.0 < slow.spikes.mean() < 1.0
+    np.testing.assert_array_equal(fast.spikes, slow.spikes)
+    np.testing.assert_array_equal(fast.logits, slow.logits)

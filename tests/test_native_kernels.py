@@ -1,7 +1,7 @@
 """The C inner loops of the fast engine: same spikes as eager, gradients to float tolerance, safe fallback.
 
 The native loops run for float32 models without a refractory period. They
-are checked at shapes that exercise every code path of ``native_kernels.c``: neuron
+are checked at shapes that exercise every code path of ``bptt_kernels.c``: neuron
 counts that are and are not multiples of 64 and 16 (vector chunks and scalar tails),
 batch sizes that are not multiples of the 4-row groups of the backward pass, and
 sequences that end inside a block.

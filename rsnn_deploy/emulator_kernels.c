@@ -1,0 +1,113 @@
+/*
+ * The integer emulator's time loop (rsnn_deploy/emulator.py, profile loihi1) in C, for the common
+ * case in which static bounds prove that no state can wrap, no neuron is refractory and the
+ * voltage ceiling never binds (emulator.params_for switches those operations off; skipping them is
+ * exact). Every other case runs the numpy loop.
+ *
+ * Per chip step n, with k = n - latency the input step arriving now (the numpy loop's contract):
+ *
+ *   q = sum of W_rec^T rows of the hidden neurons that spiked at n - 1
+ *     + sum of W_in^T rows of the inputs active at step k (none outside 0 <= k < T)
+ *   u = trunc(u * (4096 - 1 - du) / 4096) + q
+ *   v = max(trunc(v * (4096 - dv) / 4096) + u + bias, vmin)
+ *   z = v > vth,  v = 0 where z
+ *
+ * Integers throughout, so the result is bit-exact by construction: weights and q in int32 (no wrap
+ * of q means |q| < 2^21), u and v in int64. Inputs and spikes are binary, so q is a sum over the
+ * spikes only. Batch rows are independent (OpenMP).
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* trunc(x * r / 4096), r < 4096: the magnitude is shifted, the sign restored (truncation toward 0).
+ * Branch-free (s = -1 for negative x, else 0), so that the loop over neurons vectorises. */
+static inline int64_t decay12(int64_t x, int64_t r) {
+    const int64_t s = x >> 63;
+    const int64_t mag = (((x ^ s) - s) * r) >> 12;
+    return (mag ^ s) - s;
+}
+
+/* idx[0:m] = the j with s[j] = 1 (s holds 0/1 bytes), in increasing order; returns m. Eight bytes
+ * at a time: an all-zero word (most of them, at chip firing rates) costs one test. */
+static int active(int n, const uint8_t *restrict s, int32_t *restrict idx) {
+    int m = 0, j = 0;
+    for (; j + 8 <= n; j += 8) {
+        uint64_t w;
+        memcpy(&w, s + j, 8);
+        w &= 0x0101010101010101ULL;
+        while (w) {
+            idx[m++] = j + (__builtin_ctzll(w) >> 3);
+            w &= w - 1;
+        }
+    }
+    for (; j < n; j++) {
+        idx[m] = j;
+        m += s[j] != 0;
+    }
+    return m;
+}
+
+/* q[0:H] += the rows w[idx[a]] for a < m, four rows per pass over q (integer sums: any order is exact). */
+static void add_rows(int H, const int32_t *restrict w, const int32_t *restrict idx, int m, int32_t *restrict q) {
+    int a = 0;
+    for (; a + 4 <= m; a += 4) {
+        const int32_t *restrict w0 = w + (size_t)idx[a] * H, *restrict w1 = w + (size_t)idx[a + 1] * H;
+        const int32_t *restrict w2 = w + (size_t)idx[a + 2] * H, *restrict w3 = w + (size_t)idx[a + 3] * H;
+        for (int h = 0; h < H; h++) q[h] += (w0[h] + w1[h]) + (w2[h] + w3[h]);
+    }
+    for (; a < m; a++) {
+        const int32_t *restrict w0 = w + (size_t)idx[a] * H;
+        for (int h = 0; h < H; h++) q[h] += w0[h];
+    }
+}
+
+void rsnn_loihi1_run(int B, int T, int H, int C, int latency, int nthreads, const uint8_t *restrict x,
+                     const int32_t *restrict w_in_t, const int32_t *restrict w_rec_t,
+                     const int64_t *restrict decay_u, const int64_t *restrict decay_v,
+                     const int64_t *restrict bias, const int64_t *restrict vth, int64_t vmin,
+                     uint8_t *restrict spikes) {
+#pragma omp parallel num_threads(nthreads)
+    {
+        int64_t *u = (int64_t *)malloc(sizeof(int64_t) * (size_t)H);
+        int64_t *v = (int64_t *)malloc(sizeof(int64_t) * (size_t)H);
+        int32_t *q = (int32_t *)malloc(sizeof(int32_t) * (size_t)H);
+        int64_t *ru = (int64_t *)malloc(sizeof(int64_t) * (size_t)H);
+        int64_t *rv = (int64_t *)malloc(sizeof(int64_t) * (size_t)H);
+        uint8_t *z = (uint8_t *)malloc((size_t)H);
+        int32_t *idx = (int32_t *)malloc(sizeof(int32_t) * (size_t)(H > C ? H : C));
+        for (int h = 0; h < H; h++) {
+            ru[h] = 4096 - 1 - decay_u[h];
+            rv[h] = 4096 - decay_v[h];
+        }
+#pragma omp for schedule(static)
+        for (int b = 0; b < B; b++) {
+            memset(u, 0, sizeof(int64_t) * (size_t)H);
+            memset(v, 0, sizeof(int64_t) * (size_t)H);
+            memset(z, 0, (size_t)H);
+            for (int n = 0; n < T + latency; n++) {
+                const int k = n - latency;
+                for (int h = 0; h < H; h++) q[h] = 0;
+                if (w_rec_t != NULL) add_rows(H, w_rec_t, idx, active(H, z, idx), q);
+                if (k >= 0 && k < T) add_rows(H, w_in_t, idx, active(C, x + ((size_t)b * T + k) * C, idx), q);
+                for (int h = 0; h < H; h++) {
+                    u[h] = decay12(u[h], ru[h]) + q[h];
+                    int64_t vv = decay12(v[h], rv[h]) + u[h] + bias[h];
+                    vv = vv < vmin ? vmin : vv;
+                    const int64_t fire = vv > vth[h];
+                    q[h] = (int32_t)fire; /* q is free again: the spikes, for the narrowing pass below */
+                    v[h] = vv & (fire - 1); /* 0 where the neuron fired */
+                }
+                for (int h = 0; h < H; h++) z[h] = (uint8_t)q[h];
+                if (k >= 0) memcpy(spikes + ((size_t)b * T + k) * H, z, (size_t)H);
+            }
+        }
+        free(idx);
+        free(z);
+        free(rv);
+        free(ru);
+        free(q);
+        free(v);
+        free(u);
+    }
+}
