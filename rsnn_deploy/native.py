@@ -14,10 +14,11 @@ How it is built
 ---------------
 The first call compiles the C files with the system C compiler (``$CC``, else ``cc``)
 into a per-user cache (``$RSNN_DEPLOY_CACHE``, else ``~/.cache/rsnn-deploy``), keyed by
-the source, the flags and the CPU, and loads it with :mod:`ctypes`. It takes a few
-seconds, once per machine. No compiler, a failed build, or ``RSNN_DEPLOY_NATIVE=0`` in the environment
-leave the engine on its torch loops and the emulator on numpy, which give the same spikes. A warning says why
-once. The library is written atomically, so concurrent first uses are safe.
+the sources, the flags and the CPU, and loads it with :mod:`ctypes`. It takes a few
+seconds, once per machine. No compiler, a failed build, or ``RSNN_DEPLOY_NATIVE=0`` in
+the environment leave the engine on its torch loops and the emulator on numpy, which
+give the same spikes; a warning says why, once. Without OpenMP the library is built
+single-threaded. It is written atomically, so concurrent first uses are safe.
 """
 
 from __future__ import annotations
