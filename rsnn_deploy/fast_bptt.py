@@ -75,6 +75,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import threading
 from collections import deque
 from dataclasses import dataclass
@@ -238,6 +239,19 @@ def supports(cfg: ModelConfig, p: NeuronParams) -> bool:
         return False
     decays = (p.a_syn, p.a_mem, p.a_adapt)
     return all(_is_vector(a, h) and a.dtype == p.w_in.dtype for a in decays)
+
+
+def loops_description(p: NeuronParams) -> str:
+    """Which time loops :func:`run` will use for parameters ``p``, and why not the C ones (for logs)."""
+    if p.w_in.dtype != torch.float32:
+        return f"torch loops ({str(p.w_in.dtype).removeprefix('torch.')}: the C loops are float32)"
+    if int(p.refractory_steps) > 0:
+        return "torch loops (refractory period: not in the C loops)"
+    if os.environ.get("RSNN_DEPLOY_NATIVE", "1") == "0":
+        return "torch loops (RSNN_DEPLOY_NATIVE=0)"
+    if native.library() is None:
+        return "torch loops (the C loops could not be built; see the warning)"
+    return f"native C loops, {torch.get_num_threads()} thread(s)"
 
 
 def native_supports(spec: _Spec, dtype: torch.dtype) -> bool:

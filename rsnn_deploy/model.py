@@ -289,6 +289,15 @@ class RSNN(nn.Module):
             return fast_bptt.run(xs, p, self.cfg)
         return self._eager_spikes(xs, p)
 
+    def engine_description(self, engine: str = "auto") -> str:
+        """What ``forward(x, engine)`` runs, in words (training logs it once)."""
+        p = self.effective_params()
+        if not self._use_fast(engine, p):
+            return "eager reference loop" if engine == "eager" else "eager loop (the fast engine does not cover this)"
+        from rsnn_deploy import fast_bptt
+
+        return f"fast BPTT engine, {fast_bptt.loops_description(p)}"
+
     def _use_fast(self, engine: str, p: NeuronParams) -> bool:
         """Whether ``engine`` selects the fast BPTT engine for parameters ``p`` (and "fast" must)."""
         if engine not in ("auto", "fast"):

@@ -206,6 +206,8 @@ def train(
         files.metrics.unlink()
 
     meta_common = {"task": {"name": task.name, "params": task.params}, "train": train_cfg.model_dump()}
+    if progress:
+        tqdm.write(f"engine: {model.engine_description(train_cfg.engine)}")
     for epoch in range(start_epoch, train_cfg.epochs):
         t0 = time.perf_counter()
         train_metrics = _train_epoch(model, opt, sched, train_split, train_cfg, epoch, device, progress)

@@ -157,3 +157,14 @@ def test_non_binary_inputs_use_the_matmul() -> None:
     model = _model(torch.float32, variant="rec-syn")
     x = _inputs(torch.float32) * 0.7
     _assert_same(model, x)
+
+
+def test_engine_description_says_which_loops(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Training logs this line once: it must name the loops that actually run."""
+    model = _model(torch.float32, variant="rec-syn")
+    assert "native C loops" in model.engine_description()
+    assert model.engine_description("eager") == "eager reference loop"
+    assert "float64" in _model(torch.float64, variant="rec-syn").engine_description()
+    assert "refractory" in _model(torch.float32, variant="rec-syn", refractory_steps=2).engine_description()
+    monkeypatch.setenv("RSNN_DEPLOY_NATIVE", "0")
+    assert "RSNN_DEPLOY_NATIVE=0" in model.engine_description()
