@@ -93,6 +93,7 @@ def save_checkpoint(model: RSNN, path: str | Path, **meta: Any) -> Path:
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "model": model.cfg.model_dump(),
+        **({"learned_time_constants_ms": learned} if (learned := model.learned_time_constants()) else {}),
         **meta,
         "versions": package_versions(),
         "git_commit": git_commit(),

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -241,6 +241,23 @@ class RSNN(nn.Module):
         if self.cfg.adaptation:
             names.append("tau_adapt")
         return names
+
+    def learned_time_constants(self) -> dict[str, Any]:
+        """Trained time constants in ms, for the checkpoint JSON (whose ``model`` section keeps the
+        initial values); empty unless ``train_tau``. Per-neuron ones as min / mean / max."""
+        if not self.cfg.train_tau:
+            return {}
+        out: dict[str, Any] = {}
+        for name in self.tau_names():
+            tau = getattr(self, name).detach().cpu().double().reshape(-1)
+            if tau.numel() == 1:
+                out[name] = round(float(tau[0]), 6)
+            else:
+                out[name] = {
+                    k: round(float(f(tau)), 6)
+                    for k, f in (("min", torch.min), ("mean", torch.mean), ("max", torch.max))
+                }
+        return out
 
     def clamp_time_constants(self) -> None:
         """Keep trainable time constants inside [tau_min_ms, tau_max_ms] (after each step)."""

@@ -124,3 +124,25 @@ def test_cli_reports_one_line_and_exit_2(saved, capsys):
     err = capsys.readouterr().err
     assert code == 2
     assert err.count("\n") == 1 and "net.json" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("per_neuron", [False, True])
+def test_learned_time_constants_recorded(tmp_path, per_neuron):
+    """The JSON's model section keeps the initial taus; the trained ones are written beside it."""
+    cfg = ModelConfig(n_in=5, n_hidden=4, n_out=3, variant="rec-syn", train_tau=True, per_neuron_tau=per_neuron)
+    model = RSNN(cfg)
+    with torch.no_grad():
+        model.tau_mem.fill_(3.5)
+        model.tau_syn.mul_(torch.linspace(1.0, 2.0, model.tau_syn.numel()) if per_neuron else 1.5)
+    doc = json.loads(save_checkpoint(model, tmp_path / "m").read_text())
+    learned = doc["learned_time_constants_ms"]
+    assert doc["model"]["tau_mem_ms"] == cfg.tau_mem_ms
+    if per_neuron:
+        assert learned["tau_mem"] == {"min": 3.5, "mean": 3.5, "max": 3.5}
+        assert learned["tau_syn"]["min"] == pytest.approx(cfg.tau_syn_ms)
+        assert learned["tau_syn"]["max"] == pytest.approx(2 * cfg.tau_syn_ms)
+    else:
+        assert learned == {"tau_mem": 3.5, "tau_syn": pytest.approx(1.5 * cfg.tau_syn_ms)}
+    torch.testing.assert_close(load_checkpoint(tmp_path / "m").model.tau_mem, model.tau_mem)
+    fixed = json.loads(save_checkpoint(RSNN(ModelConfig(n_in=5, n_hidden=4, n_out=3)), tmp_path / "f").read_text())
+    assert "learned_time_constants_ms" not in fixed
