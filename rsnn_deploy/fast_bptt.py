@@ -75,7 +75,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import threading
 from collections import deque
 from dataclasses import dataclass
@@ -241,22 +240,24 @@ def supports(cfg: ModelConfig, p: NeuronParams) -> bool:
     return all(_is_vector(a, h) and a.dtype == p.w_in.dtype for a in decays)
 
 
+def _why_not_native(dtype: torch.dtype, refractory_steps: int) -> str | None:
+    """Why the C loops cannot run (None: they can); the one place that decides it."""
+    if dtype != torch.float32:
+        return f"{str(dtype).removeprefix('torch.')}: the C loops are float32"
+    if refractory_steps > 0:
+        return "refractory period: not in the C loops"
+    return native.disabled_reason()
+
+
 def loops_description(p: NeuronParams) -> str:
     """Which time loops :func:`run` will use for parameters ``p``, and why not the C ones (for logs)."""
-    if p.w_in.dtype != torch.float32:
-        return f"torch loops ({str(p.w_in.dtype).removeprefix('torch.')}: the C loops are float32)"
-    if int(p.refractory_steps) > 0:
-        return "torch loops (refractory period: not in the C loops)"
-    if os.environ.get("RSNN_DEPLOY_NATIVE", "1") == "0":
-        return "torch loops (RSNN_DEPLOY_NATIVE=0)"
-    if native.library() is None:
-        return "torch loops (the C loops could not be built; see the warning)"
-    return f"native C loops, {torch.get_num_threads()} thread(s)"
+    why = _why_not_native(p.w_in.dtype, int(p.refractory_steps))
+    return f"torch loops ({why})" if why else f"native C loops, {torch.get_num_threads()} thread(s)"
 
 
 def native_supports(spec: _Spec, dtype: torch.dtype) -> bool:
     """Whether the C inner loops cover this run: float32 and no refractory period."""
-    return dtype == torch.float32 and spec.refractory_steps == 0 and native.enabled()
+    return _why_not_native(dtype, spec.refractory_steps) is None
 
 
 def run(xs: Tensor, p: NeuronParams, cfg: ModelConfig) -> Tensor:

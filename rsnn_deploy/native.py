@@ -42,6 +42,7 @@ from torch import Tensor
 __all__ = [
     "SURROGATE_CODES",
     "backward_block",
+    "disabled_reason",
     "enabled",
     "forward_block",
     "library",
@@ -62,9 +63,18 @@ _lock = threading.Lock()
 _state: dict[str, object] = {}
 
 
+def disabled_reason() -> str | None:
+    """Why the native loops are off (``RSNN_DEPLOY_NATIVE=0``, or no library), or None when they are on."""
+    if os.environ.get("RSNN_DEPLOY_NATIVE", "1") == "0":
+        return "RSNN_DEPLOY_NATIVE=0"
+    if library() is None:
+        return "the C loops could not be built; see the warning"
+    return None
+
+
 def enabled() -> bool:
     """Whether the native loops are allowed (``RSNN_DEPLOY_NATIVE`` is not ``0``) and built."""
-    return os.environ.get("RSNN_DEPLOY_NATIVE", "1") != "0" and library() is not None
+    return disabled_reason() is None
 
 
 def _cpu_key() -> str:
