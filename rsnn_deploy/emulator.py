@@ -523,46 +523,21 @@ def _native_loihi1(qnet: QuantizedNetwork, x: np.ndarray, p: Loihi1Params) -> np
     )
 
 
-def run(
+def _numpy_run(
     qnet: QuantizedNetwork,
-    spikes_in: np.ndarray,
-    profile: HardwareProfile | str | None = None,
-    record_states: bool = False,
-    strict: bool = False,
-    batch_chunk: int = 512,
-) -> Trace:
-    """Run ``qnet`` bit-exactly on a batch of input spike trains.
-
-    Parameters
-    ----------
-    qnet : QuantizedNetwork
-    spikes_in : ndarray [B, T, C], bool or 0/1
-        Input spikes; ``x[b, t]`` is what the float model sees at step ``t``.
-    profile : HardwareProfile, name, or None
-        Defaults to the built-in profile named by ``qnet.profile``.
-    record_states : bool
-        Also return ``current`` (u), ``voltage`` (v after reset) and, for loihi2,
-        ``adaptation`` (theta - theta_0), int64 ``[B, T, H]``.
-    strict : bool
-        Raise :class:`EmulatorOverflowError` on the first wrap instead of counting it.
-    batch_chunk : int
-        Samples processed together (bounds memory; ~512 keeps states in cache).
-
-    Returns
-    -------
-    Trace
-        Aligned with the float model (see the module docstring): ``T`` steps, hidden
-        spikes, host readout and logits, wrap counts in ``overflow``.
-    """
-    prof = _resolve_profile(qnet, profile)
-    x = _check_spikes(spikes_in, qnet.n_inputs)
+    x: np.ndarray,
+    prof: HardwareProfile,
+    params: Loihi1Params | Loihi2Params,
+    record_states: bool,
+    strict: bool,
+    batch_chunk: int,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None, np.ndarray]:
+    """The chip loop in numpy, chunk by chunk: spikes, recorded states (or None) and wrap counts."""
     b, t_steps, _ = x.shape
     h = qnet.n_hidden
     lat = qnet.input_latency
-    params = params_for(qnet, prof)
     step = loihi1_step if prof.semantics == "nengo-loihi-1.1" else loihi2_step
     names = _OVERFLOW_NAMES[prof.semantics]
-
     spikes = np.zeros((b, t_steps, h), dtype=bool)
     cur = np.zeros((b, t_steps, h), dtype=np.int64) if record_states else None
     vol = np.zeros((b, t_steps, h), dtype=np.int64) if record_states else None
@@ -572,11 +547,6 @@ def run(
     # (a 24-bit mantissa), else in float64 (2**53); sgemm is about 4x faster than dgemm here.
     # One GEMM per step, [previous hidden spikes | input spikes] @ [w_rec.T ; w_in.T], keeps
     # every operand in cache (a precomputed [T, B, H] input drive is slower: page faults).
-    if not record_states and _native_loihi1_ok(prof, params):
-        spikes = _native_loihi1(qnet, x, params)  # type: ignore[arg-type]
-        readout, logits = host_readout(spikes, qnet.w_out, qnet.b_out, qnet.readout_decay, qnet.readout_mode)  # type: ignore[arg-type]
-        overflow = dict.fromkeys(names, 0)  # wraps were proven impossible (params_for)
-        return Trace(spikes=spikes, readout=readout, logits=logits, overflow=overflow)
     ftype = np.float32 if int(_q_bound(qnet).max()) < (1 << 24) else np.float64
     n_rec = h if qnet.w_rec is not None else 0
     w_cat = np.zeros((n_rec + qnet.n_inputs, h), dtype=ftype)
@@ -620,6 +590,50 @@ def run(
                         ada[sl, k] = state.theta  # type: ignore[union-attr]
         total_over += state.overflow
 
+    return spikes, cur, vol, ada, total_over
+
+
+def run(
+    qnet: QuantizedNetwork,
+    spikes_in: np.ndarray,
+    profile: HardwareProfile | str | None = None,
+    record_states: bool = False,
+    strict: bool = False,
+    batch_chunk: int = 512,
+) -> Trace:
+    """Run ``qnet`` bit-exactly on a batch of input spike trains.
+
+    Parameters
+    ----------
+    qnet : QuantizedNetwork
+    spikes_in : ndarray [B, T, C], bool or 0/1
+        Input spikes; ``x[b, t]`` is what the float model sees at step ``t``.
+    profile : HardwareProfile, name, or None
+        Defaults to the built-in profile named by ``qnet.profile``.
+    record_states : bool
+        Also return ``current`` (u), ``voltage`` (v after reset) and, for loihi2,
+        ``adaptation`` (theta - theta_0), int64 ``[B, T, H]``.
+    strict : bool
+        Raise :class:`EmulatorOverflowError` on the first wrap instead of counting it.
+    batch_chunk : int
+        Samples processed together (bounds memory; ~512 keeps states in cache).
+
+    Returns
+    -------
+    Trace
+        Aligned with the float model (see the module docstring): ``T`` steps, hidden
+        spikes, host readout and logits, wrap counts in ``overflow``.
+    """
+    prof = _resolve_profile(qnet, profile)
+    x = _check_spikes(spikes_in, qnet.n_inputs)
+    params = params_for(qnet, prof)
+    names = _OVERFLOW_NAMES[prof.semantics]
+    if not record_states and _native_loihi1_ok(prof, params):
+        spikes = _native_loihi1(qnet, x, params)  # type: ignore[arg-type]
+        cur = vol = ada = None
+        total_over = np.zeros(3, dtype=np.int64)  # wraps were proven impossible (params_for)
+    else:
+        spikes, cur, vol, ada, total_over = _numpy_run(qnet, x, prof, params, record_states, strict, batch_chunk)
     overflow = {name: int(c) for name, c in zip(names, total_over, strict=True)}
     if any(overflow.values()):
         warnings.warn(
