@@ -27,7 +27,7 @@ import tomllib
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic import ValidationError as PydanticValidationError
@@ -36,6 +36,7 @@ from rsnn_deploy.errors import ValidationError
 
 __all__ = [
     "BUILTIN_PROFILES",
+    "CostTable",
     "HardwareProfile",
     "builtin_profile_path",
     "load_profile",
@@ -208,6 +209,71 @@ class Timing(_Section):
     recurrent_latency_steps: Literal[1]
 
 
+class CostTable(_Section):
+    """Per-operation energy and time of the chip (``[cost]``), with the source of every figure.
+
+    Energies in pJ, times in ns. A profile either gives every energy or none: when the
+    chip's figures are unpublished, ``energy_unset_reason`` says why and energy is not
+    reported (operations still are); the same holds for times and ``time_unset_reason``.
+    ``rsnn_deploy.cost`` multiplies exact operation counts by these figures.
+    """
+
+    source: str = Field(min_length=1)
+    energy_unset_reason: str | None = None
+    time_unset_reason: str | None = None
+    synaptic_op_pj: float | None = Field(default=None, ge=0)
+    neuron_update_active_pj: float | None = Field(default=None, ge=0)
+    neuron_update_inactive_pj: float | None = Field(default=None, ge=0)
+    spike_within_tile_pj: float | None = Field(default=None, ge=0)
+    tile_hop_east_west_pj: float | None = Field(default=None, ge=0)
+    tile_hop_north_south_pj: float | None = Field(default=None, ge=0)
+    synaptic_op_ns: float | None = Field(default=None, ge=0)
+    neuron_update_active_ns: float | None = Field(default=None, ge=0)
+    neuron_update_inactive_ns: float | None = Field(default=None, ge=0)
+    spike_within_tile_ns: float | None = Field(default=None, ge=0)
+    tile_hop_east_west_ns: float | None = Field(default=None, ge=0)
+    tile_hop_north_south_ns: float | None = Field(default=None, ge=0)
+    barrier_sync_ns: tuple[float, float] | None = None
+    barrier_sync_tiles: int = Field(default=1, ge=1)
+    cores_per_tile: int = Field(default=1, ge=1)
+
+    ENERGY_KEYS: ClassVar[tuple[str, ...]] = (
+        "synaptic_op_pj", "neuron_update_active_pj", "neuron_update_inactive_pj", "spike_within_tile_pj",
+        "tile_hop_east_west_pj", "tile_hop_north_south_pj",
+    )
+    TIME_KEYS: ClassVar[tuple[str, ...]] = (
+        "synaptic_op_ns", "neuron_update_active_ns", "neuron_update_inactive_ns", "spike_within_tile_ns",
+        "tile_hop_east_west_ns", "tile_hop_north_south_ns", "barrier_sync_ns",
+    )
+
+    @property
+    def has_energy(self) -> bool:
+        return self.synaptic_op_pj is not None
+
+    @property
+    def has_time(self) -> bool:
+        return self.synaptic_op_ns is not None
+
+    @model_validator(mode="after")
+    def _check(self) -> CostTable:
+        for keys, reason_key in ((self.ENERGY_KEYS, "energy_unset_reason"), (self.TIME_KEYS, "time_unset_reason")):
+            given = [k for k in keys if getattr(self, k) is not None]
+            reason = getattr(self, reason_key)
+            if given and len(given) != len(keys):
+                missing = next(k for k in keys if getattr(self, k) is None)
+                raise ValueError(f"{missing}: required when {given[0]} is set (give all of {', '.join(keys)} or none)")
+            if given and reason:
+                raise ValueError(f"{reason_key}: must be absent when the figures are given")
+            if not given and not (reason and reason.strip()):
+                raise ValueError(f"{reason_key}: required (a non-empty reason) when {keys[0]} and the rest are unset")
+        if self.barrier_sync_ns is not None and self.barrier_sync_ns[0] > self.barrier_sync_ns[1]:
+            raise ValueError(
+                f"barrier_sync_ns: must be [one tile, {self.barrier_sync_tiles} tiles] with the first not larger "
+                f"(got {list(self.barrier_sync_ns)})"
+            )
+        return self
+
+
 class HardwareProfile(_Section):
     """One validated hardware profile. ``path`` and ``sha256`` say which file it came from."""
 
@@ -227,6 +293,7 @@ class HardwareProfile(_Section):
     features: Features
     limits: CoreLimits
     timing: Timing
+    cost: CostTable | None = None
     # filled by load_profile, not read from the file
     path: str = ""
     sha256: str = ""
