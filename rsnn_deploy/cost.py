@@ -43,6 +43,7 @@ the float model.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -94,7 +95,7 @@ class Connectivity:
         if sum(sizes) != h:
             raise ValidationError(f"Connectivity.block_sizes: must sum to {h} (got {list(sizes)})")
         edges = np.cumsum((0, *sizes))
-        blocks = [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+        blocks = [slice(int(a), int(b)) for a, b in itertools.pairwise(edges)]
         nz_in = w_in != 0
         nnz_in = np.stack([nz_in[sl].sum(axis=0) for sl in blocks]).astype(np.int64)
         nnz_rec = None
@@ -138,7 +139,7 @@ class Connectivity:
     @property
     def block_slices(self) -> list[slice]:
         edges = np.cumsum((0, *self.block_sizes))
-        return [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+        return [slice(int(a), int(b)) for a, b in itertools.pairwise(edges)]
 
     @property
     def connection_sparsity(self) -> float:
@@ -237,10 +238,7 @@ def count_trace(conn: Connectivity, spikes_in: np.ndarray, trace: Any, cost: Any
     z_count = zi.sum(axis=1)  # [B, H]
     z_sent = zi[:, :-1].sum(axis=1) if t_steps > 1 else np.zeros_like(z_count)  # delivered recurrently
     syn_in = x_count @ conn.nnz_in.T
-    if conn.nnz_rec is not None:
-        syn_rec = z_sent @ conn.nnz_rec.T
-    else:
-        syn_rec = np.zeros_like(syn_in)
+    syn_rec = z_sent @ conn.nnz_rec.T if conn.nnz_rec is not None else np.zeros_like(syn_in)
     blocks = conn.block_slices
     spikes = np.stack([z_count[:, sl].sum(axis=1) for sl in blocks], axis=1)
     n_cores = conn.n_cores
@@ -268,7 +266,8 @@ def count_trace(conn: Connectivity, spikes_in: np.ndarray, trace: Any, cost: Any
             core_ns = ev * t_syn + act_t * t_act + idle_t * t_idle
             crit = core_ns.max(axis=2).sum(axis=1)
     return OperationCounts(
-        n_steps=t_steps, block_sizes=conn.block_sizes, recurrent=conn.nnz_rec is not None, input_spikes=xb.sum(axis=(1, 2)), syn_input=syn_in,
+        n_steps=t_steps, block_sizes=conn.block_sizes, recurrent=conn.nnz_rec is not None,
+        input_spikes=xb.sum(axis=(1, 2)), syn_input=syn_in,
         syn_recurrent=syn_rec, syn_readout=z_count @ conn.nnz_out, spikes=spikes, spike_messages=messages,
         active=active, inactive=inactive, membrane_updates=mem, critical_path_ns=crit,
     )
@@ -449,7 +448,7 @@ def static_footprint(qnet: Any, profile: Any) -> dict[str, Any]:
         "state_bits_per_neuron": int(per_neuron),
         "state_bits": int(state_bits),
         "host_readout_bytes": readout_bytes,
-        "footprint_bytes": int(math.ceil((pl.synapse_bits + state_bits) / 8)) + readout_bytes,
+        "footprint_bytes": math.ceil((pl.synapse_bits + state_bits) / 8) + readout_bytes,
         "footprint_definition": "chip synapse memory + neuron state (profile widths) + float32 host readout",
     }
 
