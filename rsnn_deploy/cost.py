@@ -554,3 +554,24 @@ def synaptic_ops_per_sample(checkpoint_path: str, profile: str | None = None, sp
     else:
         counts = float_counts(ckpt.model, data.spikes(np.arange(n)))
     return float(counts.syn_chip.sum(axis=1).mean()) if counts.n_samples else 0.0
+
+
+def cost_section(qnet: Any, profile: Any, x: np.ndarray, model: Any = None) -> dict[str, Any]:
+    """What ``verify`` reports: the integer network's cost on ``profile`` and, given the float
+    model, NeuroBench's metrics of the float model on the same samples."""
+    out = measure_cost(qnet, x, profile)
+    if model is not None:
+        out["neurobench_float_model"] = measure_float_cost(model, x)
+    return out
+
+
+def cost_headline(cost: dict[str, Any]) -> str:
+    """One line for the terminal: synaptic events, energy and latency per inference."""
+    ev = cost["synaptic_events"]["per_sample"]
+    parts = [f"cost on {cost.get('profile')}: {ev['input']['mean']:,.0f} input + {ev['recurrent']['mean']:,.0f} "
+             f"recurrent synaptic events per sample (+ {ev['readout']['mean']:,.0f} on the host readout)"]
+    en, la = cost["energy"], cost["latency"]
+    parts.append(f"{en['per_inference_nj']['mean']:,.1f} nJ" if en["available"] else f"energy n/a ({en['reason']})")
+    if la["available"]:
+        parts.append(f"{la['per_inference_us']['mean']:,.1f} us per inference")
+    return "; ".join(parts)

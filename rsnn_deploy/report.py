@@ -14,13 +14,14 @@ import numpy as np
 
 from rsnn_deploy.io import write_json_atomic, write_text_atomic
 
-__all__ = ["FIGURES", "gap_table", "markdown", "write_figures", "write_report"]
+__all__ = ["FIGURES", "cost_markdown", "gap_table", "markdown", "write_cost_figure", "write_figures", "write_report"]
 
 FIGURES: tuple[str, ...] = (
     "accuracy_by_backend.png",
     "raster_float_vs_emulator.png",
     "tau_effective_vs_nominal.png",
     "firing_rates.png",
+    "cost_per_sample.png",
 )
 
 
@@ -125,6 +126,7 @@ def markdown(report: dict[str, Any]) -> str:
             f"{r['synapse_bits_per_core_max']} of {r['synapse_bits_per_core_limit']})", "", "## Wall time (s)", "",
             "| " + " | ".join(report["wall_time_s"]) + " |", "|" + "---:|" * len(report["wall_time_s"]),
             "| " + " | ".join(f"{v:.2f}" for v in report["wall_time_s"].values()) + " |"]
+    out += cost_markdown(report)
     if report.get("figures"):
         out += ["", "## Figures", ""] + [f"![{Path(f).stem}]({f})" for f in report["figures"]]
     return "\n".join(out) + "\n"
@@ -204,6 +206,7 @@ def write_figures(report: dict[str, Any], data: dict[str, Any], out_dir: Path) -
         ax.set_ylabel("neurons")
         ax.legend(fontsize=8)
         save(fig, FIGURES[3])
+    written += write_cost_figure(report, out_dir)
     return written
 
 
@@ -216,3 +219,113 @@ def write_report(result: Any, out_dir: str | Path, figures: bool = True) -> Path
     write_json_atomic(out / "report.json", report)
     write_text_atomic(out / "report.md", markdown(report))
     return out / "report.json"
+
+
+# ----------------------------------------------------------------------------- cost (rsnn_deploy.cost)
+
+COST_FIGURE = "cost_per_sample.png"
+
+
+def cost_markdown(report: dict[str, Any]) -> list[str]:
+    """The ``## Cost on the chip`` section: operations per sample by source, per core, NeuroBench, energy."""
+    c = report.get("cost")
+    if not c:
+        return []
+    ev, sp, nu = c["synaptic_events"], c["spikes"], c["neuron_updates"]
+    out = ["", f"## Cost on the chip ({c['profile']}, {c['samples']} samples of {c['steps']} steps)", "",
+           f"Exact counts from the emulator's integer traces ({c['definitions']}).", "",
+           "| per sample | mean | min | max | total |", "|---|---:|---:|---:|---:|"]
+    for src in ("input", "recurrent", "readout"):
+        s = ev["per_sample"][src]
+        label = f"synaptic events, {src}" + (" (host)" if src == "readout" else "")
+        out.append(f"| {label} | {s['mean']:,.1f} | {s['min']:,.0f} | {s['max']:,.0f} | {ev['total'][src]:,} |")
+    s = sp["hidden_per_sample"]
+    out.append(f"| hidden spikes | {s['mean']:,.1f} | {s['min']:,.0f} | {s['max']:,.0f} | {sp['hidden_total']:,} |")
+    s = sp["input_per_sample"]
+    out.append(f"| input spikes | {s['mean']:,.1f} | {s['min']:,.0f} | {s['max']:,.0f} | {sp['input_total']:,} |")
+    for key, label in (("active_per_sample", "neuron updates, active"),
+                       ("inactive_per_sample", "neuron updates, idle")):
+        s = nu[key]
+        if s is not None:
+            out.append(f"| {label} | {s['mean']:,.1f} | {s['min']:,.0f} | {s['max']:,.0f} | |")
+    if len(c["per_core"]) > 1:
+        out += ["", "| core | neurons | synaptic events / sample | spikes / sample | active updates / sample |",
+                "|---:|---:|---:|---:|---:|"]
+        out += [f"| {k['core']} | {k['neurons']} | {k['synaptic_events_per_sample']:,.1f} | "
+                f"{k['spikes_per_sample']:,.1f} | {k['active_updates_per_sample'] or 0:,.1f} |" for k in c["per_core"]]
+    st = c.get("static") or {}
+    if st:
+        out += ["", f"- static: {st['weights_nonzero']:,} non-zero of {st['weights_total']:,} weights "
+                f"({st['weight_bits']}-bit), synapse memory {st['synapse_memory_bits']:,} bits, neuron state "
+                f"{st['state_bits_per_neuron']} bits per neuron; footprint {st['footprint_bytes']:,} bytes "
+                f"({st['footprint_definition']})"]
+    nb, nbf = c["neurobench"], c.get("neurobench_float_model")
+    rows = [("ActivationSparsity", lambda d: f"{d['ActivationSparsity']:.4f}"),
+            ("SynapticOperations Effective_ACs", lambda d: f"{d['SynapticOperations']['Effective_ACs']:,.1f}"),
+            ("SynapticOperations Effective_MACs", lambda d: f"{d['SynapticOperations']['Effective_MACs']:,.0f}"),
+            ("SynapticOperations Dense", lambda d: f"{d['SynapticOperations']['Dense'] or 0:,}"),
+            ("MembraneUpdates", lambda d: "n/a" if d["MembraneUpdates"] is None else f"{d['MembraneUpdates']:,.1f}"),
+            ("Footprint (bytes)", lambda d: f"{d['Footprint'] or 0:,}"),
+            ("ConnectionSparsity", lambda d: f"{d['ConnectionSparsity']:.4f}")]
+    out += ["", "NeuroBench metrics (NeuroBench 2.3 names and definitions, per sample):", "",
+            "| metric | integer network | float model |" if nbf else "| metric | integer network |",
+            "|---|---:|---:|" if nbf else "|---|---:|"]
+    out += [f"| {name} | {fmt(nb)} |" + (f" {fmt(nbf)} |" if nbf else "") for name, fmt in rows]
+    en, la = c["energy"], c["latency"]
+    out.append("")
+    if en["available"]:
+        e = en["per_inference_nj"]
+        parts = ", ".join(f"{k} {v:,.1f}" for k, v in en["per_inference_parts_nj"].items())
+        out.append(f"- energy per inference: {e['mean']:,.1f} nJ (min {e['min']:,.1f}, max {e['max']:,.1f}); "
+                   f"parts (nJ): {parts}; excludes {en['excludes']}")
+    else:
+        out.append(f"- energy: not reported ({en['reason']})")
+    if la["available"]:
+        lt = la["per_inference_us"]
+        out.append(f"- latency per inference: {lt['mean']:,.2f} us ({la['per_step_ns']:,.1f} ns per step, of which "
+                   f"{la['barrier_sync_ns_per_step']:g} ns barrier sync; {la['model']})")
+    else:
+        out.append(f"- latency: not reported ({la['reason']})")
+    if c.get("cost_source"):
+        out.append(f"- figures: {c['cost_source']}")
+    return out
+
+
+def write_cost_figure(report: dict[str, Any], out_dir: Path) -> list[str]:
+    """``cost_per_sample.png``: synaptic events per sample by source; energy per inference by part."""
+    c = report.get("cost")
+    if not c:
+        return []
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.4))
+    srcs = ["input", "recurrent", "readout"]
+    stats = [c["synaptic_events"]["per_sample"][s] for s in srcs]
+    mean = np.array([s["mean"] for s in stats])
+    ax1.bar(range(3), mean, color=["#4c72b0", "#dd8452", "#8c8c8c"])
+    ax1.errorbar(range(3), mean, yerr=[mean - [s["min"] for s in stats], [s["max"] for s in stats] - mean],
+                 fmt="none", ecolor="k", capsize=4)
+    ax1.set_xticks(range(3), ["input", "recurrent", "readout\n(host)"])
+    ax1.set_ylabel("synaptic events per sample")
+    ax1.set_title(f"operations per sample ({c['profile']}; bars: min-max)", fontsize=9)
+    en = c["energy"]
+    if en["available"]:
+        parts = en["per_inference_parts_nj"]
+        bottom = 0.0
+        for (k, v), col in zip(parts.items(), ["#4c72b0", "#55a868", "#c44e52", "#8172b2"], strict=False):
+            ax2.bar([0], [v], bottom=bottom, color=col, label=f"{k} ({v:,.1f} nJ)")
+            bottom += v
+        ax2.set_xticks([0], [c["profile"]])
+        ax2.set_ylabel("energy per inference (nJ)")
+        ax2.set_title(f"energy per inference: {en['per_inference_nj']['mean']:,.1f} nJ", fontsize=9)
+        ax2.legend(fontsize=7)
+    else:
+        ax2.axis("off")
+        ax2.text(0.5, 0.5, f"energy not reported:\n{en['reason']}", ha="center", va="center", wrap=True, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out_dir / COST_FIGURE, dpi=110)
+    plt.close(fig)
+    return [COST_FIGURE]

@@ -448,10 +448,18 @@ def verify(
                       "compartments_per_core_limit": prof.limits.compartments_per_core},
         "wall_time_s": {**{k: v["wall_s"] for k, v in results.items()}, "total": None},
     }
+    report["cost"] = _cost(qnet, prof, x, ckpt.model)
     report["wall_time_s"]["total"] = round(time.perf_counter() - t_start, 3)
     fig = {"traces": traces, "float_states": float_states, "emu_states": emu_states, "labels": y,
            "qreport": qreport, "qnet": qnet}
     return VerifyResult(report=_jsonable(report), figure_data=fig)
+
+
+def _cost(qnet: Any, prof: Any, x: np.ndarray, model: Any) -> dict[str, Any]:
+    """Operation counts, NeuroBench metrics, energy and latency (:mod:`rsnn_deploy.cost`) on the fast samples."""
+    from rsnn_deploy.cost import cost_section
+
+    return cost_section(qnet, prof, x, model)
 
 
 def _gap(traces: dict[str, Any], y: np.ndarray, a: str, b: str) -> dict[str, Any]:
