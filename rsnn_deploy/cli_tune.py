@@ -99,9 +99,10 @@ def _runtime_options(f):
 @click.option("--target", default=None, metavar="PROFILE", help="Hardware profile (loihi1, loihi2 or a .toml).")
 @click.option(
     "--multi-objective",
-    type=click.Choice(["neurons", "spikes"]),
+    type=click.Choice(["neurons", "spikes", "ops"]),
     default=None,
-    help="Second objective to minimise; writes the Pareto front (JSON + PNG).",
+    help="Second objective to minimise (ops: synaptic operations per validation sample, on --target's emulator "
+    "when given); writes the Pareto front (JSON + PNG).",
 )
 @click.option("--pruner", type=click.Choice(["median", "none"]), default="median", show_default=True)
 @click.option("--epochs", type=int, default=None, help="Epochs per trial (overrides the space file).")

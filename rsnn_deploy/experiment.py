@@ -156,6 +156,43 @@ def _emulated_test(
     return acc
 
 
+def _synaptic_ops_test(target: str | None, run: dict[str, Any], run_dir: Path, echo: Echo) -> tuple[float, str]:
+    """Synaptic events per test sample on the chip (input + recurrent, :mod:`rsnn_deploy.cost`), cached.
+
+    On ``target``'s integer emulator when the run can be quantized for it, else the float model's.
+    """
+    from rsnn_deploy.checkpoint import read_json
+    from rsnn_deploy.cost import synaptic_ops_per_sample
+
+    key = Path(target).stem if target else "float"
+    cache = run_dir / f"synops_{key}.json"
+    if cache.is_file():
+        doc = read_json(cache)
+        return float(doc["synaptic_ops_per_sample"]), str(doc["source"])
+    source = f"emulator ({target})" if target and not run.get("emulated_note") else "float model"
+    try:
+        ops = synaptic_ops_per_sample(run["checkpoint"], target if source != "float model" else None, split="test")
+    except UnsupportedError as err:
+        echo(f"note: {run_dir}: synaptic operations from the float model ({err})")
+        source = "float model"
+        ops = synaptic_ops_per_sample(run["checkpoint"], None, split="test")
+    write_json_atomic(cache, {"target": target, "split": "test", "synaptic_ops_per_sample": ops, "source": source})
+    return ops, source
+
+
+def pareto_front(points: dict[str, tuple[float, float]]) -> list[str]:
+    """Names not dominated in (higher accuracy, fewer operations): ``points[name] = (accuracy, ops)``."""
+    front = []
+    for a, (acc_a, ops_a) in points.items():
+        dominated = any(
+            acc_b >= acc_a and ops_b <= ops_a and (acc_b > acc_a or ops_b < ops_a)
+            for b, (acc_b, ops_b) in points.items() if b != a
+        )
+        if not dominated:
+            front.append(a)
+    return sorted(front, key=lambda n: points[n][1])
+
+
 def _save_png(fig: Any, path: Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
@@ -251,6 +288,9 @@ def run_steps(task: Any, plan: StepsPlan, echo: Echo = print) -> dict[str, Any]:
             )
             run["seed"] = seed
             run["emulated_test_acc"] = _emulated_test(emulate, plan.target, run, run_dir, echo)
+            run["synaptic_ops_per_sample"], run["synaptic_ops_source"] = _synaptic_ops_test(
+                plan.target if emulate is not None else None, run, run_dir, echo
+            )
             runs.append(run)
         arms[name] = _arm_summary(name, variant, best, outcome, runs)
     results = {
@@ -270,6 +310,9 @@ def run_steps(task: Any, plan: StepsPlan, echo: Echo = print) -> dict[str, Any]:
         },
         "arms": arms,
         "comparisons": _comparisons(arms),
+        "pareto_accuracy_vs_synaptic_ops": pareto_front(
+            {n: (a["test_acc_mean"], a["synaptic_ops_per_sample_mean"]) for n, a in arms.items()}
+        ),
     }
     _write_steps_report(results, plan.report_dir, echo)
     return results
@@ -304,6 +347,9 @@ def _arm_summary(
         "emulated_test_acc_std": emu_std if emu else None,
         "emulated_n": len(emu),
         "emulated_notes": sorted({r["emulated_note"] for r in runs if r.get("emulated_note")}),
+        "synaptic_ops_per_sample_mean": mean_std([r["synaptic_ops_per_sample"] for r in runs])[0],
+        "synaptic_ops_per_sample_std": mean_std([r["synaptic_ops_per_sample"] for r in runs])[1],
+        "synaptic_ops_sources": sorted({r["synaptic_ops_source"] for r in runs}),
         "runs": runs,
     }
 
@@ -353,6 +399,7 @@ def steps_markdown(results: dict[str, Any]) -> str:
             m, s = a["emulated_test_acc_mean"], a["emulated_test_acc_std"]
             row += f" {_pct(m, s, a['emulated_n']) if m is not None else 'not run'} |"
         lines.append(row)
+    lines += steps_cost_markdown(results)
     lines += ["", "| comparison | difference (points) | 2 SE | beyond 2 SE? |", "|---|---|---|---|"]
     for k, d in results["comparisons"].items():
         lines.append(f"| {k} | {100 * d['diff']:+.1f} | {200 * d['se']:.1f} | {'yes' if d['clear'] else 'no'} |")
@@ -365,6 +412,48 @@ def steps_markdown(results: dict[str, Any]) -> str:
         "include the spread of the tuning itself (another sampler seed or budget can pick other settings).",
     ]
     return "\n".join(lines) + "\n"
+
+
+def steps_cost_markdown(results: dict[str, Any]) -> list[str]:
+    """Accuracy against synaptic operations per arm (the paper's trade-off) and the Pareto front."""
+    arms = results["arms"]
+    if not all("synaptic_ops_per_sample_mean" in a for a in arms.values()):
+        return []
+    front = set(results.get("pareto_accuracy_vs_synaptic_ops") or [])
+    lines = ["", "| model | test % (mean ± std) | synaptic ops / sample (mean ± std) | counted on | Pareto front |",
+             "|---|---|---:|---|---|"]
+    for name, a in sorted(arms.items(), key=lambda kv: kv[1]["synaptic_ops_per_sample_mean"]):
+        lines.append(
+            f"| {name} | {_pct(a['test_acc_mean'], a['test_acc_std'], len(a['test_accs']))} | "
+            f"{a['synaptic_ops_per_sample_mean']:,.0f} ± {a['synaptic_ops_per_sample_std']:,.0f} | "
+            f"{', '.join(a['synaptic_ops_sources'])} | {'yes' if name in front else ''} |"
+        )
+    lines += ["", "Synaptic ops: input + recurrent synaptic events per test sample on the chip (spikes x non-zero "
+              "fan-out, `rsnn_deploy.cost`); Pareto front: no other arm is both more accurate and cheaper."]
+    return lines
+
+
+def _write_pareto_png(results: dict[str, Any], path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    arms = results["arms"]
+    front = results.get("pareto_accuracy_vs_synaptic_ops") or []
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for i, (name, a) in enumerate(arms.items()):
+        color = "0.55" if name == CONTROL else f"C{i}"
+        ax.errorbar(a["synaptic_ops_per_sample_mean"], 100 * a["test_acc_mean"], xerr=a["synaptic_ops_per_sample_std"],
+                    yerr=100 * a["test_acc_std"], fmt="o", color=color, capsize=3, label=f"{name} ({a['n_hidden']} n)")
+    if front:
+        ax.plot([arms[n]["synaptic_ops_per_sample_mean"] for n in front],
+                [100 * arms[n]["test_acc_mean"] for n in front], "k--", lw=0.8, label="Pareto front")
+    ax.set_xlabel("synaptic operations per sample (input + recurrent, on the chip)")
+    ax.set_ylabel("test accuracy % (mean ± std over seeds)")
+    ax.set_title(f"{results['task']}: accuracy vs synaptic operations", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    _save_png(fig, path)
+    plt.close(fig)
 
 
 def _write_steps_report(results: dict[str, Any], report_dir: Path, echo: Echo) -> None:
@@ -402,8 +491,9 @@ def _write_steps_report(results: dict[str, Any], report_dir: Path, echo: Echo) -
     fig.tight_layout()
     _save_png(fig, report_dir / "steps.png")
     plt.close(fig)
+    _write_pareto_png(results, report_dir / "steps_pareto.png")
     echo(md)
-    echo(f"report: {report_dir / 'results.json'}, results.md, steps.png")
+    echo(f"report: {report_dir / 'results.json'}, results.md, steps.png, steps_pareto.png")
 
 
 # ----------------------------------------------------------------------------- tau sweep

@@ -19,6 +19,7 @@ _ATTRS = (
     "n_hidden",
     "val_spikes_per_sample",
     "test_spikes_per_sample",
+    "val_synaptic_ops_per_sample",
     "best_epoch",
     "epochs_run",
     "trial_dir",
@@ -26,7 +27,8 @@ _ATTRS = (
     "pruned_at_epoch",
     "error",
 )
-SECOND_OBJECTIVE_LABEL = {"neurons": "hidden neurons", "spikes": "spikes per sample (val)"}
+SECOND_OBJECTIVE_LABEL = {"neurons": "hidden neurons", "spikes": "spikes per sample (val)",
+                          "ops": "synaptic ops per sample (val, on the chip)"}
 
 
 def trial_row(t: Any) -> dict[str, Any]:

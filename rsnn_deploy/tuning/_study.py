@@ -34,7 +34,7 @@ from rsnn_deploy.tuning._space import ParamRange, SearchSpace
 from rsnn_deploy.tuning._storage import Heartbeat, StudyLock, default_storage_url, open_storage, safe_url
 
 OBJECTIVES = ("float", "emulated")
-MULTI_OBJECTIVES = ("neurons", "spikes")
+MULTI_OBJECTIVES = ("neurons", "spikes", "ops")
 PRUNERS = ("median", "none")
 Echo = Callable[[str], None]
 
@@ -130,7 +130,7 @@ def check_settings(s: TuneSettings) -> None:
     if s.objective not in OBJECTIVES:
         raise ValidationError(f"--objective: must be one of {', '.join(OBJECTIVES)} (got {s.objective!r})")
     if s.multi_objective is not None and s.multi_objective not in MULTI_OBJECTIVES:
-        raise ValidationError(f"--multi-objective: must be neurons or spikes (got {s.multi_objective!r})")
+        raise ValidationError(f"--multi-objective: must be neurons, spikes or ops (got {s.multi_objective!r})")
     if s.pruner not in PRUNERS:
         raise ValidationError(f"--pruner: must be median or none (got {s.pruner!r})")
     if s.objective == "emulated":
@@ -364,7 +364,20 @@ def _run_trial(trial: Any, s: TuneSettings, task: Any, objective_fn: Callable[..
         return (value, float(model_cfg.n_hidden)), attrs
     if s.multi_objective == "spikes":
         return (value, metrics["val_spikes_per_sample"]), attrs
+    if s.multi_objective == "ops":
+        ops = _val_synaptic_ops(str(result.checkpoint), s)
+        trial.set_user_attr("val_synaptic_ops_per_sample", ops)
+        attrs["val_synaptic_ops_per_sample"] = ops
+        return (value, ops), attrs
     return value, attrs
+
+
+def _val_synaptic_ops(checkpoint: str, s: TuneSettings) -> float:
+    """``--multi-objective ops``: synaptic events per validation sample on the chip (input + recurrent),
+    counted on ``--target``'s integer emulator when a target is given, else on the float model."""
+    from rsnn_deploy.cost import synaptic_ops_per_sample
+
+    return synaptic_ops_per_sample(checkpoint, s.target, split="val")
 
 
 def _fmt_params(params: dict[str, Any]) -> str:
@@ -468,7 +481,9 @@ def run_worker(task: Any, s: TuneSettings, echo: Echo = print) -> StudyOutcome:
 
 def _objective_label(s: TuneSettings) -> str:
     first = "emulated val acc" if s.objective == "emulated" else "val acc"
-    second = {"neurons": ", neurons", "spikes": ", spikes/sample"}.get(s.multi_objective or "", "")
+    second = {"neurons": ", neurons", "spikes": ", spikes/sample", "ops": ", synaptic ops/sample"}.get(
+        s.multi_objective or "", ""
+    )
     return first + second
 
 
