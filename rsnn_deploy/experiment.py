@@ -441,8 +441,10 @@ def _write_pareto_png(results: dict[str, Any], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     for i, (name, a) in enumerate(arms.items()):
         color = "0.55" if name == CONTROL else f"C{i}"
+        on_float = a["synaptic_ops_sources"] == ["float model"] and results.get("target")
         ax.errorbar(a["synaptic_ops_per_sample_mean"], 100 * a["test_acc_mean"], xerr=a["synaptic_ops_per_sample_std"],
-                    yerr=100 * a["test_acc_std"], fmt="o", color=color, capsize=3, label=f"{name} ({a['n_hidden']} n)")
+                    yerr=100 * a["test_acc_std"], fmt="o", color=color, capsize=3, mfc="white" if on_float else color,
+                    label=f"{name} ({a['n_hidden']} n{', float model' if on_float else ''})")
     if front:
         ax.plot([arms[n]["synaptic_ops_per_sample_mean"] for n in front],
                 [100 * arms[n]["test_acc_mean"] for n in front], "k--", lw=0.8, label="Pareto front")
