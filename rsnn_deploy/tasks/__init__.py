@@ -123,9 +123,9 @@ def _legacy_encoder(meta: dict[str, Any]) -> InputEncoder:
         raise ValidationError("encoder: the checkpoint records neither an encoder nor its task")
     name, params = info["name"], dict(info.get("params") or {})
     n_in = (meta.get("model") or {}).get("n_in")
-    if name == "mnist1d" or (name == "npz" and params.get("encoding") == "level-crossing"):
-        if params.get("thresholds") is None:
-            raise ValidationError(f"task.params.thresholds: missing; the checkpoint does not record its {name} code")
+    thresholded = name == "mnist1d" or (name == "npz" and params.get("encoding") == "level-crossing")
+    if thresholded and params.get("thresholds") is None:
+        raise ValidationError(f"task.params.thresholds: missing; the checkpoint does not record its {name} code")
     if name == "mnist1d":
         from rsnn_deploy.tasks._mnist1d import encoder_for
 

@@ -74,14 +74,18 @@ class InputEncoder:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValidationError(f"encoder.kind: must be one of {', '.join(KINDS)} (got {self.kind!r})")
-        if isinstance(self.n_features, bool) or not isinstance(self.n_features, (int, np.integer)) \
-                or self.n_features < 1:
+        if (
+            isinstance(self.n_features, bool)
+            or not isinstance(self.n_features, (int, np.integer))
+            or self.n_features < 1
+        ):
             raise ValidationError(f"encoder.n_features: must be a positive integer (got {self.n_features!r})")
         object.__setattr__(self, "n_features", int(self.n_features))
         if self.start not in START_MODES:
             raise ValidationError(f"encoder.start: must be one of {', '.join(START_MODES)} (got {self.start!r})")
-        if self.n_steps is not None and (isinstance(self.n_steps, bool) or not isinstance(self.n_steps, int)
-                                         or self.n_steps < 1):
+        if self.n_steps is not None and (
+            isinstance(self.n_steps, bool) or not isinstance(self.n_steps, int) or self.n_steps < 1
+        ):
             raise ValidationError(f"encoder.n_steps: must be a positive integer or null (got {self.n_steps!r})")
         if self.kind == "spikes":
             if self.thresholds is not None:
@@ -99,7 +103,7 @@ class InputEncoder:
                 f"encoder.thresholds: must have shape [K] or [D={self.n_features}, K] (got shape {list(th.shape)})"
             )
         if not np.isfinite(th).all() or np.any(np.diff(th, axis=-1) < 0):
-            raise ValidationError("encoder.thresholds: must be finite and ascending (got unsorted or non-finite values)")
+            raise ValidationError("encoder.thresholds: must be finite and ascending (got other values)")
         th.setflags(write=False)
         object.__setattr__(self, "thresholds", th)
 
@@ -180,8 +184,14 @@ class InputEncoder:
                 "the model was saved by another version of rsnn-deploy"
             )
         try:
-            enc = cls(kind=kind, n_features=doc.get("n_features"), thresholds=doc.get("thresholds"),
-                      start=doc.get("start", "floor"), n_steps=doc.get("n_steps"), raw=str(doc.get("raw", "")))
+            enc = cls(
+                kind=kind,
+                n_features=doc.get("n_features"),
+                thresholds=doc.get("thresholds"),
+                start=doc.get("start", "floor"),
+                n_steps=doc.get("n_steps"),
+                raw=str(doc.get("raw", "")),
+            )
         except ValidationError as err:
             raise ValidationError(f"{owner}.{str(err).removeprefix('encoder.')}") from None
         if doc.get("n_channels") != enc.n_channels:
@@ -193,7 +203,8 @@ class InputEncoder:
     def same_code(self, other: InputEncoder) -> bool:
         """True when both give the same spikes for every input (kind, features, thresholds, start)."""
         same_th = (self.thresholds is None and other.thresholds is None) or (
-            self.thresholds is not None and other.thresholds is not None
+            self.thresholds is not None
+            and other.thresholds is not None
             and np.array_equal(self.thresholds, other.thresholds)
         )
         return (self.kind, self.n_features, self.start) == (other.kind, other.n_features, other.start) and same_th
