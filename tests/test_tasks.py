@@ -22,10 +22,7 @@ from rsnn_deploy.tasks.encoders import (
     thermometer,
 )
 
-FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
-needs_fashion = pytest.mark.skipif(
-    not FASHION_DIR.is_dir(), reason=f"{FASHION_DIR} missing: apt-get install dataset-fashion-mnist"
-)
+needs_fashion = pytest.mark.requires("fashion-mnist")  # tests/conftest.py: skips naming the Debian package
 SMALL_SR = {"n_train": 64, "n_test": 32, "delay": 20}
 
 
