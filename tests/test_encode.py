@@ -175,3 +175,100 @@ def test_encode_refusals_are_one_line_and_write_nothing(shipped, tmp_path, capsy
     assert shipped["raw"].read_bytes() == before
     assert main(["encode", str(tmp_path / "nothing"), str(shipped["raw"]), "-o", str(tmp_path / "o.npz")]) == 2
     one_line_error(capsys, r"nothing\.json: file not found")
+
+
+# ----------------------------------------------------------------------------- exports
+
+
+@pytest.mark.parametrize(
+    "enc",
+    [
+        InputEncoder("level-crossing", 1, [-1.0, 0.0, 0.5, 1.0]),
+        InputEncoder("level-crossing", 2, [[-1.0, 0.0], [0.25, 0.5]], start="hold"),
+        InputEncoder("thermometer", 3, [0.25, 0.5, 0.75]),
+        InputEncoder("thermometer+edges", 2, [0.2, 0.4, 0.6, 0.8]),
+        InputEncoder("spikes", 4),
+    ],
+    ids=lambda e: f"{e.kind}-{e.start}",
+)
+def test_onnx_encoder_nodes_compute_the_recorded_code(enc):
+    import onnxruntime as ort
+
+    from rsnn_deploy.export._onnx_build import GraphBuilder, make_model, value_info
+    from rsnn_deploy.export._onnx_encoder import encoder_nodes
+
+    b = GraphBuilder()
+    encoder_nodes(b, enc, "raw", "x")
+    graph = b.graph("enc", [value_info("raw", np.float64, ["B", "T", enc.n_features])],
+                    [value_info("x", np.float32, ["B", "T", enc.n_channels])])
+    sess = ort.InferenceSession(make_model(graph, {}, "").SerializeToString(), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(3)
+    x = rng.choice([-1.5, -1.0, 0.0, 0.2, 0.25, 0.4, 0.5, 0.6, 0.75, 0.8, 1.0, 2.0], size=(5, 9, enc.n_features))
+    if enc.kind == "spikes":
+        x = (x > 0.3).astype(np.float64)
+    for raw in (x, x[:, :1]):  # thresholds hit exactly; a single step
+        got = sess.run(["x"], {"raw": raw})[0]
+        np.testing.assert_array_equal(got, enc.encode(raw).astype(np.float32))
+
+
+def test_float_onnx_with_encoder_takes_raw_signals(shipped, capsys):
+    import onnx
+    import onnxruntime as ort
+
+    from rsnn_deploy.checkpoint import load_checkpoint
+    from rsnn_deploy.export._onnx_build import read_metadata
+    from rsnn_deploy.verify import task_of
+
+    d = shipped["dir"]
+    assert main(["export", str(MODEL), "--format", "onnx", "--graph", "sequence", "--with-encoder",
+                 "-o", str(d / "raw.onnx")]) == 0
+    assert main(["export", str(MODEL), "--format", "onnx", "--graph", "sequence", "-o", str(d / "spk.onnx")]) == 0
+    ckpt = load_checkpoint(MODEL)
+    for name in ("raw.onnx", "spk.onnx"):
+        meta = read_metadata(onnx.load(str(d / name)))
+        assert json.loads(meta["encoder"]) == ckpt.encoder.to_dict(), name
+    raw = np.load(shipped["raw"])["x"][:20]
+    spikes = task_of(ckpt).test.spikes(np.arange(20)).astype(np.float32)
+
+    def run(name: str, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        sess = ort.InferenceSession(str(d / name), providers=["CPUExecutionProvider"])
+        return sess.run(["spikes", "logits"], feed)
+
+    with_enc, plain = run("raw.onnx", {"raw": raw}), run("spk.onnx", {"x": spikes})
+    np.testing.assert_array_equal(with_enc[0], plain[0])
+    np.testing.assert_array_equal(with_enc[1], plain[1])
+    capsys.readouterr()
+    assert main(["export", str(MODEL), "--format", "onnx", "--with-encoder", "-o", str(d / "x.onnx")]) == 2
+    one_line_error(capsys, r"--with-encoder: needs --graph sequence")
+    assert main(["export", str(shipped["qnet"]), "--format", "onnx", "--graph", "sequence", "--with-encoder",
+                 "-o", str(d / "x.onnx")]) == 2
+    one_line_error(capsys, r"--with-encoder: only the float ONNX graph can encode raw input")
+    assert not (d / "x.onnx").exists()
+
+
+def test_quantized_exports_record_the_encoder(shipped):
+    import onnx
+
+    from rsnn_deploy.export import export
+    from rsnn_deploy.export._onnx_build import read_metadata
+    from rsnn_deploy.qnet import load_qnet
+
+    d, qnet = shipped["dir"], load_qnet(shipped["qnet"])
+    export(shipped["qnet"], "onnx", d / "q.onnx")
+    assert json.loads(read_metadata(onnx.load(str(d / "q.onnx")))["encoder"]) == dict(qnet.encoder)
+
+
+def test_nir_export_records_the_encoder(tmp_path):
+    """NIR 1.0 has no voltage floor, so a model without one (the shipped ones have it) carries the record."""
+    import nir
+
+    from rsnn_deploy.checkpoint import save_checkpoint
+    from rsnn_deploy.config import ModelConfig
+    from rsnn_deploy.export import export
+    from rsnn_deploy.model import RSNN
+
+    enc = InputEncoder("level-crossing", 1, [0.0, 1.0])
+    model = RSNN(ModelConfig(n_in=enc.n_channels, n_hidden=8, n_out=2, variant="rec-syn", v_floor=None))
+    ckpt = save_checkpoint(model, tmp_path / "m", encoder=enc.to_dict())
+    export(ckpt, "nir", tmp_path / "m.nir")
+    assert json.loads(nir.read(str(tmp_path / "m.nir")).metadata["input_encoder"]) == enc.to_dict()
