@@ -79,17 +79,27 @@ def test_encode_refuses_bad_raw_input_in_one_line():
         InputEncoder("spikes", 2).encode(np.full((1, 3, 2), 0.5))
 
 
-def test_shipped_checkpoints_carry_their_encoder():
-    """Old checkpoints (thresholds in the task params) load with that record as their encoder, unchanged."""
+def test_shipped_checkpoints_carry_their_encoder(tmp_path):
+    """Each shipped model records its code; without the record (older files) the task params give the same one."""
+    import shutil
+
     from rsnn_deploy.checkpoint import load_checkpoint
 
-    for json_path in sorted((ROOT / "models").glob("*.json")):
+    shipped = sorted((ROOT / "models").glob("*.json")) + sorted((ROOT / "rsnn_deploy" / "_models").glob("*.json"))
+    for json_path in shipped:
         ckpt = load_checkpoint(json_path)
-        assert ckpt.encoder is not None and ckpt.encoder.n_channels == ckpt.model.cfg.n_in, json_path.name
+        assert ckpt.meta["encoder"] == ckpt.encoder.to_dict(), json_path.name
+        assert ckpt.encoder.n_channels == ckpt.model.cfg.n_in, json_path.name
         if ckpt.task["name"] == "mnist1d":
             assert ckpt.encoder.thresholds.tolist() == ckpt.task["params"]["thresholds"]
         else:
             assert ckpt.encoder.kind == ckpt.task["params"]["encoding"]
+        old = tmp_path / json_path.name
+        doc = json.loads(json_path.read_text())
+        del doc["encoder"]
+        old.write_text(json.dumps(doc))
+        shutil.copy(json_path.with_suffix(".safetensors"), old.with_suffix(".safetensors"))
+        assert load_checkpoint(old).encoder.to_dict() == ckpt.encoder.to_dict(), json_path.name
 
 
 def test_new_checkpoints_and_qnets_record_the_encoder(tmp_path):
