@@ -102,6 +102,24 @@ def test_shipped_checkpoints_carry_their_encoder(tmp_path):
         assert load_checkpoint(old).encoder.to_dict() == ckpt.encoder.to_dict(), json_path.name
 
 
+def test_an_edited_encoder_record_that_contradicts_the_task_is_refused(tmp_path):
+    import shutil
+
+    from rsnn_deploy.checkpoint import load_checkpoint
+    from rsnn_deploy.verify import task_of
+
+    doc = json.loads(MODEL.with_suffix(".json").read_text())
+    doc["encoder"]["start"] = "hold"
+    (tmp_path / "m.json").write_text(json.dumps(doc))
+    shutil.copy(MODEL.with_suffix(".safetensors"), tmp_path / "m.safetensors")
+    with pytest.raises(ValidationError, match=r"^encoder: the checkpoint's encoder .* the JSON was edited"):
+        task_of(load_checkpoint(tmp_path / "m"))
+    doc["encoder"]["n_channels"] = 65
+    (tmp_path / "m.json").write_text(json.dumps(doc))
+    with pytest.raises(CheckpointError, match=r"m\.json: encoder\.n_channels: 65 does not match the code"):
+        load_checkpoint(tmp_path / "m")
+
+
 def test_new_checkpoints_and_qnets_record_the_encoder(tmp_path):
     from test_backends import make_tiny_checkpoint
 
