@@ -111,5 +111,7 @@ def encode_cmd(model: str, raw: str, out: str) -> None:
         np.savez_compressed(fh, **arrays)
     n, t, c = spikes.shape
     th = f", {enc.n_thresholds} thresholds" if enc.n_thresholds else ""
-    click.echo(f"encode: {n} sequence(s) x {t} steps x {enc.n_features} values -> {c} spike channels "
-               f"({enc.kind}{th}, start {enc.start}); {int(spikes.sum())} spikes -> {out_path}")
+    click.echo(
+        f"encode: {n} sequence(s) x {t} steps x {enc.n_features} values -> {c} spike channels "
+        f"({enc.kind}{th}, start {enc.start}); {int(spikes.sum())} spikes -> {out_path}"
+    )

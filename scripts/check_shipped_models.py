@@ -56,15 +56,28 @@ def main() -> int:
         d = args.out / name
         d.mkdir(exist_ok=True)
         steps = [["quantize", str(json_path), "--target", target, "-o", str(d / "qnet")]]
-        verify_args = ["verify", str(json_path), "--target", target, "--qnet", str(d / "qnet"), "--quiet",
-                       "--no-figures", "--slow-limit", str(args.slow_limit), "-o", str(d / "verify")]
+        verify_args = [
+            "verify",
+            str(json_path),
+            "--target",
+            target,
+            "--qnet",
+            str(d / "qnet"),
+            "--quiet",
+            "--no-figures",
+            "--slow-limit",
+            str(args.slow_limit),
+            "-o",
+            str(d / "verify"),
+        ]
         steps.append(verify_args + (["--limit", str(args.limit)] if args.limit else []))
         x, y = raw_test_signals(ckpt, args.stream)
         np.savez(d / "raw.npz", x=x, y=y)
         (d / "stream.npz").unlink(missing_ok=True)  # encode never overwrites: this run's stream is new
         steps.append(["encode", str(d / "qnet"), str(d / "raw.npz"), "-o", str(d / "stream.npz")])
-        steps.append(["hil", "--model", str(d / "qnet"), "--stream", str(d / "stream.npz"), "--quiet",
-                      "-o", str(d / "hil.json")])
+        steps.append(
+            ["hil", "--model", str(d / "qnet"), "--stream", str(d / "stream.npz"), "--quiet", "-o", str(d / "hil.json")]
+        )
         for step in steps:
             print(f"$ rsnn-deploy {' '.join(step)}", flush=True)
             rc = cli(step)
@@ -72,12 +85,18 @@ def main() -> int:
                 print(f"FAILED ({name}): rsnn-deploy {step[0]} exited {rc}")
                 return 1
         hil = json.loads((d / "hil.json").read_text())
-        ref = verify(json_path, target, backends=["emulator"], limit=args.stream, qnet_path=d / "qnet",
-                     progress=False).figure_data["traces"]["emulator"].predictions.tolist()
+        ref = (
+            verify(json_path, target, backends=["emulator"], limit=args.stream, qnet_path=d / "qnet", progress=False)
+            .figure_data["traces"]["emulator"]
+            .predictions.tolist()
+        )
         same = hil["predictions"] == ref
         failed += not same
-        print(f"{name}: encode -> hil decisions {'equal' if same else 'DIFFER FROM'} verify's emulator predictions "
-              f"on {len(ref)} samples (hil accuracy {hil['accuracy']:.3f})", flush=True)
+        print(
+            f"{name}: encode -> hil decisions {'equal' if same else 'DIFFER FROM'} verify's emulator predictions "
+            f"on {len(ref)} samples (hil accuracy {hil['accuracy']:.3f})",
+            flush=True,
+        )
     return 1 if failed else 0
 
 

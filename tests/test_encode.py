@@ -169,8 +169,12 @@ def test_encode_then_hil_gives_the_decisions_verify_reports(shipped, capsys):
 
     ckpt = load_checkpoint(MODEL)
     np.testing.assert_array_equal(spikes, task_of(ckpt).test.spikes(np.arange(40)))  # what verify feeds
-    assert main(["hil", "--model", str(shipped["qnet"]), "--stream", str(d / "s.npz"), "--quiet",
-                 "-o", str(d / "hil.json")]) == 0
+    assert (
+        main(
+            ["hil", "--model", str(shipped["qnet"]), "--stream", str(d / "s.npz"), "--quiet", "-o", str(d / "hil.json")]
+        )
+        == 0
+    )
     hil = json.loads((d / "hil.json").read_text())
     res = verify(MODEL, "loihi1", backends=["emulator"], limit=40, qnet_path=shipped["qnet"], progress=False)
     assert hil["predictions"] == res.figure_data["traces"]["emulator"].predictions.tolist()
@@ -180,10 +184,15 @@ def test_encode_then_hil_gives_the_decisions_verify_reports(shipped, capsys):
 def test_encode_refusals_are_one_line_and_write_nothing(shipped, tmp_path, capsys):
     raw = np.load(shipped["raw"])["x"]
     cases = {
-        "wide.npz": (dict(x=np.repeat(raw, 2, axis=2)), r"wide\.npz\.x: has 2 channels per step, the model's encoder "
-                     r"takes 1 \(MNIST-1D signal value"),
-        "nan.npz": (dict(x=np.where(np.arange(40)[None, :, None] == 7, np.nan, raw)),
-                    r"nan\.npz\.x: must be finite \(got nan at index \[0, 7, 0\]\)"),
+        "wide.npz": (
+            dict(x=np.repeat(raw, 2, axis=2)),
+            r"wide\.npz\.x: has 2 channels per step, the model's encoder "
+            r"takes 1 \(MNIST-1D signal value",
+        ),
+        "nan.npz": (
+            dict(x=np.where(np.arange(40)[None, :, None] == 7, np.nan, raw)),
+            r"nan\.npz\.x: must be finite \(got nan at index \[0, 7, 0\]\)",
+        ),
         "text.npz": (dict(x=np.array([["a"]])), r"text\.npz\.x: must hold int or float values \(got dtype <U1\)"),
         "nox.npz": (dict(z=raw), r"nox\.npz\.x: missing key \(got keys \['z'\]\)"),
         "labels.npz": (dict(x=raw, y=np.zeros(3, dtype=np.int64)), r"labels\.npz\.y: must be integer labels \[40\]"),
@@ -227,8 +236,11 @@ def test_onnx_encoder_nodes_compute_the_recorded_code(enc):
 
     b = GraphBuilder()
     encoder_nodes(b, enc, "raw", "x")
-    graph = b.graph("enc", [value_info("raw", np.float64, ["B", "T", enc.n_features])],
-                    [value_info("x", np.float32, ["B", "T", enc.n_channels])])
+    graph = b.graph(
+        "enc",
+        [value_info("raw", np.float64, ["B", "T", enc.n_features])],
+        [value_info("x", np.float32, ["B", "T", enc.n_channels])],
+    )
     sess = ort.InferenceSession(make_model(graph, {}, "").SerializeToString(), providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(3)
     x = rng.choice([-1.5, -1.0, 0.0, 0.2, 0.25, 0.4, 0.5, 0.6, 0.75, 0.8, 1.0, 2.0], size=(5, 9, enc.n_features))
@@ -248,8 +260,22 @@ def test_float_onnx_with_encoder_takes_raw_signals(shipped, capsys):
     from rsnn_deploy.verify import task_of
 
     d = shipped["dir"]
-    assert main(["export", str(MODEL), "--format", "onnx", "--graph", "sequence", "--with-encoder",
-                 "-o", str(d / "raw.onnx")]) == 0
+    assert (
+        main(
+            [
+                "export",
+                str(MODEL),
+                "--format",
+                "onnx",
+                "--graph",
+                "sequence",
+                "--with-encoder",
+                "-o",
+                str(d / "raw.onnx"),
+            ]
+        )
+        == 0
+    )
     assert main(["export", str(MODEL), "--format", "onnx", "--graph", "sequence", "-o", str(d / "spk.onnx")]) == 0
     ckpt = load_checkpoint(MODEL)
     for name in ("raw.onnx", "spk.onnx"):
@@ -268,8 +294,22 @@ def test_float_onnx_with_encoder_takes_raw_signals(shipped, capsys):
     capsys.readouterr()
     assert main(["export", str(MODEL), "--format", "onnx", "--with-encoder", "-o", str(d / "x.onnx")]) == 2
     one_line_error(capsys, r"--with-encoder: needs --graph sequence")
-    assert main(["export", str(shipped["qnet"]), "--format", "onnx", "--graph", "sequence", "--with-encoder",
-                 "-o", str(d / "x.onnx")]) == 2
+    assert (
+        main(
+            [
+                "export",
+                str(shipped["qnet"]),
+                "--format",
+                "onnx",
+                "--graph",
+                "sequence",
+                "--with-encoder",
+                "-o",
+                str(d / "x.onnx"),
+            ]
+        )
+        == 2
+    )
     one_line_error(capsys, r"--with-encoder: only the float ONNX graph can encode raw input")
     assert not (d / "x.onnx").exists()
 

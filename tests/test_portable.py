@@ -157,7 +157,7 @@ def _probe(tmp_path: Path, name: str, disable: list[str]) -> dict[str, object]:
     res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
     line = next(x for x in res.stdout.splitlines() if x.startswith("PROBE"))
-    return json.loads(line[len("PROBE"):])
+    return json.loads(line[len("PROBE") :])
 
 
 def test_numpy_simd_dispatch_does_not_change_the_shipped_models(tmp_path):
