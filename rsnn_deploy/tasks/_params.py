@@ -89,8 +89,11 @@ def recorded_thresholds(
         where = first_spike_difference(rec, now)
         if where is None:
             continue
+        # the threshold behind the differing channel (level-crossing layout: feature d owns 2K channels)
+        n_k = fitted.shape[-1]
+        d, j = divmod(where[2], 2 * n_k)
+        k = d * n_k + j % n_k if fitted.ndim == 2 else j % n_k
         flat_rec, flat_now = arr.ravel(), fitted.ravel()
-        k = int(np.flatnonzero(flat_rec != flat_now)[0])
         raise DataError(
             f"{task}.thresholds: the rebuilt data no longer give the model's input spikes ({name} sample {where[0]}, "
             f"step {where[1]}, channel {where[2]}: {int(rec[where])} with the recorded encoder, {int(now[where])} "
