@@ -79,6 +79,28 @@ def test_encode_refuses_bad_raw_input_in_one_line():
         InputEncoder("spikes", 2).encode(np.full((1, 3, 2), 0.5))
 
 
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"name": "sfmnist-row", "levels": 3},
+        {"name": "sfmnist-row", "levels": 4, "encoding": "thermometer+edges"},
+        {"name": "sfmnist-pixel", "n_thresholds": 7, "start": "hold"},
+    ],
+    ids=lambda p: "-".join(str(v) for v in p.values()),
+)
+def test_fashion_encoders_equal_the_tasks_lookup_tables(params, tmp_path):
+    """The recorded code on raw pixel / 255 gives the spikes the task's fast lookup tables give."""
+    from test_tasks import _fake_fashion
+
+    from rsnn_deploy.tasks import load_task
+
+    p = dict(params)
+    task = load_task(p.pop("name"), data_dir=_fake_fashion(tmp_path), **p)
+    images = task.test.source._raw[task.test.rows]
+    raw = images / 255.0 if task.name == "sfmnist-row" else images.reshape(len(images), 784, 1) / 255.0
+    np.testing.assert_array_equal(task.encoder.encode(raw), task.test.spikes())
+
+
 def test_shipped_checkpoints_carry_their_encoder(tmp_path):
     """Each shipped model records its code; without the record (older files) the task params give the same one."""
     import shutil
