@@ -158,12 +158,16 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
 
 
 def _encoder_of(doc: dict[str, Any], json_path: Path) -> Any:
-    """The checkpoint's input code (older files: from their task params); None where it records no task."""
+    """The checkpoint's input code (older files: from their task params); None where neither tells it.
+
+    A recorded ``encoder`` that is malformed or does not fit the model is an error; an older
+    file whose task does not describe its code loads without one (rebuilding its task says why).
+    """
     from rsnn_deploy.tasks import checkpoint_encoder
 
-    if doc.get("encoder") is None and not isinstance(doc.get("task"), dict):
-        return None
     try:
         return checkpoint_encoder(doc)
     except ValidationError as err:
+        if doc.get("encoder") is None:
+            return None
         raise CheckpointError(f"{json_path}: {err}") from None
