@@ -1,5 +1,9 @@
 """Checkpoints: ``NAME.safetensors`` (tensors) + ``NAME.json`` (config, task, metrics, provenance).
 
+The JSON's ``encoder`` is the model's input code (raw values -> spikes, see
+:mod:`rsnn_deploy.tasks.input_encoder`); older checkpoints record it in their task
+parameters, which :func:`load_checkpoint` reads as the encoder.
+
 Never pickle: safetensors holds raw tensors only, JSON holds everything else. Both
 files are written atomically. Loading checks every name, shape, dtype, that values
 are finite and that the config is in range; a bad file raises a one-line
@@ -40,6 +44,7 @@ class Checkpoint:
     model: RSNN
     path: Path  # the JSON file
     meta: dict[str, Any] = field(default_factory=dict)
+    encoder: Any = None  # the recorded InputEncoder (rsnn_deploy.tasks.input_encoder); None: none recorded
 
     @property
     def task(self) -> dict[str, Any]:
@@ -149,4 +154,20 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             raise CheckpointError(f"{st_path}: tensor '{name}' must be positive (got min {tau.min().item():g})")
     model.load_state_dict(tensors)
     model.eval()
-    return Checkpoint(model=model, path=json_path, meta=doc)
+    return Checkpoint(model=model, path=json_path, meta=doc, encoder=_encoder_of(doc, json_path))
+
+
+def _encoder_of(doc: dict[str, Any], json_path: Path) -> Any:
+    """The checkpoint's input code (older files: from their task params); None where neither tells it.
+
+    A recorded ``encoder`` that is malformed or does not fit the model is an error; an older
+    file whose task does not describe its code loads without one (rebuilding its task says why).
+    """
+    from rsnn_deploy.tasks import checkpoint_encoder
+
+    try:
+        return checkpoint_encoder(doc)
+    except ValidationError as err:
+        if doc.get("encoder") is None:
+            return None
+        raise CheckpointError(f"{json_path}: {err}") from None

@@ -13,15 +13,18 @@ from rsnn_deploy.cli import cli
               help="onnx (float or integer graph, by input kind) or nir (recurrent CUBA graph).")
 @click.option("--graph", default=None, metavar="step|sequence",
               help="ONNX only: one step with explicit state (default) or the whole sequence in a Scan.")
+@click.option("--with-encoder", is_flag=True,
+              help="Float ONNX sequence graph: take raw values [B, T, D] and encode them in the graph.")
 @click.option("-o", "--out", type=click.Path(), required=True, help="Output file (.onnx / .nir).")
-def export_cmd(network: str, fmt: str, graph: str | None, out: str) -> None:
+def export_cmd(network: str, fmt: str, graph: str | None, with_encoder: bool, out: str) -> None:
     """Export NETWORK (checkpoint or quantized network JSON, told apart by its format field).
 
     A float checkpoint gives a float32 graph that matches the torch model; a quantized
     network gives an int64 graph bit-exact with the emulator (ONNX) or the network in
-    integer units with its integers in metadata (NIR). See docs/export.md.
+    integer units with its integers in metadata (NIR). Both record the model's input code
+    in their metadata; --with-encoder also puts it in the float sequence graph. See docs/export.md.
     """
     from rsnn_deploy.export import export
 
-    path = export(network, fmt, out, graph=graph)
+    path = export(network, fmt, out, graph=graph, with_encoder=with_encoder)
     click.echo(f"{network} -> {path} ({fmt}{'' if graph is None and fmt == 'nir' else ', ' + (graph or 'step')})")

@@ -30,7 +30,8 @@ def _format_decisions(pred: list[int]) -> str:
               show_default=True, help="What runs the chip steps: our integer step, the exported ONNX step graph "
               "(onnxruntime), or nengo_loihi.Simulator.")
 @click.option("--stream", "stream_path", type=click.Path(), required=True, metavar="FILE",
-              help=".npz with x: [T, C] or [N, T, C] 0/1 spikes (optional y: [N] labels).")
+              help=".npz with x: [T, C] or [N, T, C] 0/1 spikes (optional y: [N] labels); "
+              "rsnn-deploy encode makes one from raw signals.")
 @click.option("--steps", type=int, default=None,
               help="Steps to stream per sequence (default: all T; beyond T the input is silent).")
 @click.option("--target", type=click.Choice(["sim", "loihi"]), default="sim", show_default=True,

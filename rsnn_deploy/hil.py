@@ -522,7 +522,8 @@ def load_stream(path: str | Path, n_inputs: int | None = None) -> StreamData:
     if x.dtype != np.bool_ and not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
         raise ValidationError(f"{p}: x: must be bool or 0/1 numbers (got dtype {x.dtype})")
     if x.dtype != np.bool_ and (x.min() < 0 or x.max() > 1 or not np.all(np.equal(np.mod(x, 1), 0))):
-        raise ValidationError(f"{p}: x: must hold only 0 and 1 spikes (got values in [{x.min()}, {x.max()}])")
+        raise ValidationError(f"{p}: x: must hold only 0 and 1 spikes (got values in [{x.min()}, {x.max()}]); "
+                              "turn raw signals into spikes with rsnn-deploy encode MODEL RAW.npz -o STREAM.npz")
     if n_inputs is not None and x.shape[2] != n_inputs:
         raise ValidationError(f"{p}: x: has {x.shape[2]} channels, the network has {n_inputs} inputs")
     if y is not None:

@@ -56,7 +56,7 @@ def package_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out: dict[str, str] = {}
-    for name in ("rsnn-deploy", "torch", "numpy", "nengo", "nengo-loihi", "optuna", "onnxruntime"):
+    for name in ("rsnn-deploy", "torch", "numpy", "nengo", "nengo-loihi", "optuna", "onnxruntime", "mnist1d"):
         try:
             out[name] = version(name)
         except PackageNotFoundError:

@@ -38,6 +38,10 @@ w_out [K, H], b_out [K], readout_decay, readout_mode
 block_sizes, float_scale
     How the hidden neurons split into blocks (one core each, quantized separately)
     and each block's scale: integer voltage units per float unit of the float model.
+encoder
+    The input code of the model it was quantized from (the JSON record of
+    :class:`~rsnn_deploy.tasks.input_encoder.InputEncoder`), so that a host can turn raw
+    signals into its input spikes; None for networks that only take spikes.
 """
 
 from __future__ import annotations
@@ -145,6 +149,7 @@ class QuantizedNetwork:
     float_scale: tuple[float, ...] = ()
     source: str = ""
     format_version: int = FORMAT_VERSION
+    encoder: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         def put(name: str, value: Any) -> None:
@@ -225,6 +230,24 @@ class QuantizedNetwork:
         put("float_scale", scales)
         if not isinstance(self.profile, str) or not self.profile:
             raise ValidationError(f"QuantizedNetwork.profile: must be a profile name (got {self.profile!r})")
+        if self.encoder is not None:
+            from rsnn_deploy.tasks.input_encoder import InputEncoder
+
+            enc = InputEncoder.from_dict(dict(self.encoder), "QuantizedNetwork.encoder")
+            if enc.n_channels != c:
+                raise ValidationError(
+                    f"QuantizedNetwork.encoder: has {enc.n_channels} channels, the network {c} inputs"
+                )
+            put("encoder", enc.to_dict())
+
+    @property
+    def input_encoder(self) -> Any:
+        """The recorded :class:`~rsnn_deploy.tasks.input_encoder.InputEncoder`, or None (spikes only)."""
+        if self.encoder is None:
+            return None
+        from rsnn_deploy.tasks.input_encoder import InputEncoder
+
+        return InputEncoder.from_dict(dict(self.encoder), "QuantizedNetwork.encoder")
 
     @property
     def n_inputs(self) -> int:
@@ -548,6 +571,8 @@ def save_qnet(qnet: QuantizedNetwork, path_stem: str | Path, **meta: Any) -> Pat
     }
     doc["block_sizes"] = list(qnet.block_sizes)
     doc["float_scale"] = list(qnet.float_scale)
+    if qnet.encoder is not None:
+        doc["encoder"] = dict(qnet.encoder)
     write_json_atomic(json_path, doc)
     return json_path
 
@@ -631,6 +656,7 @@ def load_qnet(path: str | Path, profile: HardwareProfile | str | Path | None = N
     kwargs["block_sizes"] = tuple(doc["block_sizes"])
     kwargs["float_scale"] = tuple(doc["float_scale"])
     kwargs["format_version"] = doc["format_version"]
+    kwargs["encoder"] = doc.get("encoder")  # optional: files written before the encoder travelled with them
     try:
         qnet = QuantizedNetwork(**kwargs)
     except (TypeError, ValueError) as err:  # ValidationError is a ValueError

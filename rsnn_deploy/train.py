@@ -206,6 +206,8 @@ def train(
         files.metrics.unlink()
 
     meta_common = {"task": {"name": task.name, "params": task.params}, "train": train_cfg.model_dump()}
+    if task.encoder is not None:  # the input code is part of the model: recorded, never refitted on load
+        meta_common["encoder"] = task.encoder.to_dict()
     if progress:
         tqdm.write(f"engine: {model.engine_description(train_cfg.engine)}")
     for epoch in range(start_epoch, train_cfg.epochs):

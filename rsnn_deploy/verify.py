@@ -164,7 +164,13 @@ def quantize_checkpoint(ckpt: Any, profile: Any, calib: int = 200, task: Any = N
     if calib > 0:
         train_part, _ = training_part(task if task is not None else task_of(ckpt, data_dir), ckpt.meta)
         calib_x = calibration_input(train_part, calib)
-    return quantize_model(ckpt.model, profile, calib_x, source=ckpt.name)
+    qnet, report = quantize_model(ckpt.model, profile, calib_x, source=ckpt.name)
+    encoder = getattr(ckpt, "encoder", None)
+    if encoder is not None:  # the input code travels with the integers
+        import dataclasses
+
+        qnet = dataclasses.replace(qnet, encoder=encoder.to_dict())
+    return qnet, report
 
 
 # ----------------------------------------------------------------------------- statistics

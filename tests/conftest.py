@@ -1,11 +1,102 @@
-"""Shared pytest configuration: markers only (keep this file minimal)."""
+"""Shared pytest configuration: markers and the optional system components tests may need.
+
+A test that needs a component which is not installed skips with one line naming the
+package (``@pytest.mark.requires("fashion-mnist")`` on the test, or :func:`require` inside
+it); none errors. ``RSNN_DEPLOY_REQUIRE=fashion-mnist,postgres,cc`` (what ``.ci/run`` sets
+after installing them) turns those skips into failures, so CI cannot pass while skipping
+what it installed.
+"""
 
 from __future__ import annotations
 
+import functools
+import os
+import shutil
+
 import pytest
+
+REQUIRE_ENV = "RSNN_DEPLOY_REQUIRE"
+# component -> the one-line reason a test skips with when it is missing
+COMPONENTS: dict[str, str] = {
+    "fashion-mnist": "needs Fashion-MNIST: Debian package dataset-fashion-mnist (apt-get install "
+    "dataset-fashion-mnist) in /usr/share/datasets/fashion-mnist",
+    "postgres": "needs PostgreSQL: Debian package postgresql, reachable at $RSNN_DEPLOY_TEST_POSTGRES "
+    "(postgresql+psycopg2://USER:PW@HOST/DB; .ci/run starts one)",
+    "cc": "needs a C compiler: Debian packages gcc and libc6-dev (apt-get install gcc libc6-dev)",
+}
+
+
+def _fashion_present() -> bool:
+    from rsnn_deploy.tasks import _fashion
+
+    d = _fashion.DEFAULT_DATA_DIR
+    return all((d / f"{stem}.gz").is_file() or (d / stem).is_file() for stem in _fashion.FILES.values())
+
+
+def _postgres_present() -> bool:
+    url = os.environ.get("RSNN_DEPLOY_TEST_POSTGRES")
+    if not url:
+        return False
+    try:
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(url, connect_args={"connect_timeout": 3})
+        with engine.connect():
+            pass
+        engine.dispose()
+    except Exception:  # any failure to connect means: not available here
+        return False
+    return True
+
+
+def _cc_present() -> bool:
+    if shutil.which(os.environ.get("CC") or "cc") is None:
+        return False
+    from rsnn_deploy import native
+
+    return native.library() is not None
+
+
+_CHECKS = {"fashion-mnist": _fashion_present, "postgres": _postgres_present, "cc": _cc_present}
+
+
+@functools.cache
+def available(component: str) -> bool:
+    """Whether ``component`` (a key of :data:`COMPONENTS`) is installed and usable here."""
+    return _CHECKS[component]()
+
+
+def required_components() -> set[str]:
+    """Components ``RSNN_DEPLOY_REQUIRE`` says must be present (their tests fail instead of skipping)."""
+    names = {n.strip() for n in os.environ.get(REQUIRE_ENV, "").split(",") if n.strip()}
+    unknown = names - set(COMPONENTS)
+    if unknown:
+        raise pytest.UsageError(f"{REQUIRE_ENV}: unknown component {sorted(unknown)[0]!r}; known: {sorted(COMPONENTS)}")
+    return names
+
+
+def require(component: str) -> None:
+    """Skip the running test (or fail it, where ``RSNN_DEPLOY_REQUIRE`` names the component) when it is missing."""
+    if component not in COMPONENTS:
+        raise KeyError(component)
+    if available(component):
+        return
+    if component in required_components():
+        pytest.fail(f"{COMPONENTS[component]} -- but {REQUIRE_ENV} requires {component}", pytrace=False)
+    pytest.skip(COMPONENTS[component])
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "nengo_loihi: runs the real nengo-loihi emulator (target='sim'); slower, needs nengo-loihi"
     )
+    config.addinivalue_line(
+        "markers", f"requires(component): skips without it, one of {', '.join(COMPONENTS)} (see tests/conftest.py)"
+    )
+    required_components()  # an unknown name is a usage error before anything runs
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for mark in item.iter_markers("requires"):
+        for component in mark.args:
+            require(component)

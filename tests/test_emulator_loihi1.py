@@ -309,14 +309,12 @@ def test_pure_int64_steps_equal_batched_run():
 
 
 @pytest.mark.nengo_loihi
+@pytest.mark.requires("cc")
 @pytest.mark.parametrize("case", ["default", "bias-driven", "negative-floor", "feedforward", "split-blocks"])
 def test_native_loop_equals_numpy_loop(case, monkeypatch):
     """The C time loop (used where no state can wrap) gives the numpy loop's spikes on a batch."""
-    from rsnn_deploy import native
     from rsnn_deploy.emulator import _native_loihi1_ok, params_for
 
-    if native.library() is None:
-        pytest.skip("no C compiler: the native loop cannot be built")
     cfg = dict(CASES[case])
     x = spikes(0, 60, 20, 0.2)
     _, _, qnet = nengo_run(0, x, **cfg)

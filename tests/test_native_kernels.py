@@ -17,7 +17,7 @@ from test_fast_bptt import _inputs, _model, _run
 
 from rsnn_deploy import fast_bptt, native
 
-pytestmark = pytest.mark.skipif(native.library() is None, reason="no C compiler: the native loops cannot be built")
+pytestmark = pytest.mark.requires("cc")  # tests/conftest.py: skips naming the compiler package
 
 
 def _assert_same(model, x: torch.Tensor) -> torch.Tensor:

@@ -13,6 +13,7 @@ from pathlib import Path
 import nengo
 import numpy as np
 import pytest
+from conftest import require
 
 from rsnn_deploy.emulator import run as emulate
 from rsnn_deploy.errors import UnsupportedError
@@ -235,7 +236,9 @@ def _quantized(path: Path, profile: str):
     from rsnn_deploy.verify import quantize_checkpoint, task_of
 
     ckpt = load_checkpoint(path)
-    task = task_of(ckpt)  # Fashion-MNIST comes from Debian's dataset-fashion-mnist (installed by .ci/run)
+    if ckpt.task.get("name", "").startswith("sfmnist"):
+        require("fashion-mnist")  # Debian's dataset-fashion-mnist (installed by .ci/run)
+    task = task_of(ckpt)
     qnet, _ = quantize_checkpoint(ckpt, profile, 200, task)
     return ckpt, task, qnet
 

@@ -22,10 +22,7 @@ from rsnn_deploy.tasks.encoders import (
     thermometer,
 )
 
-FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
-needs_fashion = pytest.mark.skipif(
-    not FASHION_DIR.is_dir(), reason=f"{FASHION_DIR} missing: apt-get install dataset-fashion-mnist"
-)
+needs_fashion = pytest.mark.requires("fashion-mnist")  # tests/conftest.py: skips naming the Debian package
 SMALL_SR = {"n_train": 64, "n_test": 32, "delay": 20}
 
 
@@ -241,7 +238,7 @@ def test_mnist1d_cache_round_trip_and_corruption(tmp_path: Path, monkeypatch: py
     assert len(files) == 1 and calls == [42]
     assert not list(tmp_path.glob(".*tmp")), "temporary file left behind"
     with np.load(files[0], allow_pickle=False) as npz:  # plain arrays, no pickles
-        assert set(npz.files) >= {"train", "test", "y", "y_test", "thresholds", "cache_key"}
+        assert set(npz.files) >= {"x", "x_test", "y", "y_test", "thresholds", "cache_key"}  # raw signals
 
     second = load_task("mnist1d", n_thresholds=5)
     assert calls == [42], "cache hit must not regenerate"
@@ -263,8 +260,28 @@ def test_mnist1d_cache_round_trip_and_corruption(tmp_path: Path, monkeypatch: py
     other = load_task("mnist1d", n_thresholds=5, data_seed=7)  # other params: other key
     assert calls[-1] == 7 and len(list(tmp_path.glob("mnist1d-*.npz"))) == 2
     assert not np.array_equal(other.train.spikes(), first.train.spikes())
-    with pytest.raises(ValidationError, match=r"mnist1d\.thresholds: differ"):
+    with pytest.raises(DataError, match=r"mnist1d\.thresholds: the rebuilt data no longer give the model's input "
+                       r"spikes \(train sample 0, step 0, channel \d+: \d with the recorded encoder, \d with one "
+                       r"fitted to these data; threshold \d: recorded \d\.0, fitted -?\d"):
         load_task("mnist1d", n_thresholds=5, thresholds=[0, 1, 2, 3, 4])
+    with pytest.raises(ValidationError, match=r"mnist1d\.thresholds: must be \[5\] numbers"):
+        load_task("mnist1d", n_thresholds=5, thresholds=[0, 1])
+
+
+def test_mnist1d_recorded_thresholds_are_the_encoder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Thresholds a few ulp away from the refitted ones (another CPU) load silently and encode as recorded."""
+    monkeypatch.setenv(_cache.CACHE_ENV, str(tmp_path))
+    monkeypatch.setattr(_mnist1d, "_generate", _fake_mnist1d)
+    fresh = load_task("mnist1d", n_thresholds=5)
+    recorded = np.asarray(fresh.params["thresholds"])
+    nudged = recorded + np.spacing(recorded) * np.array([3, -2, 0, 4, -1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = load_task("mnist1d", n_thresholds=5, thresholds=nudged.tolist())
+    assert again.params["thresholds"] == nudged.tolist()  # used as recorded, not replaced by the fit
+    assert np.array_equal(again.encoder.thresholds, nudged)
+    np.testing.assert_array_equal(again.train.spikes(), fresh.train.spikes())
+    np.testing.assert_array_equal(again.test.spikes(), fresh.test.spikes())
 
 
 def test_mnist1d_unwritable_cache_only_warns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -29,9 +29,7 @@ import optuna
 import pytest
 
 URL = os.environ.get("RSNN_DEPLOY_TEST_POSTGRES")
-pytestmark = pytest.mark.skipif(
-    not URL, reason="RSNN_DEPLOY_TEST_POSTGRES is not set (a PostgreSQL URL; CI's .ci/run starts one)"
-)
+pytestmark = pytest.mark.requires("postgres")  # tests/conftest.py: RSNN_DEPLOY_TEST_POSTGRES, reachable
 # not `python -m rsnn_deploy.cli`: as __main__, that module is a second copy that the
 # optional command modules (cli_tune) do not register on
 _MAIN = "import sys; from rsnn_deploy.cli import main; sys.exit(main(sys.argv[1:]))"

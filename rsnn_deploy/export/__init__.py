@@ -81,29 +81,44 @@ def _write_bytes(out: Path, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
-def _onnx_float(net: Any, out: Path, graph: str, source: str) -> None:
+def _with_encoder_record(model: Any, encoder: Any) -> Any:
+    """Stamp the model's input code (JSON) into ONNX ``metadata_props`` as ``rsnn_deploy.encoder``."""
+    if encoder is not None:
+        from onnx import helper
+
+        props = {p.key: p.value for p in model.metadata_props}
+        props["rsnn_deploy.encoder"] = json.dumps(encoder.to_dict())
+        del model.metadata_props[:]
+        helper.set_model_props(model, props)
+    return model
+
+
+def _onnx_float(net: Any, out: Path, graph: str, source: str, encoder: Any = None, in_graph: bool = False) -> None:
     from rsnn_deploy.export._onnx_float import export_float_onnx
 
-    _write_bytes(out, export_float_onnx(net, graph).SerializeToString())
+    model = export_float_onnx(net, graph, encoder=encoder if in_graph else None)
+    _write_bytes(out, _with_encoder_record(model, encoder).SerializeToString())
 
 
-def _onnx_int(net: Any, out: Path, graph: str, source: str) -> None:
+def _onnx_int(net: Any, out: Path, graph: str, source: str, encoder: Any = None, in_graph: bool = False) -> None:
     from rsnn_deploy.export._onnx_int import export_int_onnx
 
-    _write_bytes(out, export_int_onnx(net, graph).SerializeToString())
+    _write_bytes(out, _with_encoder_record(export_int_onnx(net, graph), encoder).SerializeToString())
 
 
-def _nir_any(net: Any, out: Path, graph: str, source: str) -> None:
+def _nir_any(net: Any, out: Path, graph: str, source: str, encoder: Any = None, in_graph: bool = False) -> None:
     from rsnn_deploy.export._nir import export_nir, write_nir
     from rsnn_deploy.io import atomic_path
 
     nir_graph = export_nir(net, source=source)
+    if encoder is not None:  # the input code, as JSON text (HDF5 metadata holds strings everywhere)
+        nir_graph.metadata["input_encoder"] = json.dumps(encoder.to_dict())
     with atomic_path(out) as tmp:
         write_nir(nir_graph, tmp)
 
 
-# (format, kind) -> writer(network, out, graph, source); kind is "float" (RSNN) or "int" (QuantizedNetwork)
-_WRITERS: dict[tuple[str, str], Callable[[Any, Path, str, str], None]] = {
+# (format, kind) -> writer(network, out, graph, source, encoder, in_graph); kind "float" (RSNN) or "int" (QNET)
+_WRITERS: dict[tuple[str, str], Callable[..., None]] = {
     ("onnx", "float"): _onnx_float,
     ("onnx", "int"): _onnx_int,
     ("nir", "float"): _nir_any,
@@ -111,7 +126,7 @@ _WRITERS: dict[tuple[str, str], Callable[[Any, Path, str, str], None]] = {
 }
 
 
-def export(obj: Any, fmt: str, out: str | Path, graph: str | None = None) -> Path:
+def export(obj: Any, fmt: str, out: str | Path, graph: str | None = None, with_encoder: bool = False) -> Path:
     """Write ``obj`` as ``fmt`` to ``out``; returns the path written.
 
     Parameters
@@ -123,6 +138,10 @@ def export(obj: Any, fmt: str, out: str | Path, graph: str | None = None) -> Pat
     graph : {'step', 'sequence'}, optional
         ONNX only (default ``'step'``): one step with explicit state, or the whole
         sequence in one ``Scan``. NIR describes the dynamics and has no such choice.
+    with_encoder : bool
+        Float ONNX sequence graph only: take raw values and encode them in the graph with
+        the model's recorded input code. Every export records that code in its metadata
+        (ONNX ``rsnn_deploy.encoder``, NIR ``input_encoder``) when the network carries one.
 
     Raises
     ------
@@ -144,21 +163,31 @@ def export(obj: Any, fmt: str, out: str | Path, graph: str | None = None) -> Pat
     elif graph is not None:
         raise ValidationError(f"export.graph: only --format onnx has graph kinds (got --graph {graph} with {fmt})")
     source = ""
+    encoder = None
     if isinstance(obj, (str, Path)):
         source = str(obj)
         obj = load_network(obj)
     if isinstance(obj, Checkpoint):
         source = source or str(obj.path)
+        encoder = obj.encoder
         obj = obj.model
     if isinstance(obj, RSNN):
         kind = "float"
     elif isinstance(obj, QuantizedNetwork):
         kind = "int"
+        encoder = obj.input_encoder
     else:
         raise UnsupportedError(f"export: cannot export an object of type {type(obj).__name__!r}")
+    if with_encoder and (fmt, kind) != ("onnx", "float"):
+        raise UnsupportedError(
+            f"export --with-encoder: only the float ONNX graph can encode raw input (got {fmt}, {kind} network); "
+            "use rsnn-deploy encode to make the spikes of a quantized network"
+        )
+    if with_encoder and encoder is None:
+        raise ValidationError("export --with-encoder: the network records no input code (pass its checkpoint)")
     writer = _WRITERS.get((fmt, kind))
     if writer is None:  # pragma: no cover - the table is complete today; kept for new formats
         raise UnsupportedError(f"export: no {fmt} writer for a {kind} network")
     path = Path(out)
-    writer(obj, path, graph or "", source)
+    writer(obj, path, graph or "", source, encoder, with_encoder)
     return path

@@ -27,7 +27,9 @@ Sequence graph (``graph="sequence"``): input ``x [B, T, C]``; a ``Scan`` over ax
 whose body is the step above (zero initial state built inside from ``x``'s batch
 size); outputs ``spikes, current, voltage, adaptation [B, T, H]``, ``readout [B, T, K]``
 and ``logits [B, K]`` (time mean or last step of the readout, as the model's
-``readout_mode``). ``T`` is symbolic: one file serves every sequence length.
+``readout_mode``). ``T`` is symbolic: one file serves every sequence length. With the
+model's encoder (``--with-encoder``) the input is ``raw [B, T, D]`` (float64) and the
+recorded input code (:mod:`rsnn_deploy.export._onnx_encoder`) makes ``x`` inside the graph.
 """
 
 from __future__ import annotations
@@ -38,8 +40,11 @@ import numpy as np
 import onnx
 import torch
 
+from rsnn_deploy.errors import UnsupportedError, ValidationError
 from rsnn_deploy.export._onnx_build import GraphBuilder, make_model, value_info
+from rsnn_deploy.export._onnx_encoder import encoder_nodes
 from rsnn_deploy.model import RSNN
+from rsnn_deploy.tasks.input_encoder import InputEncoder
 
 __all__ = ["FLOAT_STATE", "FloatParams", "export_float_onnx", "float_params"]
 
@@ -162,7 +167,7 @@ def _zeros(b: GraphBuilder, batch: str, width: int, dtype: int) -> str:
     return b.op("ConstantOfShape", shape, value=onnx.helper.make_tensor("v", dtype, [1], [0]))
 
 
-def _sequence_model(p: FloatParams) -> onnx.ModelProto:
+def _sequence_model(p: FloatParams, encoder: InputEncoder | None = None) -> onnx.ModelProto:
     h, c = p.w_in.shape
     k = p.w_out.shape[0]
     shapes = {"i": h, "v": h, "n": h, "ref": h, "z_prev": h, "y": k}
@@ -182,6 +187,8 @@ def _sequence_model(p: FloatParams) -> onnx.ModelProto:
         + [value_info(f"s_{s}_rec", _F32, ["B", shapes[s]]) for s in recorded],
     )
     b = GraphBuilder()
+    if encoder is not None:  # raw values in: the model's recorded input code makes x inside the graph
+        encoder_nodes(b, encoder, "raw", "x")
     batch = b.op("Slice", b.op("Shape", "x"), b.const([0], np.int64), b.const([1], np.int64))
     zh, zk = _zeros(b, batch, h, onnx.TensorProto.FLOAT), _zeros(b, batch, k, onnx.TensorProto.FLOAT)
     init = [zk if s == "y" else zh for s in FLOAT_STATE]
@@ -203,11 +210,33 @@ def _sequence_model(p: FloatParams) -> onnx.ModelProto:
     outputs = [value_info(names[s], _F32, ["B", "T", shapes[s]]) for s in recorded]
     outputs.append(value_info("logits", _F32, ["B", k]))
     doc = "Float RSNN over a whole sequence (Scan over axis 1 of x [B, T, C]); see _onnx_float.py."
-    graph = b.graph("rsnn_float_sequence", [value_info("x", _F32, ["B", "T", c])], outputs, doc)
-    return make_model(graph, _metadata(p, "sequence"), doc)
+    if encoder is None:
+        graph_input = value_info("x", _F32, ["B", "T", c])
+    else:
+        doc += f" Input raw [B, T, {encoder.n_features}] float64, encoded in the graph ({encoder.kind})."
+        graph_input = value_info("raw", np.float64, ["B", "T", encoder.n_features])
+    graph = b.graph("rsnn_float_sequence", [graph_input], outputs, doc)
+    meta = _metadata(p, "sequence")
+    if encoder is not None:
+        meta["input"] = "raw"
+    return make_model(graph, meta, doc)
 
 
-def export_float_onnx(model: RSNN, graph: str = "step") -> onnx.ModelProto:
-    """The float model as a checked ONNX model (``graph`` is ``"step"`` or ``"sequence"``)."""
+def export_float_onnx(model: RSNN, graph: str = "step", encoder: InputEncoder | None = None) -> onnx.ModelProto:
+    """The float model as a checked ONNX model (``graph`` is ``"step"`` or ``"sequence"``).
+
+    ``encoder`` (sequence graph only) puts the model's input code in front: the graph then
+    takes raw values ``raw [B, T, D]`` (float64) instead of spikes ``x [B, T, C]``.
+    """
     p = float_params(model)
-    return _step_model(p) if graph == "step" else _sequence_model(p)
+    if encoder is not None:
+        if graph != "sequence":
+            raise UnsupportedError(
+                "export --with-encoder: needs --graph sequence (the step graph has no previous step to cross from)"
+            )
+        if encoder.n_channels != p.w_in.shape[1]:
+            raise ValidationError(
+                f"export --with-encoder: the encoder gives {encoder.n_channels} channels, the model takes "
+                f"{p.w_in.shape[1]}"
+            )
+    return _step_model(p) if graph == "step" else _sequence_model(p, encoder)

@@ -31,14 +31,17 @@ from typing import Any
 
 from rsnn_deploy.errors import ValidationError
 from rsnn_deploy.tasks._split import ArraySource, EncodedSource, Source, Split, Task, split_validation
+from rsnn_deploy.tasks.input_encoder import InputEncoder
 
 __all__ = [
     "TASK_NAMES",
     "ArraySource",
     "EncodedSource",
+    "InputEncoder",
     "Source",
     "Split",
     "Task",
+    "checkpoint_encoder",
     "load_task",
     "split_validation",
     "task_for_checkpoint",
@@ -94,16 +97,76 @@ def load_task(
     raise ValidationError(f"load_task.name: unknown task (got {name!r}); choose one of {', '.join(TASK_NAMES)}")
 
 
-def task_for_checkpoint(meta: dict[str, Any], data_dir: str | Path | None = None) -> Task:
-    """Rebuild the task a checkpoint was trained on from its JSON (``meta['task']``).
+def checkpoint_encoder(meta: dict[str, Any]) -> InputEncoder:
+    """The input code a checkpoint records (``meta['encoder']``); older checkpoints: from their task params.
 
-    ``data_dir`` overrides where the Fashion-MNIST files are looked for (they may sit
-    elsewhere on the machine that verifies than on the one that trained).
+    Checkpoints written before the encoder was a field of its own record it in their task
+    parameters (MNIST-1D and npz: the thresholds themselves; Fashion-MNIST: levels and
+    encoding, whose thresholds are a fixed formula; store-recall: plain spikes). Either
+    way the recorded values are the code: nothing is refitted to data.
+    """
+    if meta.get("encoder") is not None:
+        enc = InputEncoder.from_dict(meta["encoder"], "encoder")
+    else:
+        enc = _legacy_encoder(meta)
+    n_in = (meta.get("model") or {}).get("n_in")
+    if n_in is not None and enc.n_channels != n_in:
+        raise ValidationError(
+            f"encoder.n_channels: the input code has {enc.n_channels} channels, the model {n_in} inputs"
+        )
+    return enc
+
+
+def _legacy_encoder(meta: dict[str, Any]) -> InputEncoder:
+    info = meta.get("task")
+    if not isinstance(info, dict) or "name" not in info:
+        raise ValidationError("encoder: the checkpoint records neither an encoder nor its task")
+    name, params = info["name"], dict(info.get("params") or {})
+    n_in = (meta.get("model") or {}).get("n_in")
+    thresholded = name == "mnist1d" or (name == "npz" and params.get("encoding") == "level-crossing")
+    if thresholded and params.get("thresholds") is None:
+        raise ValidationError(f"task.params.thresholds: missing; the checkpoint does not record its {name} code")
+    if name == "mnist1d":
+        from rsnn_deploy.tasks._mnist1d import encoder_for
+
+        return encoder_for(params["thresholds"], params.get("start", "floor"))
+    if name == "sfmnist-row":
+        from rsnn_deploy.tasks._fashion import row_encoder
+
+        return row_encoder(int(params.get("levels", 3)), params.get("encoding", "thermometer"))
+    if name == "sfmnist-pixel":
+        from rsnn_deploy.tasks._fashion import pixel_encoder
+
+        return pixel_encoder(int(params.get("n_thresholds", 40)), params.get("start", "floor"))
+    if name == "npz" and params.get("encoding") == "level-crossing":
+        th = params["thresholds"]
+        return InputEncoder("level-crossing", len(th), th, start=params.get("start", "floor"))
+    if name in ("npz", "store-recall") and isinstance(n_in, int):
+        return InputEncoder("spikes", n_in)
+    raise ValidationError(f"encoder: cannot tell the input code of a {name!r} checkpoint without an encoder record")
+
+
+def task_for_checkpoint(meta: dict[str, Any], data_dir: str | Path | None = None) -> Task:
+    """Rebuild the task a checkpoint was trained on from its JSON (``meta['task']``), encoded with its encoder.
+
+    The recorded encoder is the input code: its thresholds are passed to the task, which
+    uses them as they are and checks on the spikes that the rebuilt data are the ones the
+    model saw. ``data_dir`` overrides where the Fashion-MNIST files are looked for (they
+    may sit elsewhere on the machine that verifies than on the one that trained).
     """
     info = meta.get("task")
     if not isinstance(info, dict) or "name" not in info:
         raise ValidationError("checkpoint.task: the checkpoint does not record its task; pass the task explicitly")
+    enc = checkpoint_encoder(meta)
     params = dict(info.get("params") or {})
     if data_dir is not None and info["name"].startswith("sfmnist"):
         params["data_dir"] = str(data_dir)
-    return load_task(info["name"], **params)
+    if "thresholds" in params and enc.thresholds is not None:
+        params["thresholds"] = enc.thresholds.tolist()
+    task = load_task(info["name"], **params)
+    if task.encoder is not None and not task.encoder.same_code(enc):
+        raise ValidationError(
+            f"encoder: the checkpoint's encoder ({enc.kind}, {enc.n_channels} channels) is not the code of its "
+            f"task parameters ({task.encoder.kind}, {task.encoder.n_channels} channels); the JSON was edited"
+        )
+    return task

@@ -40,6 +40,7 @@ from rsnn_deploy.errors import DataError
 from rsnn_deploy.tasks._params import check_choice, check_int, check_known
 from rsnn_deploy.tasks._split import EncodedSource, Split, Task
 from rsnn_deploy.tasks.encoders import START_MODES, crossings, even_thresholds, levels, thermometer
+from rsnn_deploy.tasks.input_encoder import InputEncoder
 
 DEFAULT_DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
 FILES = {
@@ -121,6 +122,18 @@ def _resolve_dir(data_dir: Any) -> Path:
 ROW_ENCODINGS = ("thermometer", "thermometer+edges")
 
 
+def row_encoder(n_levels: int, encoding: str) -> InputEncoder:
+    """sfmnist-row's code on raw ``pixel / 255`` rows (the lookup tables below give the same spikes)."""
+    return InputEncoder(encoding, 28, even_thresholds(n_levels), n_steps=28,
+                        raw="pixel / 255 in [0, 1] (x [N, 28, 28]: one image row per step)")
+
+
+def pixel_encoder(n_thresholds: int, start: str) -> InputEncoder:
+    """sfmnist-pixel's code on raw ``pixel / 255`` values, one pixel per step in row-major order."""
+    return InputEncoder("level-crossing", 1, even_thresholds(n_thresholds), start=start, n_steps=784,
+                        raw="pixel / 255 in [0, 1] (x [N, 784, 1]: one pixel per step, row-major)")
+
+
 def load_row(params: dict[str, Any]) -> Task:
     name = "sfmnist-row"
     p = check_known(name, params, {"data_dir": None, "levels": 3, "encoding": "thermometer"})
@@ -156,6 +169,7 @@ def load_row(params: dict[str, Any]) -> Task:
         n_classes=10,
         readout_mode="mean",
         params={"data_dir": str(data_dir), "levels": n_levels, "encoding": encoding},
+        encoder=row_encoder(n_levels, encoding),
     )
 
 
@@ -184,4 +198,5 @@ def load_pixel(params: dict[str, Any]) -> Task:
         n_classes=10,
         readout_mode="mean",
         params={"data_dir": str(data_dir), "n_thresholds": n_k, "start": start},
+        encoder=pixel_encoder(n_k, start),
     )

@@ -30,9 +30,10 @@ import numpy as np
 from numpy.lib.npyio import NpzFile
 
 from rsnn_deploy.errors import DataError, ValidationError
-from rsnn_deploy.tasks._params import check_choice, check_float, check_int, check_known, check_thresholds
+from rsnn_deploy.tasks._params import check_choice, check_float, check_int, check_known, recorded_thresholds
 from rsnn_deploy.tasks._split import READOUT_MODES, EncodedSource, Split, Task
 from rsnn_deploy.tasks.encoders import START_MODES, level_crossing, quantile_thresholds
+from rsnn_deploy.tasks.input_encoder import InputEncoder
 
 NAME = "npz"
 ENCODINGS: tuple[str, ...] = ("auto", "spikes", "level-crossing")
@@ -180,9 +181,16 @@ def load(params: dict[str, Any], path: Any, seed: int) -> Task:
             Split.from_spikes(x.astype(np.uint8), y),
             Split.from_spikes(x_test.astype(np.uint8), y_test),
         )
+        encoder = InputEncoder("spikes", x.shape[2], n_steps=x.shape[1], raw=f"0/1 spikes as in {path.name}")
     else:
-        th = quantile_thresholds(x.reshape(-1, x.shape[2]), n_k, axis=0)  # [C, K]
-        check_thresholds(NAME, p["thresholds"], th)
+        fitted = quantile_thresholds(x.reshape(-1, x.shape[2]), n_k, axis=0)  # [C, K]
+        # the file's SHA-256 already pins the data; the spikes still decide (quantiles may differ by an ulp)
+        th = recorded_thresholds(
+            NAME, p["thresholds"], fitted, {"train": x, "test": x_test},
+            lambda raw, t: level_crossing(raw, t, start=start), "rebuild from the recorded file, or retrain",
+        )
+        encoder = InputEncoder("level-crossing", x.shape[2], th, start=start, n_steps=x.shape[1],
+                               raw=f"the values of x in {path.name} ({x.shape[2]} channels per step)")
 
         def encode(raw: np.ndarray) -> np.ndarray:
             return level_crossing(raw, th, start=start)
@@ -198,4 +206,5 @@ def load(params: dict[str, Any], path: Any, seed: int) -> Task:
         n_classes=n_classes,
         readout_mode=readout_mode,
         params={"path": str(path), "seed": seed, **resolved},
+        encoder=encoder,
     )

@@ -7,11 +7,12 @@ before hours of training, with the allowed range in the message.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from rsnn_deploy.errors import ValidationError
+from rsnn_deploy.errors import DataError, ValidationError
 
 
 def check_known(task: str, params: dict[str, Any], allowed: dict[str, Any]) -> dict[str, Any]:
@@ -50,24 +51,53 @@ def check_choice(task: str, name: str, value: Any, choices: tuple[str, ...]) -> 
     return str(value)
 
 
-def check_thresholds(task: str, given: Any, computed: np.ndarray) -> None:
-    """Refuse a rebuild whose data-derived thresholds differ from the recorded ones.
+def recorded_thresholds(
+    task: str,
+    given: Any,
+    fitted: np.ndarray,
+    data: dict[str, np.ndarray],
+    encode: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    hint: str,
+) -> np.ndarray:
+    """The thresholds to encode with: the recorded ``given`` ones when there are any, else ``fitted``.
 
-    ``params["thresholds"]`` records the encoder's thresholds so that a checkpoint pins its
-    input code; passing them back does not override the computation but *checks* it: a
-    difference means the data changed (another file, another package version), and the
-    network would silently see a different input code.
+    ``params["thresholds"]`` records a model's input code, and a model is only ever fed that
+    code: the recorded values are used as they are, never recomputed (on another CPU, numpy's
+    SIMD loops give MNIST-1D's quantiles a few ulp apart). Whether the *data* still are the ones
+    the model was trained on is measured where it matters, on the spikes: ``data`` (named raw
+    arrays) are encoded with both threshold sets. Identical spikes pass silently; a difference
+    means the data changed (another file, another package release) and is refused, showing the
+    first differing spike and threshold, and ``hint`` (what to do).
     """
     if given is None:
-        return
+        return fitted
     try:
-        arr = np.asarray(given, dtype=np.float64)
+        arr = np.array(given, dtype=np.float64)
     except (TypeError, ValueError):
         arr = None
-    if arr is None or arr.shape != computed.shape or not np.array_equal(arr, computed):
+    if arr is None or arr.shape != fitted.shape:
+        shape = None if arr is None else list(arr.shape)
         raise ValidationError(
-            f"{task}.thresholds: differ from the thresholds computed from the data "
-            f"(got {np.asarray(given, dtype=object).ravel()[:3].tolist()}..., computed "
-            f"{computed.ravel()[:3].tolist()}...); the data changed since these params were recorded: "
-            "drop 'thresholds' to accept the new encoding, and retrain"
+            f"{task}.thresholds: must be {list(fitted.shape)} numbers as recorded with the model (got shape {shape})"
         )
+    if np.array_equal(arr, fitted):
+        return arr
+    from rsnn_deploy.tasks.input_encoder import first_spike_difference
+
+    for name, x in data.items():
+        rec, now = encode(x, arr), encode(x, fitted)
+        where = first_spike_difference(rec, now)
+        if where is None:
+            continue
+        # the threshold behind the differing channel (level-crossing layout: feature d owns 2K channels)
+        n_k = fitted.shape[-1]
+        d, j = divmod(where[2], 2 * n_k)
+        k = d * n_k + j % n_k if fitted.ndim == 2 else j % n_k
+        flat_rec, flat_now = arr.ravel(), fitted.ravel()
+        raise DataError(
+            f"{task}.thresholds: the rebuilt data no longer give the model's input spikes ({name} sample {where[0]}, "
+            f"step {where[1]}, channel {where[2]}: {int(rec[where])} with the recorded encoder, {int(now[where])} "
+            f"with one fitted to these data; threshold {k}: recorded {flat_rec[k]!r}, fitted {flat_now[k]!r}); "
+            f"the data changed since the model was trained: {hint}"
+        )
+    return arr

@@ -213,6 +213,9 @@ class Task:
     params : dict
         JSON-serialisable; ``load_task(task.name, **task.params)`` rebuilds the same task
         (same spikes, same labels), encoder settings included.
+    encoder : InputEncoder or None
+        The complete input code (raw values -> these spikes) that a model trained on this
+        task records and carries into every artifact (:mod:`rsnn_deploy.tasks.input_encoder`).
     """
 
     name: str
@@ -221,6 +224,7 @@ class Task:
     n_classes: int
     readout_mode: str
     params: dict[str, Any]
+    encoder: Any = None
 
     def __post_init__(self) -> None:
         if self.readout_mode not in READOUT_MODES:

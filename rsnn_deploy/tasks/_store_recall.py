@@ -36,6 +36,7 @@ import numpy as np
 from rsnn_deploy.errors import ValidationError
 from rsnn_deploy.tasks._params import check_float, check_int, check_known
 from rsnn_deploy.tasks._split import Split, Task
+from rsnn_deploy.tasks.input_encoder import InputEncoder
 
 NAME = "store-recall"
 DEFAULTS: dict[str, Any] = {
@@ -112,4 +113,5 @@ def load(params: dict[str, Any], seed: int) -> Task:
         n_classes=r["n_values"],
         readout_mode="last",
         params={**r, "seed": seed},
+        encoder=InputEncoder("spikes", x.shape[2], n_steps=x.shape[1], raw="0/1 spikes (store-recall's own code)"),
     )
