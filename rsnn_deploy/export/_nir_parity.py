@@ -9,8 +9,8 @@ Readers:
 
 * ``norse``: ``norse.torch.from_nir(graph, dt=dt)``, stepped with its state.
 * ``spikingjelly``: ``spikingjelly...nir_exchange.import_from_nir(graph, dt=dt)``, stepped.
-* ``snntorch``: snnTorch's own neurons (``snn.Synaptic`` / ``snn.Leaky``, ``reset_mechanism
-  ="zero"`` as its importer builds them) with the file's weights and ``alpha = 1 - dt/tau_syn``,
+* ``snntorch``: snnTorch's own neurons (``RSynaptic`` / ``RLeaky`` for a recurrent layer,
+  ``Synaptic`` / ``Leaky`` otherwise, ``reset_mechanism="zero"``, as its importer builds them) with the file's weights and ``alpha = 1 - dt/tau_syn``,
   ``beta = 1 - dt/tau_mem``; its ``import_from_nir`` cannot load a recurrent graph
   (snnTorch issue 290), so the network is assembled from the file's parameters directly.
 """
@@ -75,28 +75,24 @@ def _snntorch_hidden(graph: Any, dt: float, x_tbc: np.ndarray) -> np.ndarray:
     r = np.asarray(lif.r, dtype=np.float64)
     if not np.allclose(r, tau_mem / dt, rtol=1e-5):
         raise UnsupportedError("snntorch: snnTorch's neurons need r = tau_mem/dt (unit gain); the file's r differs")
-    beta = torch.as_tensor(1.0 - dt / tau_mem, dtype=torch.float32)
+    kw: dict[str, Any] = {"beta": torch.as_tensor(1.0 - dt / tau_mem, dtype=torch.float32),
+                          "threshold": float(thr[0]), "reset_mechanism": "zero", "init_hidden": True}
     if synapse:
         tau_syn = np.asarray(lif.tau_syn, dtype=np.float64)
         if not np.allclose(np.asarray(lif.w_in, dtype=np.float64), tau_syn / dt, rtol=1e-5):
             raise UnsupportedError("snntorch: snnTorch's Synaptic needs w_in = tau_syn/dt; the file's w_in differs")
-        alpha = torch.as_tensor(1.0 - dt / tau_syn, dtype=torch.float32)
-        neuron = snn.Synaptic(alpha=alpha, beta=beta, threshold=float(thr[0]), reset_mechanism="zero")
-        syn, mem = neuron.reset_mem()
+        kw["alpha"] = torch.as_tensor(1.0 - dt / tau_syn, dtype=torch.float32)
+    if rec is not None:  # the modules snnTorch's importer builds for a recurrent sub-graph
+        neuron = (snn.RSynaptic if synapse else snn.RLeaky)(linear_features=rec.weight.shape[0], **kw)
+        neuron.recurrent = rec
     else:
-        neuron = snn.Leaky(beta=beta, threshold=float(thr[0]), reset_mechanism="zero")
-        mem = neuron.reset_mem()
+        neuron = (snn.Synaptic if synapse else snn.Leaky)(**kw)
     x = torch.from_numpy(np.ascontiguousarray(x_tbc, dtype=np.float32))
-    spk = torch.zeros(x.shape[1], fc.weight.shape[0]) if fc is not None else None
     outs = []
     with torch.no_grad():
         for x_t in x:
-            cur = fc(x_t) + (rec(spk) if rec is not None else 0.0)
-            if synapse:
-                spk, syn, mem = neuron(cur, syn, mem)
-            else:
-                spk, mem = neuron(cur, mem)
-            outs.append(spk.numpy().astype(np.float32))
+            out = neuron(fc(x_t))
+            outs.append((out[0] if isinstance(out, tuple) else out).numpy().astype(np.float32))
     return np.stack(outs)
 
 
