@@ -140,8 +140,8 @@ def _norse_graph(cell: str, bias: bool):
                                              **common))
     fc1 = torch.nn.Linear(C, H, bias=bias)
     fc1.weight.data *= 30.0
-    net = nt.SequentialState(fc1, neuron, torch.nn.Linear(H, K),
-                             nt.LIBoxCell(nt.LIBoxParameters(tau_mem_inv=torch.full((K,), 50.0), v_leak=torch.zeros(K))))
+    readout = nt.LIBoxCell(nt.LIBoxParameters(tau_mem_inv=torch.full((K,), 50.0), v_leak=torch.zeros(K)))
+    net = nt.SequentialState(fc1, neuron, torch.nn.Linear(H, K), readout)
     return nt.to_nir(net, torch.zeros(1, C))
 
 
@@ -197,7 +197,7 @@ def test_spikingjelly_written_graph_matches_spikingjelly_simulation():
 
 def test_braille_nested_shape_flattens():
     graph = nir.read(str(_braille()))
-    nodes, edges = flatten_graph(graph)
+    _, edges = flatten_graph(graph)
     assert ("lif1.lif", "lif1.w_rec") in edges and ("lif1.w_rec", "lif1.lif") in edges
 
 

@@ -10,8 +10,9 @@ Readers:
 * ``norse``: ``norse.torch.from_nir(graph, dt=dt)``, stepped with its state.
 * ``spikingjelly``: ``spikingjelly...nir_exchange.import_from_nir(graph, dt=dt)``, stepped.
 * ``snntorch``: snnTorch's own neurons (``RSynaptic`` / ``RLeaky`` for a recurrent layer,
-  ``Synaptic`` / ``Leaky`` otherwise, ``reset_mechanism="zero"``, as its importer builds them) with the file's weights and ``alpha = 1 - dt/tau_syn``,
-  ``beta = 1 - dt/tau_mem``; its ``import_from_nir`` cannot load a recurrent graph
+  ``Synaptic`` / ``Leaky`` otherwise, ``reset_mechanism="zero"``, as its importer builds them)
+  with the file's weights and ``alpha = 1 - dt/tau_syn``, ``beta = 1 - dt/tau_mem``;
+  its ``import_from_nir`` cannot load a recurrent graph
   (snnTorch issue 290), so the network is assembled from the file's parameters directly.
 """
 
