@@ -13,8 +13,11 @@ from rsnn_deploy.cli import cli
               help="onnx (float or integer graph, by input kind) or nir (recurrent CUBA graph).")
 @click.option("--graph", default=None, metavar="step|sequence",
               help="ONNX only: one step with explicit state (default) or the whole sequence in a Scan.")
+@click.option("--nir-readout", default=None, metavar="li|affine",
+              help="NIR only: readout as nir.LI (default) or ending at its Affine, for readers without nir.LI "
+                   "(Norse, SpikingJelly); the leak is then in metadata['readout'].")
 @click.option("-o", "--out", type=click.Path(), required=True, help="Output file (.onnx / .nir).")
-def export_cmd(network: str, fmt: str, graph: str | None, out: str) -> None:
+def export_cmd(network: str, fmt: str, graph: str | None, nir_readout: str | None, out: str) -> None:
     """Export NETWORK (checkpoint or quantized network JSON, told apart by its format field).
 
     A float checkpoint gives a float32 graph that matches the torch model; a quantized
@@ -23,5 +26,5 @@ def export_cmd(network: str, fmt: str, graph: str | None, out: str) -> None:
     """
     from rsnn_deploy.export import export
 
-    path = export(network, fmt, out, graph=graph)
+    path = export(network, fmt, out, graph=graph, nir_readout=nir_readout)
     click.echo(f"{network} -> {path} ({fmt}{'' if graph is None and fmt == 'nir' else ', ' + (graph or 'step')})")

@@ -63,6 +63,8 @@ def _euler_run(graph, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     zs, ys = [], []
     for t in range(t_steps):
         s = x[:, t] @ n["w_in"].weight.T + z @ w_rec.T
+        if isinstance(n["w_in"], nir.Affine):
+            s = s + n["w_in"].bias
         if isinstance(lif, nir.CubaLIF):
             i = i + dt / lif.tau_syn * (-i + lif.w_in * s)
             v = v + dt / lif.tau_mem * (lif.v_leak - v + lif.r * i)
@@ -86,7 +88,12 @@ def test_float_graph_structure_and_euler_convention(variant: str) -> None:
     g = nir_from_model(model)
     neuron = nir.CubaLIF if variant == "rec-syn" else nir.LIF
     assert isinstance(g.nodes["lif"], neuron)
-    assert isinstance(g.nodes["w_in"], nir.Linear) and isinstance(g.nodes["readout"], nir.LI)
+    # a biased plain LIF carries its bias in the input Affine (v_leak = 0, r = 1: what Norse and SpikingJelly read)
+    assert isinstance(g.nodes["w_in"], nir.Linear if variant == "rec-syn" else nir.Affine)
+    assert isinstance(g.nodes["readout"], nir.LI)
+    if variant != "rec-syn":
+        np.testing.assert_array_equal(g.nodes["lif"].r, 1.0)
+        np.testing.assert_array_equal(g.nodes["lif"].v_leak, 0.0)
     assert (("lif", "w_rec") in g.edges and ("w_rec", "lif") in g.edges) == (variant != "lif")
     assert g.metadata["dt_s"] == pytest.approx(1e-3)
     # tau in the file is the Euler equivalent of the model's 10 ms: dt / (1 - exp(-dt/tau))

@@ -81,29 +81,29 @@ def _write_bytes(out: Path, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
-def _onnx_float(net: Any, out: Path, graph: str, source: str) -> None:
+def _onnx_float(net: Any, out: Path, graph: str, source: str, readout: str = "li") -> None:
     from rsnn_deploy.export._onnx_float import export_float_onnx
 
     _write_bytes(out, export_float_onnx(net, graph).SerializeToString())
 
 
-def _onnx_int(net: Any, out: Path, graph: str, source: str) -> None:
+def _onnx_int(net: Any, out: Path, graph: str, source: str, readout: str = "li") -> None:
     from rsnn_deploy.export._onnx_int import export_int_onnx
 
     _write_bytes(out, export_int_onnx(net, graph).SerializeToString())
 
 
-def _nir_any(net: Any, out: Path, graph: str, source: str) -> None:
+def _nir_any(net: Any, out: Path, graph: str, source: str, readout: str = "li") -> None:
     from rsnn_deploy.export._nir import export_nir, write_nir
     from rsnn_deploy.io import atomic_path
 
-    nir_graph = export_nir(net, source=source)
+    nir_graph = export_nir(net, source=source, readout=readout)
     with atomic_path(out) as tmp:
         write_nir(nir_graph, tmp)
 
 
 # (format, kind) -> writer(network, out, graph, source); kind is "float" (RSNN) or "int" (QuantizedNetwork)
-_WRITERS: dict[tuple[str, str], Callable[[Any, Path, str, str], None]] = {
+_WRITERS: dict[tuple[str, str], Callable[..., None]] = {
     ("onnx", "float"): _onnx_float,
     ("onnx", "int"): _onnx_int,
     ("nir", "float"): _nir_any,
@@ -111,7 +111,7 @@ _WRITERS: dict[tuple[str, str], Callable[[Any, Path, str, str], None]] = {
 }
 
 
-def export(obj: Any, fmt: str, out: str | Path, graph: str | None = None) -> Path:
+def export(obj: Any, fmt: str, out: str | Path, graph: str | None = None, nir_readout: str | None = None) -> Path:
     """Write ``obj`` as ``fmt`` to ``out``; returns the path written.
 
     Parameters
@@ -123,6 +123,10 @@ def export(obj: Any, fmt: str, out: str | Path, graph: str | None = None) -> Pat
     graph : {'step', 'sequence'}, optional
         ONNX only (default ``'step'``): one step with explicit state, or the whole
         sequence in one ``Scan``. NIR describes the dynamics and has no such choice.
+    nir_readout : {'li', 'affine'}, optional
+        NIR only (default ``'li'``): the readout as a ``nir.LI`` node, or ending at its
+        ``Affine`` (readers without ``nir.LI``, Norse and SpikingJelly, then load the whole
+        graph; the leak is in ``metadata["readout"]``).
 
     Raises
     ------
@@ -143,6 +147,8 @@ def export(obj: Any, fmt: str, out: str | Path, graph: str | None = None) -> Pat
             raise ValidationError(f"export.graph: must be one of {', '.join(GRAPHS)} (got {graph!r})")
     elif graph is not None:
         raise ValidationError(f"export.graph: only --format onnx has graph kinds (got --graph {graph} with {fmt})")
+    if nir_readout is not None and fmt != "nir":
+        raise ValidationError(f"export.nir_readout: only --format nir has readout forms (got {fmt})")
     source = ""
     if isinstance(obj, (str, Path)):
         source = str(obj)
@@ -160,5 +166,5 @@ def export(obj: Any, fmt: str, out: str | Path, graph: str | None = None) -> Pat
     if writer is None:  # pragma: no cover - the table is complete today; kept for new formats
         raise UnsupportedError(f"export: no {fmt} writer for a {kind} network")
     path = Path(out)
-    writer(obj, path, graph or "", source)
+    writer(obj, path, graph or "", source, readout=nir_readout or "li")
     return path

@@ -94,6 +94,15 @@ def snntorch_consumer(graph: Any) -> torch.nn.Module:
         lif.tau_mem = lif.tau_mem * scale
     else:
         lif.tau = lif.tau * scale
+        # the file's LIF has r = 1 (gain in the weights); snnTorch's needs r = tau/dt: move the gain back
+        r_snn = np.asarray(lif.tau, np.float64) / SNNTORCH_DT_S
+        factor = np.asarray(lif.r, np.float64) / r_snn
+        for name in ("w_in", "w_rec"):
+            if name in g.nodes:
+                g.nodes[name].weight = np.asarray(g.nodes[name].weight, np.float64) * factor[:, None]
+                if getattr(g.nodes[name], "bias", None) is not None:
+                    g.nodes[name].bias = np.asarray(g.nodes[name].bias, np.float64) * factor
+        lif.r = r_snn
     li = g.nodes["readout"]
     li_beta = 1.0 - dt_s / np.asarray(li.tau, np.float64)
     li_gain = np.asarray(li.r, np.float64) * dt_s / np.asarray(li.tau, np.float64)
