@@ -324,3 +324,20 @@ def test_import_file_keeps_existing_output(tmp_path):
     with pytest.raises(ValidationError, match="already exists"):
         import_nir_file(path, out)
     assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_braille_example_quick(tmp_path):
+    """``examples/braille_nir.py --quick``: its own check (emulator == nengo-loihi spike for spike) decides."""
+    import importlib.util
+
+    _braille()
+    pytest.importorskip("snntorch", reason="snntorch is not installed")
+    pytest.importorskip("nengo_loihi", reason="nengo-loihi is not installed")
+    path = Path(__file__).resolve().parents[1] / "examples" / "braille_nir.py"
+    spec = importlib.util.spec_from_file_location("braille_nir", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--quick", "--out", str(tmp_path / "b")]) == 0
+    s = json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert "refused" in s["runs"]["snntorch"]["targets"]["loihi2"]
+    assert s["runs"]["snntorch"]["float_vs_frameworks_hidden_spikes"]["snntorch"]["spike_agreement"] > 0.98
