@@ -31,6 +31,7 @@ Last line: ``RESULT ok ...`` when the emulator and nengo-loihi agree spike for s
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -92,6 +93,7 @@ def run(out: Path, n: int, steps: int, slow: int, rate: float) -> dict[str, Any]
 
     from rsnn_deploy.checkpoint import load_checkpoint
     from rsnn_deploy.cli import main as cli
+    from rsnn_deploy.errors import RsnnError
     from rsnn_deploy.export._nir_parity import compare_spikes, generated_spikes, reader_hidden_spikes
     from rsnn_deploy.verify import verify
 
@@ -134,13 +136,13 @@ def run(out: Path, n: int, steps: int, slow: int, rate: float) -> dict[str, Any]
             try:
                 res = verify(ck / "model.json", target, backends=backends, split="test", slow_limit=slow,
                              calib=min(n, 200), progress=False)
-            except Exception as err:  # noqa: BLE001 - a refusal is a result here (loihi2 has no refractory period)
+            except RsnnError as err:  # a refusal is a result here (loihi2 has no refractory period)
                 entry["targets"][target] = {"refused": str(err)}
                 print(f"  {convention} on {target}: refused: {err}", flush=True)
                 continue
             rep, traces = res.report, res.figure_data["traces"]
             names = [b for b in CHAIN if b in traces]
-            stages = [_agreement(traces, a, b) for a, b in zip(names, names[1:], strict=False)]
+            stages = [_agreement(traces, a, b) for a, b in itertools.pairwise(names)]
             if "emulator" in traces and "torch-float" in traces:
                 stages.append(_agreement(traces, "torch-float", "emulator"))
             entry["targets"][target] = {
