@@ -16,6 +16,7 @@ from rsnn_deploy.config import ModelConfig
 from rsnn_deploy.errors import UnsupportedError
 from rsnn_deploy.export import export
 from rsnn_deploy.export._nir import nir_from_model, nir_from_qnet, read_nir, write_nir
+from rsnn_deploy.hardware import load_profile
 from rsnn_deploy.model import RSNN
 from rsnn_deploy.qnet import save_qnet
 from rsnn_deploy.quantize import quantize_model, retention_of
@@ -135,9 +136,12 @@ def test_qnet_graph_carries_the_integers(tmp_path, profile: str) -> None:
     for name in ("w_in", "w_rec", "bias", "decay_u", "decay_v", "vth", "refractory"):
         np.testing.assert_array_equal(quant[name], getattr(qnet, name), err_msg=name)
     assert (int(quant["vmin"]), int(quant["vmax"])) == (qnet.vmin, qnet.vmax)
+    prof = load_profile(profile)
+    for key, d, off in (("tau_mem", qnet.decay_v, prof.decay.v_offset), ("tau_syn", qnet.decay_u, prof.decay.u_offset)):
+        a = retention_of(d, prof, off)
+        np.testing.assert_array_equal(quant["tau_effective_ms"][key], -1.0 / np.log(a))  # dt = 1 ms
     np.testing.assert_array_equal(g.nodes["w_in"].weight, qnet.w_in)
     np.testing.assert_array_equal(g.nodes["lif"].v_threshold, qnet.vth - (profile == "loihi2"))
-    from rsnn_deploy.hardware import load_profile
 
     a_m = retention_of(qnet.decay_v, load_profile(profile), 0)
     np.testing.assert_allclose(g.nodes["lif"].tau_mem, 1e-3 / (1 - a_m))
@@ -230,3 +234,19 @@ def test_check_nir_end_to_end_on_a_generated_task(tmp_path, capsys) -> None:
                              task={"name": task.name, "params": task.params})
     assert cn.main([str(biased)]) == 2
     assert "v_leak" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("variant,bias", [("rec-syn", False), ("rec-syn", True), ("rec", True), ("lif", True)])
+def test_export_then_import_gives_the_same_network(tmp_path, variant: str, bias: bool) -> None:
+    from rsnn_deploy.export._nir_import import import_nir_graph
+
+    model = _model(variant=variant, bias=bias)
+    g = read_nir(export(model, "nir", tmp_path / "m.nir"))
+    imp = import_nir_graph(g, "m.nir")  # dt from the file's metadata
+    assert imp.mapping["dt_from"] == "file metadata" and imp.mapping["approximations"] == []
+    back = RSNN(ModelConfig(**imp.config))
+    back.load_state_dict(imp.tensors)
+    x = torch.from_numpy(_spikes().astype(np.float32))
+    a, b = model.trace(x), back.eval().trace(x)
+    np.testing.assert_array_equal(a.spikes.numpy(), b.spikes.numpy())
+    np.testing.assert_allclose(a.logits.detach().numpy(), b.logits.detach().numpy(), rtol=1e-4, atol=1e-4)

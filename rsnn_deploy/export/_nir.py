@@ -222,7 +222,7 @@ def nir_from_qnet(qnet: QuantizedNetwork, readout: str = "li") -> Any:
         Threshold adaptation, refractory period or a voltage floor (no NIR 1.0 primitive).
     """
     from rsnn_deploy.hardware import load_profile
-    from rsnn_deploy.quantize import retention_of
+    from rsnn_deploy.quantize import effective_tau_ms, retention_of
 
     nir = _nir()
     _check_readout(readout)
@@ -274,6 +274,12 @@ def nir_from_qnet(qnet: QuantizedNetwork, readout: str = "li") -> Any:
         "decay_v": qnet.decay_v,
         "vth": qnet.vth,
         "refractory": qnet.refractory,
+    }
+    # the time constants the chip's registers realise, ms at the profile's dt: -dt / ln(retention)
+    dt_ms = dt_s * 1e3
+    quant["tau_effective_ms"] = {
+        "tau_syn": effective_tau_ms(a_s, dt_ms), "tau_mem": effective_tau_ms(a_m, dt_ms),
+        "tau_out": effective_tau_ms(np.array([qnet.readout_decay]), dt_ms),
     }
     if qnet.float_scale:
         quant["float_scale"] = np.array(qnet.float_scale, dtype=np.float64)
