@@ -114,3 +114,67 @@ def test_spikingjelly_refuses_the_li_readout(tmp_path):
     graph = read_nir(export(_model("rec", False), "nir", tmp_path / "m.nir"))
     with pytest.raises(ValueError, match="LI"):
         _load("spikingjelly", graph, float(graph.metadata["dt_s"]))
+
+
+def _nir_104_wheel():
+    import os
+    from pathlib import Path
+
+    env = os.environ.get("RSNN_DEPLOY_NIR_1_0_4_WHEEL")
+    path = Path(env) if env else Path(__file__).resolve().parents[1] / ".ci" / "wheels" / "nir-1.0.4-py3-none-any.whl"
+    if not path.is_file():
+        pytest.skip("nir 1.0.4 wheel missing: .ci/run downloads it to .ci/wheels (or set RSNN_DEPLOY_NIR_1_0_4_WHEEL)")
+    return path
+
+
+@pytest.mark.parametrize("variant", ["rec-syn", "rec", "lif"])
+def test_nir_compat_104_is_read_by_nir_104(tmp_path, variant):
+    """Rockpool 3.1 / Sinabs 3.1 pin nir <= 1.0.4, which refuses v_reset; --nir-compat 1.0.4 files load in it."""
+    import json
+    import subprocess
+    import sys
+    import zipfile
+
+    site = tmp_path / "nir104"
+    with zipfile.ZipFile(_nir_104_wheel()) as z:
+        z.extractall(site)
+    model = _model(variant, True)
+    plain = export(model, "nir", tmp_path / "plain.nir")
+    compat = export(model, "nir", tmp_path / "compat.nir", nir_compat="1.0.4")
+    code = ("import json, sys, nir; out = {}\n"
+            "for f in sys.argv[1:]:\n"
+            "    try:\n"
+            "        g = nir.read(f); out[f] = {n: {k: v.tolist() for k, v in vars(node).items()\n"
+            "                       if hasattr(v, 'tolist') and k not in ('input_type', 'output_type')}\n"
+            "                       for n, node in g.nodes.items()}\n"
+            "    except TypeError as e:\n"
+            "        out[f] = str(e)\n"
+            "print(json.dumps({'version': nir.__version__, 'files': out}))")
+    res = subprocess.run([sys.executable, "-c", code, str(plain), str(compat)], capture_output=True, text=True,
+                         env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}, check=True, cwd=tmp_path)
+    doc = json.loads(res.stdout.strip().splitlines()[-1])
+    assert doc["version"] == "1.0.4"
+    assert "v_reset" in doc["files"][str(plain)]  # the plain file: 1.0.4 refuses it, as Rockpool / Sinabs report
+    read = doc["files"][str(compat)]
+    ours = read_nir(compat)
+    for name, params in read.items():
+        for key, value in params.items():
+            np.testing.assert_array_equal(np.asarray(value), np.asarray(getattr(ours.nodes[name], key)),
+                                          err_msg=f"{name}.{key}")
+    assert "v_reset" not in read["lif"] and np.all(ours.nodes["lif"].v_reset == 0)
+
+
+def test_snntorch_import_from_nir_refuses_our_export(tmp_path):
+    """snnTorch 1.0 hard-codes dt = 1e-4 and has no nir.LI: documented way through is check_nir.snntorch_consumer."""
+    pytest.importorskip("snntorch", reason="snntorch is not installed")
+    from snntorch.import_nir import import_from_nir
+
+    from rsnn_deploy.export.check_nir import run_consumer, snntorch_consumer
+
+    model = _model("rec-syn", False)
+    path = export(model, "nir", tmp_path / "m.nir")
+    with pytest.raises((AssertionError, NotImplementedError, ValueError, KeyError, AttributeError)):
+        import_from_nir(read_nir(path))  # (it also rewrites the graph it is given in place)
+    x = _x()
+    spikes, _ = run_consumer(snntorch_consumer(read_nir(path)), x)
+    np.testing.assert_array_equal(spikes, model.trace(torch.from_numpy(x)).spikes.numpy() > 0)

@@ -81,25 +81,25 @@ def _write_bytes(out: Path, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
-def _onnx_float(net: Any, out: Path, graph: str, source: str, readout: str = "li") -> None:
+def _onnx_float(net: Any, out: Path, graph: str, source: str, **_nir_only: Any) -> None:
     from rsnn_deploy.export._onnx_float import export_float_onnx
 
     _write_bytes(out, export_float_onnx(net, graph).SerializeToString())
 
 
-def _onnx_int(net: Any, out: Path, graph: str, source: str, readout: str = "li") -> None:
+def _onnx_int(net: Any, out: Path, graph: str, source: str, **_nir_only: Any) -> None:
     from rsnn_deploy.export._onnx_int import export_int_onnx
 
     _write_bytes(out, export_int_onnx(net, graph).SerializeToString())
 
 
-def _nir_any(net: Any, out: Path, graph: str, source: str, readout: str = "li") -> None:
+def _nir_any(net: Any, out: Path, graph: str, source: str, readout: str = "li", compat: str | None = None) -> None:
     from rsnn_deploy.export._nir import export_nir, write_nir
     from rsnn_deploy.io import atomic_path
 
     nir_graph = export_nir(net, source=source, readout=readout)
     with atomic_path(out) as tmp:
-        write_nir(nir_graph, tmp)
+        write_nir(nir_graph, tmp, compat=compat)
 
 
 # (format, kind) -> writer(network, out, graph, source); kind is "float" (RSNN) or "int" (QuantizedNetwork)
@@ -111,7 +111,8 @@ _WRITERS: dict[tuple[str, str], Callable[..., None]] = {
 }
 
 
-def export(obj: Any, fmt: str, out: str | Path, graph: str | None = None, nir_readout: str | None = None) -> Path:
+def export(obj: Any, fmt: str, out: str | Path, graph: str | None = None, nir_readout: str | None = None,
+           nir_compat: str | None = None) -> Path:
     """Write ``obj`` as ``fmt`` to ``out``; returns the path written.
 
     Parameters
@@ -127,6 +128,8 @@ def export(obj: Any, fmt: str, out: str | Path, graph: str | None = None, nir_re
         NIR only (default ``'li'``): the readout as a ``nir.LI`` node, or ending at its
         ``Affine`` (readers without ``nir.LI``, Norse and SpikingJelly, then load the whole
         graph; the leak is in ``metadata["readout"]``).
+    nir_compat : {'1.0.4'}, optional
+        NIR only: a file nir 1.0.4 reads (Rockpool 3.1 and Sinabs 3.1 pin ``nir <= 1.0.4``).
 
     Raises
     ------
@@ -147,8 +150,8 @@ def export(obj: Any, fmt: str, out: str | Path, graph: str | None = None, nir_re
             raise ValidationError(f"export.graph: must be one of {', '.join(GRAPHS)} (got {graph!r})")
     elif graph is not None:
         raise ValidationError(f"export.graph: only --format onnx has graph kinds (got --graph {graph} with {fmt})")
-    if nir_readout is not None and fmt != "nir":
-        raise ValidationError(f"export.nir_readout: only --format nir has readout forms (got {fmt})")
+    if (nir_readout is not None or nir_compat is not None) and fmt != "nir":
+        raise ValidationError(f"export: --nir-readout and --nir-compat are for --format nir only (got {fmt})")
     source = ""
     if isinstance(obj, (str, Path)):
         source = str(obj)
@@ -166,5 +169,6 @@ def export(obj: Any, fmt: str, out: str | Path, graph: str | None = None, nir_re
     if writer is None:  # pragma: no cover - the table is complete today; kept for new formats
         raise UnsupportedError(f"export: no {fmt} writer for a {kind} network")
     path = Path(out)
-    writer(obj, path, graph or "", source, readout=nir_readout or "li")
+    extra = {"readout": nir_readout or "li", "compat": nir_compat} if fmt == "nir" else {}
+    writer(obj, path, graph or "", source, **extra)
     return path

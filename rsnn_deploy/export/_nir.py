@@ -66,6 +66,7 @@ DISCRETIZATION = "forward-euler: x[t] = x[t-1] + dt/tau * (rhs with the inputs o
 
 _WHERE = "export --format nir"
 READOUTS: tuple[str, ...] = ("li", "affine")
+COMPATS: tuple[str | None, ...] = (None, "1.0.4")  # nir versions a file can be written for (None: the installed)
 
 
 def _nir() -> ModuleType:
@@ -308,11 +309,35 @@ def export_nir(obj: RSNN | QuantizedNetwork, source: str = "", readout: str = "l
     return nir_from_model(obj, source=source, readout=readout)
 
 
-def write_nir(graph: Any, path: str | Path) -> Path:
-    """Write ``graph`` with ``nir.write`` (HDF5); returns the path."""
+def write_nir(graph: Any, path: str | Path, compat: str | None = None) -> Path:
+    """Write ``graph`` with ``nir.write`` (HDF5); returns the path.
+
+    ``compat="1.0.4"`` writes a file that nir 1.0.4 reads, for Rockpool 3.1 and Sinabs 3.1,
+    which pin ``nir <= 1.0.4``: that version's ``LIF`` / ``CubaLIF`` have no ``v_reset``
+    (they reset to 0) and refuse the keyword, so the all-zero ``v_reset`` datasets are
+    removed from the file (a non-zero one is refused).
+    """
     out = Path(path)
+    if compat not in COMPATS:
+        raise ValidationError(f"export --nir-compat: must be one of {', '.join(c for c in COMPATS if c)} "
+                              f"(got {compat!r})")
     _nir().write(str(out), graph)
+    if compat == "1.0.4":
+        _strip_v_reset(out)
     return out
+
+
+def _strip_v_reset(path: Path) -> None:
+    import h5py
+
+    with h5py.File(path, "r+") as f:
+        groups: list[Any] = []
+        f.visititems(lambda _n, obj: groups.append(obj) if isinstance(obj, h5py.Group) and "v_reset" in obj else None)
+        for g in groups:
+            if np.any(np.asarray(g["v_reset"][()]) != 0):
+                raise UnsupportedError(f"{_WHERE} --nir-compat 1.0.4: {g.name}.v_reset is non-zero; nir 1.0.4 "
+                                       "resets to 0 and has no v_reset")
+            del g["v_reset"]
 
 
 def read_nir(path: str | Path) -> Any:
