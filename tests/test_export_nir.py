@@ -200,11 +200,11 @@ def test_cli_exports_nir(tmp_path) -> None:
 # ----------------------------------------------------------------------------- independent consumer
 
 
-@pytest.mark.parametrize("variant", ["rec-syn", "rec"])
-def test_snntorch_runs_the_exported_graph_identically(tmp_path, variant: str) -> None:
+@pytest.mark.parametrize("variant,bias", [("rec-syn", False), ("rec", False), ("rec", True), ("lif", True)])
+def test_snntorch_runs_the_exported_graph_identically(tmp_path, variant: str, bias: bool) -> None:
     from rsnn_deploy.export.check_nir import compare_traces, run_consumer, snntorch_consumer
 
-    model = _model(variant=variant)
+    model = _model(variant=variant, bias=bias)
     write_nir(nir_from_model(model), tmp_path / "m.nir")
     module = snntorch_consumer(read_nir(tmp_path / "m.nir"))
     x = _spikes()

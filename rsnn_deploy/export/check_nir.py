@@ -23,7 +23,10 @@ What the consumer needs, and why (each is a documented gap of snnTorch 1.0, not 
   says (``lif`` gets ``w_in x[t] + w_rec z[t-1]``).
 - **readout**: the importer has no ``nir.LI``; it becomes ``snn.Leaky`` without reset
   (``beta = 1 - dt/tau``, input scaled by ``r dt/tau``), whose membrane is the readout.
-- **bias**: the importer asserts ``v_leak == 0``: models with a hidden bias are refused.
+- **bias**: the importer asserts ``v_leak == 0``: ``rec-syn`` models with a hidden bias are
+  refused (a plain LIF's bias is in its input ``Affine``, which snnTorch reads).
+- **LIF gain**: the file's LIF has ``r = 1`` (gain folded into the weights, as Norse and
+  SpikingJelly read it); snnTorch's importer wants ``r = tau/dt``, so the gain is moved back.
 """
 
 from __future__ import annotations
