@@ -312,6 +312,15 @@ def test_imported_model_quantizes_and_verifies(tmp_path):
                  "torch-float,torch-fakequant,emulator", "--no-figures", "--quiet", "-o", str(tmp_path / "v")]) == 0
     rep = json.loads((tmp_path / "v" / "report.json").read_text())
     assert rep["profile"] == "loihi1"
+    assert rep["agreement"] is not None and rep["backends"]["emulator"]["accuracy"] is not None
+    # exports and streams like any other network
+    assert main(["export", str(out / "model.json"), "--format", "onnx", "-o", str(tmp_path / "m.onnx")]) == 0
+    assert main(["export", str(out / "model.json"), "--format", "nir", "-o", str(tmp_path / "m.nir")]) == 0
+    assert main(["export", str(tmp_path / "q.json"), "--format", "nir", "-o", str(tmp_path / "q.nir")]) == 0
+    np.savez(tmp_path / "s.npz", x=x[:4], y=np.arange(4) % K)
+    assert main(["hil", "--model", str(tmp_path / "q.json"), "--stream", str(tmp_path / "s.npz"), "--backend",
+                 "emulator", "--quiet", "-o", str(tmp_path / "hil.json")]) == 0
+    assert (tmp_path / "hil.json").is_file()
 
 
 def test_import_file_keeps_existing_output(tmp_path):
