@@ -350,3 +350,24 @@ def test_braille_example_quick(tmp_path):
     s = json.loads((tmp_path / "b" / "summary.json").read_text())
     assert "refused" in s["runs"]["snntorch"]["targets"]["loihi2"]
     assert s["runs"]["snntorch"]["float_vs_frameworks_hidden_spikes"]["snntorch"]["spike_agreement"] > 0.98
+
+
+def test_nested_recurrent_subgraph_imports_like_the_flat_one():
+    """snnTorch's RSynaptic as a nested NIRGraph {input, lif, w_rec, output} == the flattened graph."""
+    graph = nir.read(str(_braille()))
+    nodes = graph.nodes
+    sub = nir.NIRGraph(
+        nodes={"input": nir.Input(input_type={"input": np.array([38])}), "lif": nodes["lif1.lif"],
+               "w_rec": nodes["lif1.w_rec"], "output": nir.Output(output_type={"output": np.array([38])})},
+        edges=[("input", "lif"), ("lif", "w_rec"), ("w_rec", "lif"), ("lif", "output")], type_check=False)
+    nested = nir.NIRGraph(
+        nodes={"input": nodes["input"], "fc1": nodes["fc1"], "lif1": sub, "fc2": nodes["fc2"], "lif2": nodes["lif2"],
+               "output": nodes["output"]},
+        edges=[("input", "fc1"), ("fc1", "lif1"), ("lif1", "fc2"), ("fc2", "lif2"), ("lif2", "output")],
+        type_check=False)
+    kw = {"dt": 1e-4, "approximate": ("synaptic-bias", "readout")}
+    a, b = import_nir_graph(nested, "nested.nir", **kw), import_nir_graph(graph, "braille.nir", **kw)
+    assert a.hidden == "lif1.lif" and a.mapping["nodes"]["w_rec"] == "lif1.w_rec"
+    assert a.config == b.config
+    for name, t in b.tensors.items():
+        torch.testing.assert_close(a.tensors[name], t, rtol=0, atol=0)

@@ -41,7 +41,6 @@ membrane time constant with the synapse's steady-state gain; spikes and synapse 
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -438,14 +437,6 @@ def _readout(m: _Mapper, name: str, node: Any, w: np.ndarray, b: np.ndarray | No
     return w * g[:, None], b * g + leak, a_o
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def hidden_subgraph(graph: Any) -> Any:
     """The graph cut after its spiking layer: ``Input -> w_in -> lif (<-> w_rec) -> Output``, flattened.
 
@@ -482,6 +473,7 @@ def import_nir_file(path: str | Path, out: str | Path, dt: float | None = None, 
     from rsnn_deploy.export._nir import read_nir
     from rsnn_deploy.export._nir_parity import compare_spikes, generated_spikes, reader_hidden_spikes
     from rsnn_deploy.model import RSNN
+    from rsnn_deploy.tasks._npz import _sha256  # the one file hasher (the npz task records its data's)
 
     src = Path(path)
     out_dir = Path(out)
@@ -514,7 +506,7 @@ def import_nir_file(path: str | Path, out: str | Path, dt: float | None = None, 
             ref = reader_hidden_spikes(reader, graph, imp.mapping["dt_s"], x.transpose(1, 0, 2))
             parity[reader] = compare_spikes(ours, ref)
             parity[reader]["input"] = f"generated Bernoulli(0.1) spikes, seed 0, {check_samples} x {check_steps} steps"
-    record = {"source": str(src), "source_sha256": file_sha256(src), **imp.mapping,
+    record = {"source": str(src), "source_sha256": _sha256(src), **imp.mapping,
               **({"parity": parity} if parity else {})}
     out_dir.mkdir(parents=True, exist_ok=True)
     meta: dict[str, Any] = {"nir_import": record}
