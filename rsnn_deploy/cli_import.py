@@ -22,10 +22,12 @@ from rsnn_deploy.cli import cli
 @click.option("--data", type=click.Path(), default=None,
               help="An .npz (x [N,T,C] spikes, y [N]) recorded as the model's task, for quantize / verify.")
 @click.option("--check", multiple=True, type=click.Choice(["norse", "spikingjelly", "snntorch"]),
-              help="Compare hidden spikes with this framework's simulation of the same file (repeatable).")
+              help="Compare hidden spikes with this framework's simulation of the same file (repeatable; "
+                   "default: every installed one that can load it).")
+@click.option("--no-check", is_flag=True, help="Skip the comparison with the frameworks.")
 @click.option("--overwrite", is_flag=True, help="Replace the model in an existing OUT.")
 def import_cmd(graph: str, out: str, dt: float | None, convention: str, approximate: tuple[str, ...],
-               data: str | None, check: tuple[str, ...], overwrite: bool) -> None:
+               data: str | None, check: tuple[str, ...], no_check: bool, overwrite: bool) -> None:
     """Import GRAPH (.nir): Input -> Affine|Linear -> LIF|CubaLIF (+ recurrence) -> Affine|Linear -> LI -> Output.
 
     Every NIR parameter is mapped (recorded in OUT/model.json under nir_import) or refused
@@ -34,14 +36,19 @@ def import_cmd(graph: str, out: str, dt: float | None, convention: str, approxim
     from rsnn_deploy.export._nir_import import import_nir_file
 
     rec = import_nir_file(graph, out, dt=dt, convention=convention, approximate=approximate, data=data,
-                          overwrite=overwrite, check=check)
+                          overwrite=overwrite, check=() if no_check else (check or ("auto",)))
     nodes = rec["nodes"]
     click.echo(f"{graph} (dt {rec['dt_s']:g} s from {rec['dt_from']}, convention {convention}): "
                f"{nodes['w_in']} -> {nodes['lif']}{' <-> ' + nodes['w_rec'] if 'w_rec' in nodes else ''} -> "
                f"{nodes['w_out']} -> {nodes['readout']}; {len(rec['approximations'])} approximation(s) "
                f"-> {out}/model.json")
     for reader, p in (rec.get("parity") or {}).items():
+        if "unsupported" in p:
+            click.echo(f"  {reader}: cannot load it ({p['unsupported']})")
+            continue
         first = p["first_divergence"]
         click.echo(f"  {reader}: hidden spikes {100 * p['spike_agreement']:.3f} % identical"
                    + ("" if first is None else f", first divergence at step {first['step']} (sample {first['sample']}, "
-                                               f"neuron {first['neuron']})"))
+                                               f"neuron {first['neuron']})")
+                   + ("" if p["convention_matches"] else f" (its reset convention differs from --convention "
+                                                          f"{convention})"))

@@ -371,3 +371,21 @@ def test_nested_recurrent_subgraph_imports_like_the_flat_one():
     assert a.config == b.config
     for name, t in b.tensors.items():
         torch.testing.assert_close(a.tensors[name], t, rtol=0, atol=0)
+
+
+def test_import_checks_itself_with_every_installed_reader(tmp_path):
+    """Default ``--check``: every installed reader; one that cannot load the file is recorded, not fatal."""
+    from rsnn_deploy.export._nir import write_nir
+
+    for reader in ("norse", "spikingjelly", "snntorch"):
+        pytest.importorskip(reader, reason=f"{reader} is not installed")
+    path = write_nir(_tiny_graph(v_threshold=np.linspace(0.2, 0.6, H)), tmp_path / "g.nir")
+    rec = import_nir_file(path, tmp_path / "o")
+    par = rec["parity"]
+    assert par["norse"]["identical"] and par["norse"]["convention_matches"], par["norse"]
+    assert par["norse"]["spikes_reader"] > 0
+    assert "unsupported" in par["snntorch"] and "threshold" in par["snntorch"]["unsupported"]
+    assert "unsupported" in par["spikingjelly"] and "v_threshold" in par["spikingjelly"]["unsupported"]
+    with pytest.raises(UnsupportedError, match="snntorch"):
+        import_nir_file(path, tmp_path / "o2", check=("snntorch",))
+    assert "parity" not in import_nir_file(path, tmp_path / "o3", check=())

@@ -41,6 +41,7 @@ membrane time constant with the synapse's steady-state gain; spikes and synapse 
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -460,18 +461,21 @@ def hidden_subgraph(graph: Any) -> Any:
 
 def import_nir_file(path: str | Path, out: str | Path, dt: float | None = None, convention: str = "nir",
                     approximate: tuple[str, ...] = (), data: str | Path | None = None, overwrite: bool = False,
-                    check: tuple[str, ...] = (), check_steps: int = 200, check_samples: int = 8) -> dict[str, Any]:
+                    check: tuple[str, ...] = ("auto",), check_steps: int = 200,
+                    check_samples: int = 8) -> dict[str, Any]:
     """Import ``path`` into the folder ``out`` as ``out/model.{safetensors,json}``; returns the JSON's ``nir_import``.
 
     ``data`` (an ``.npz`` of ``x`` [N, T, C], ``y`` [N]) becomes the checkpoint's task, so that
     ``quantize`` calibrates and ``verify`` runs on it. ``check`` names readers (``norse``,
     ``spikingjelly``, ``snntorch``) whose simulation of the same file is compared spike for
-    spike with the imported model on generated input (``check_samples`` x ``check_steps``).
+    spike with the imported model on generated input (``check_samples`` x ``check_steps``);
+    ``("auto",)`` (default) uses every installed one and records a reader that cannot load the
+    file instead of failing; ``()`` checks nothing.
     """
     from rsnn_deploy.checkpoint import save_checkpoint
     from rsnn_deploy.config import ModelConfig, validate_config
     from rsnn_deploy.export._nir import read_nir
-    from rsnn_deploy.export._nir_parity import compare_spikes, generated_spikes, reader_hidden_spikes
+    from rsnn_deploy.export._nir_parity import READERS, compare_spikes, generated_spikes, reader_hidden_spikes
     from rsnn_deploy.model import RSNN
     from rsnn_deploy.tasks._npz import _sha256  # the one file hasher (the npz task records its data's)
 
@@ -498,14 +502,26 @@ def import_nir_file(path: str | Path, out: str | Path, dt: float | None = None, 
             raise ValidationError(f"--data: {data} has {t.n_classes} classes, the graph {cfg.n_out} outputs")
         task = {"name": t.name, "params": t.params}
     parity: dict[str, Any] = {}
-    if check:
+    auto = check == ("auto",)
+    readers = tuple(r for r in READERS if importlib.util.find_spec(r) is not None) if auto else check
+    if readers:
         x = generated_spikes(check_samples, check_steps, cfg.n_in, seed=0)
         with torch.no_grad():
             ours = model.hidden_spikes(torch.from_numpy(x)).numpy()
-        for reader in check:
-            ref = reader_hidden_spikes(reader, graph, imp.mapping["dt_s"], x.transpose(1, 0, 2))
+        for reader in readers:
+            try:
+                ref = reader_hidden_spikes(reader, graph, imp.mapping["dt_s"], x.transpose(1, 0, 2))
+            except UnsupportedError as err:
+                if not auto:
+                    raise
+                parity[reader] = {"unsupported": str(err)}  # auto: a reader that cannot load the file is a result
+                continue
             parity[reader] = compare_spikes(ours, ref)
             parity[reader]["input"] = f"generated Bernoulli(0.1) spikes, seed 0, {check_samples} x {check_steps} steps"
+            # snnTorch's Synaptic / RSynaptic / RLeaky discard the step after a spike; its Leaky does not
+            snn_style = reader == "snntorch" and (cfg.synapse or cfg.recurrent)
+            parity[reader]["reader_convention"] = "snntorch" if snn_style else "nir"
+            parity[reader]["convention_matches"] = parity[reader]["reader_convention"] == convention
     record = {"source": str(src), "source_sha256": _sha256(src), **imp.mapping,
               **({"parity": parity} if parity else {})}
     out_dir.mkdir(parents=True, exist_ok=True)
