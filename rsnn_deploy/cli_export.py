@@ -15,8 +15,14 @@ from rsnn_deploy.cli import cli
               help="ONNX only: one step with explicit state (default) or the whole sequence in a Scan.")
 @click.option("--with-encoder", is_flag=True,
               help="Float ONNX sequence graph: take raw values [B, T, D] and encode them in the graph.")
+@click.option("--nir-readout", default=None, metavar="li|affine",
+              help="NIR only: readout as nir.LI (default) or ending at its Affine, for readers without nir.LI "
+                   "(Norse, SpikingJelly); the leak is then in metadata['readout'].")
+@click.option("--nir-compat", default=None, metavar="1.0.4",
+              help="NIR only: a file nir 1.0.4 reads (Rockpool 3.1, Sinabs 3.1 pin nir <= 1.0.4).")
 @click.option("-o", "--out", type=click.Path(), required=True, help="Output file (.onnx / .nir).")
-def export_cmd(network: str, fmt: str, graph: str | None, with_encoder: bool, out: str) -> None:
+def export_cmd(network: str, fmt: str, graph: str | None, with_encoder: bool, nir_readout: str | None,
+               nir_compat: str | None, out: str) -> None:
     """Export NETWORK (checkpoint or quantized network JSON, told apart by its format field).
 
     A float checkpoint gives a float32 graph that matches the torch model; a quantized
@@ -26,5 +32,6 @@ def export_cmd(network: str, fmt: str, graph: str | None, with_encoder: bool, ou
     """
     from rsnn_deploy.export import export
 
-    path = export(network, fmt, out, graph=graph, with_encoder=with_encoder)
+    path = export(network, fmt, out, graph=graph, with_encoder=with_encoder, nir_readout=nir_readout,
+                  nir_compat=nir_compat)
     click.echo(f"{network} -> {path} ({fmt}{'' if graph is None and fmt == 'nir' else ', ' + (graph or 'step')})")

@@ -10,8 +10,10 @@ what it installed.
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 import shutil
+from typing import Any
 
 import pytest
 
@@ -23,7 +25,13 @@ COMPONENTS: dict[str, str] = {
     "postgres": "needs PostgreSQL: Debian package postgresql, reachable at $RSNN_DEPLOY_TEST_POSTGRES "
     "(postgresql+psycopg2://USER:PW@HOST/DB; .ci/run starts one)",
     "cc": "needs a C compiler: Debian packages gcc and libc6-dev (apt-get install gcc libc6-dev)",
+    # peers installed without their dependencies (they would replace the CPU torch): see .ci/run
+    "norse": "needs Norse: pip install --no-deps norse==1.1.0",
+    "spikingjelly": "needs SpikingJelly: pip install --no-deps spikingjelly==2.0.0",
+    "neurobench": "needs NeuroBench: pip install --no-deps neurobench==2.3.0",
 }
+# component -> the module whose import proves it is there
+_MODULES = {"norse": "norse.torch", "spikingjelly": "spikingjelly", "neurobench": "neurobench"}
 
 
 def _fashion_present() -> bool:
@@ -57,7 +65,20 @@ def _cc_present() -> bool:
     return native.library() is not None
 
 
-_CHECKS = {"fashion-mnist": _fashion_present, "postgres": _postgres_present, "cc": _cc_present}
+def _importable(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except Exception:  # absent, or present but broken: either way the tests cannot use it
+        return False
+    return True
+
+
+_CHECKS = {
+    "fashion-mnist": _fashion_present,
+    "postgres": _postgres_present,
+    "cc": _cc_present,
+    **{name: functools.partial(_importable, module) for name, module in _MODULES.items()},
+}
 
 
 @functools.cache
@@ -84,6 +105,12 @@ def require(component: str) -> None:
     if component in required_components():
         pytest.fail(f"{COMPONENTS[component]} -- but {REQUIRE_ENV} requires {component}", pytrace=False)
     pytest.skip(COMPONENTS[component])
+
+
+def require_module(component: str) -> Any:
+    """:func:`require` for a Python peer, returning its module (the replacement of ``pytest.importorskip``)."""
+    require(component)
+    return importlib.import_module(_MODULES[component])
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import require_module
 from torch import nn
 
 from rsnn_deploy.checkpoint import load_checkpoint
@@ -78,7 +79,7 @@ class LinearRSNN(nn.Module):
 
 
 def test_metrics_agree_with_neurobench_on_the_float_model():
-    pytest.importorskip("neurobench", reason="neurobench is not installed (pip install neurobench==2.3.0 --no-deps)")
+    require_module("neurobench")
     from neurobench.benchmarks import Benchmark
     from neurobench.metrics.static import ConnectionSparsity, Footprint
     from neurobench.metrics.workload import ActivationSparsity, SynapticOperations

@@ -16,6 +16,7 @@ from rsnn_deploy.config import ModelConfig
 from rsnn_deploy.errors import UnsupportedError
 from rsnn_deploy.export import export
 from rsnn_deploy.export._nir import nir_from_model, nir_from_qnet, read_nir, write_nir
+from rsnn_deploy.hardware import load_profile
 from rsnn_deploy.model import RSNN
 from rsnn_deploy.qnet import save_qnet
 from rsnn_deploy.quantize import quantize_model, retention_of
@@ -63,6 +64,8 @@ def _euler_run(graph, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     zs, ys = [], []
     for t in range(t_steps):
         s = x[:, t] @ n["w_in"].weight.T + z @ w_rec.T
+        if isinstance(n["w_in"], nir.Affine):
+            s = s + n["w_in"].bias
         if isinstance(lif, nir.CubaLIF):
             i = i + dt / lif.tau_syn * (-i + lif.w_in * s)
             v = v + dt / lif.tau_mem * (lif.v_leak - v + lif.r * i)
@@ -86,7 +89,12 @@ def test_float_graph_structure_and_euler_convention(variant: str) -> None:
     g = nir_from_model(model)
     neuron = nir.CubaLIF if variant == "rec-syn" else nir.LIF
     assert isinstance(g.nodes["lif"], neuron)
-    assert isinstance(g.nodes["w_in"], nir.Linear) and isinstance(g.nodes["readout"], nir.LI)
+    # a biased plain LIF carries its bias in the input Affine (v_leak = 0, r = 1: what Norse and SpikingJelly read)
+    assert isinstance(g.nodes["w_in"], nir.Linear if variant == "rec-syn" else nir.Affine)
+    assert isinstance(g.nodes["readout"], nir.LI)
+    if variant != "rec-syn":
+        np.testing.assert_array_equal(g.nodes["lif"].r, 1.0)
+        np.testing.assert_array_equal(g.nodes["lif"].v_leak, 0.0)
     assert (("lif", "w_rec") in g.edges and ("w_rec", "lif") in g.edges) == (variant != "lif")
     assert g.metadata["dt_s"] == pytest.approx(1e-3)
     # tau in the file is the Euler equivalent of the model's 10 ms: dt / (1 - exp(-dt/tau))
@@ -128,9 +136,12 @@ def test_qnet_graph_carries_the_integers(tmp_path, profile: str) -> None:
     for name in ("w_in", "w_rec", "bias", "decay_u", "decay_v", "vth", "refractory"):
         np.testing.assert_array_equal(quant[name], getattr(qnet, name), err_msg=name)
     assert (int(quant["vmin"]), int(quant["vmax"])) == (qnet.vmin, qnet.vmax)
+    prof = load_profile(profile)
+    for key, d, off in (("tau_mem", qnet.decay_v, prof.decay.v_offset), ("tau_syn", qnet.decay_u, prof.decay.u_offset)):
+        a = retention_of(d, prof, off)
+        np.testing.assert_array_equal(quant["tau_effective_ms"][key], -1.0 / np.log(a))  # dt = 1 ms
     np.testing.assert_array_equal(g.nodes["w_in"].weight, qnet.w_in)
     np.testing.assert_array_equal(g.nodes["lif"].v_threshold, qnet.vth - (profile == "loihi2"))
-    from rsnn_deploy.hardware import load_profile
 
     a_m = retention_of(qnet.decay_v, load_profile(profile), 0)
     np.testing.assert_allclose(g.nodes["lif"].tau_mem, 1e-3 / (1 - a_m))
@@ -189,11 +200,11 @@ def test_cli_exports_nir(tmp_path) -> None:
 # ----------------------------------------------------------------------------- independent consumer
 
 
-@pytest.mark.parametrize("variant", ["rec-syn", "rec"])
-def test_snntorch_runs_the_exported_graph_identically(tmp_path, variant: str) -> None:
+@pytest.mark.parametrize("variant,bias", [("rec-syn", False), ("rec", False), ("rec", True), ("lif", True)])
+def test_snntorch_runs_the_exported_graph_identically(tmp_path, variant: str, bias: bool) -> None:
     from rsnn_deploy.export.check_nir import compare_traces, run_consumer, snntorch_consumer
 
-    model = _model(variant=variant)
+    model = _model(variant=variant, bias=bias)
     write_nir(nir_from_model(model), tmp_path / "m.nir")
     module = snntorch_consumer(read_nir(tmp_path / "m.nir"))
     x = _spikes()
@@ -223,3 +234,19 @@ def test_check_nir_end_to_end_on_a_generated_task(tmp_path, capsys) -> None:
                              task={"name": task.name, "params": task.params})
     assert cn.main([str(biased)]) == 2
     assert "v_leak" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("variant,bias", [("rec-syn", False), ("rec-syn", True), ("rec", True), ("lif", True)])
+def test_export_then_import_gives_the_same_network(tmp_path, variant: str, bias: bool) -> None:
+    from rsnn_deploy.export._nir_import import import_nir_graph
+
+    model = _model(variant=variant, bias=bias)
+    g = read_nir(export(model, "nir", tmp_path / "m.nir"))
+    imp = import_nir_graph(g, "m.nir")  # dt from the file's metadata
+    assert imp.mapping["dt_from"] == "file metadata" and imp.mapping["approximations"] == []
+    back = RSNN(ModelConfig(**imp.config))
+    back.load_state_dict(imp.tensors)
+    x = torch.from_numpy(_spikes().astype(np.float32))
+    a, b = model.trace(x), back.eval().trace(x)
+    np.testing.assert_array_equal(a.spikes.numpy(), b.spikes.numpy())
+    np.testing.assert_allclose(a.logits.detach().numpy(), b.logits.detach().numpy(), rtol=1e-4, atol=1e-4)

@@ -93,31 +93,35 @@ def _with_encoder_record(model: Any, encoder: Any) -> Any:
     return model
 
 
-def _onnx_float(net: Any, out: Path, graph: str, source: str, encoder: Any = None, in_graph: bool = False) -> None:
+def _onnx_float(net: Any, out: Path, graph: str, source: str, encoder: Any = None, in_graph: bool = False,
+                **_nir_only: Any) -> None:
     from rsnn_deploy.export._onnx_float import export_float_onnx
 
     model = export_float_onnx(net, graph, encoder=encoder if in_graph else None)
     _write_bytes(out, _with_encoder_record(model, encoder).SerializeToString())
 
 
-def _onnx_int(net: Any, out: Path, graph: str, source: str, encoder: Any = None, in_graph: bool = False) -> None:
+def _onnx_int(net: Any, out: Path, graph: str, source: str, encoder: Any = None, in_graph: bool = False,
+              **_nir_only: Any) -> None:
     from rsnn_deploy.export._onnx_int import export_int_onnx
 
     _write_bytes(out, _with_encoder_record(export_int_onnx(net, graph), encoder).SerializeToString())
 
 
-def _nir_any(net: Any, out: Path, graph: str, source: str, encoder: Any = None, in_graph: bool = False) -> None:
+def _nir_any(net: Any, out: Path, graph: str, source: str, encoder: Any = None, in_graph: bool = False,
+             readout: str = "li", compat: str | None = None) -> None:
     from rsnn_deploy.export._nir import export_nir, write_nir
     from rsnn_deploy.io import atomic_path
 
-    nir_graph = export_nir(net, source=source)
+    nir_graph = export_nir(net, source=source, readout=readout)
     if encoder is not None:  # the input code, as JSON text (HDF5 metadata holds strings everywhere)
         nir_graph.metadata["input_encoder"] = json.dumps(encoder.to_dict())
     with atomic_path(out) as tmp:
-        write_nir(nir_graph, tmp)
+        write_nir(nir_graph, tmp, compat=compat)
 
 
-# (format, kind) -> writer(network, out, graph, source, encoder, in_graph); kind "float" (RSNN) or "int" (QNET)
+# (format, kind) -> writer(network, out, graph, source, encoder, in_graph, **format options);
+# kind is "float" (RSNN) or "int" (QuantizedNetwork)
 _WRITERS: dict[tuple[str, str], Callable[..., None]] = {
     ("onnx", "float"): _onnx_float,
     ("onnx", "int"): _onnx_int,
@@ -126,7 +130,8 @@ _WRITERS: dict[tuple[str, str], Callable[..., None]] = {
 }
 
 
-def export(obj: Any, fmt: str, out: str | Path, graph: str | None = None, with_encoder: bool = False) -> Path:
+def export(obj: Any, fmt: str, out: str | Path, graph: str | None = None, with_encoder: bool = False,
+           nir_readout: str | None = None, nir_compat: str | None = None) -> Path:
     """Write ``obj`` as ``fmt`` to ``out``; returns the path written.
 
     Parameters
@@ -142,6 +147,12 @@ def export(obj: Any, fmt: str, out: str | Path, graph: str | None = None, with_e
         Float ONNX sequence graph only: take raw values and encode them in the graph with
         the model's recorded input code. Every export records that code in its metadata
         (ONNX ``rsnn_deploy.encoder``, NIR ``input_encoder``) when the network carries one.
+    nir_readout : {'li', 'affine'}, optional
+        NIR only (default ``'li'``): the readout as a ``nir.LI`` node, or ending at its
+        ``Affine`` (readers without ``nir.LI``, Norse and SpikingJelly, then load the whole
+        graph; the leak is in ``metadata["readout"]``).
+    nir_compat : {'1.0.4'}, optional
+        NIR only: a file nir 1.0.4 reads (Rockpool 3.1 and Sinabs 3.1 pin ``nir <= 1.0.4``).
 
     Raises
     ------
@@ -162,6 +173,8 @@ def export(obj: Any, fmt: str, out: str | Path, graph: str | None = None, with_e
             raise ValidationError(f"export.graph: must be one of {', '.join(GRAPHS)} (got {graph!r})")
     elif graph is not None:
         raise ValidationError(f"export.graph: only --format onnx has graph kinds (got --graph {graph} with {fmt})")
+    if (nir_readout is not None or nir_compat is not None) and fmt != "nir":
+        raise ValidationError(f"export: --nir-readout and --nir-compat are for --format nir only (got {fmt})")
     source = ""
     encoder = None
     if isinstance(obj, (str, Path)):
@@ -189,5 +202,6 @@ def export(obj: Any, fmt: str, out: str | Path, graph: str | None = None, with_e
     if writer is None:  # pragma: no cover - the table is complete today; kept for new formats
         raise UnsupportedError(f"export: no {fmt} writer for a {kind} network")
     path = Path(out)
-    writer(obj, path, graph or "", source, encoder, with_encoder)
+    extra = {"readout": nir_readout or "li", "compat": nir_compat} if fmt == "nir" else {}
+    writer(obj, path, graph or "", source, encoder, with_encoder, **extra)
     return path

@@ -19,16 +19,20 @@ where ``a = exp(-dt / tau_model)`` is our per-step retention. These are *not* th
 model's ``tau_*_ms`` (10 ms becomes 10.51 ms: ``dt / (1 - exp(-dt/tau))``); the exact
 values are in ``metadata["tau_exact_ms"]``. A consumer that integrates exactly
 (``exp(-dt/tau)``) should use those instead. Variants without a synapse use
-``nir.LIF`` (``tau = dt/(1 - a_m)``, ``r = 1/(1 - a_m)``).
+``nir.LIF`` with ``tau = dt/(1 - a_m)``, ``r = 1`` and ``v_leak = 0`` (what Norse and
+SpikingJelly read): the gain ``1/(1 - a_m)`` is folded into ``w_in`` and ``w_rec``, and
+the bias (times that gain) is the input node's ``Affine`` bias.
 
 Order within a step (NIR leaves it open; ours, recorded as ``metadata["update_order"]``):
 current first, then the membrane with the *new* current, then ``z = v > v_threshold``
 (strict), then reset to ``v_reset``. The recurrent edge ``lif -> w_rec -> lif`` carries
 the spikes of the previous step (the one-step delay every NIR simulator gives a cycle).
 
-Graph: ``input -> w_in (Linear) -> lif (CubaLIF | LIF) <-> w_rec (Linear)``, and the
-readout ``lif -> w_out (Affine, b_out) -> readout (LI, tau = dt/(1 - a_o), r = 1/(1 - a_o))
--> output``. Logits are the time mean (or the last step) of ``output``
+Graph: ``input -> w_in (Linear, or Affine for a biased LIF) -> lif (CubaLIF | LIF) <-> w_rec
+(Linear)``, and the readout ``lif -> w_out (Affine, b_out) -> readout (LI, tau = dt/(1 - a_o),
+r = 1/(1 - a_o)) -> output``; with ``readout="affine"`` the graph ends at ``w_out`` (readers
+without ``nir.LI`` keep it) and ``metadata["readout"]`` gives the leak ``y = a_o y + w_out(z)``.
+Logits are the time mean (or the last step) of ``output``
 (``metadata["readout_mode"]``).
 
 A quantized network exports the same graph in integer units (weights, threshold,
@@ -61,6 +65,8 @@ UPDATE_ORDER = "synaptic current, then membrane with the new current, then z = v
 DISCRETIZATION = "forward-euler: x[t] = x[t-1] + dt/tau * (rhs with the inputs of step t); dt = metadata dt_s"
 
 _WHERE = "export --format nir"
+READOUTS: tuple[str, ...] = ("li", "affine")
+COMPATS: tuple[str | None, ...] = (None, "1.0.4")  # nir versions a file can be written for (None: the installed)
 
 
 def _nir() -> ModuleType:
@@ -83,36 +89,71 @@ def _euler(a: np.ndarray, dt_s: float, what: str) -> tuple[np.ndarray, np.ndarra
     return dt_s / leak, 1.0 / leak
 
 
-def _readout_nodes(nir: ModuleType, w_out: np.ndarray, b_out: np.ndarray, a_out: float, dt_s: float) -> dict[str, Any]:
+def _readout_nodes(nir: ModuleType, w_out: np.ndarray, b_out: np.ndarray, a_out: float, dt_s: float,
+                   readout: str = "li") -> dict[str, Any]:
     k = w_out.shape[0]
-    tau, gain = _euler(np.full(k, a_out), dt_s, "readout")
-    return {
+    nodes = {
         "w_out": nir.Affine(weight=np.asarray(w_out, np.float32), bias=np.asarray(b_out, np.float32)),
-        "readout": nir.LI(tau=tau, r=gain, v_leak=np.zeros(k)),
         "output": nir.Output(output_type={"output": np.array([k])}),
     }
+    if readout == "li":
+        tau, gain = _euler(np.full(k, a_out), dt_s, "readout")
+        nodes["readout"] = nir.LI(tau=tau, r=gain, v_leak=np.zeros(k))
+    return nodes
+
+
+def _readout_meta(a_out: float, readout: str) -> dict[str, Any]:
+    """How the logits follow from the graph's output, for either readout form."""
+    eq = ("y = the LI node's state; logits = readout_mode of y over time" if readout == "li" else
+          "the graph outputs c[t] = w_out(z[t]); y[t] = retention * y[t-1] + c[t]; logits = readout_mode of y")
+    return {"node": readout, "retention": float(a_out), "equation": eq}
 
 
 def _graph(nir: ModuleType, nodes: dict[str, Any], recurrent: bool, metadata: dict[str, Any]) -> Any:
-    edges = [("input", "w_in"), ("w_in", "lif"), ("lif", "w_out"), ("w_out", "readout"), ("readout", "output")]
+    if "readout" in nodes:
+        edges = [("input", "w_in"), ("w_in", "lif"), ("lif", "w_out"), ("w_out", "readout"), ("readout", "output")]
+    else:  # readout "affine": readers without nir.LI (Norse, SpikingJelly) keep the whole graph
+        edges = [("input", "w_in"), ("w_in", "lif"), ("lif", "w_out"), ("w_out", "output")]
     if recurrent:
         edges += [("lif", "w_rec"), ("w_rec", "lif")]
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata)
 
 
 def _neuron(nir: ModuleType, a_s: np.ndarray | None, a_m: np.ndarray, bias: np.ndarray, threshold: np.ndarray,
-            dt_s: float) -> Any:
+            dt_s: float) -> tuple[Any, np.ndarray | None, np.ndarray | None]:
+    """``(node, fold, input_bias)``: the neuron node, the per-neuron factor folded into its incoming
+    weights (plain LIF: ``r = 1``, what Norse and SpikingJelly assume) and the input Affine's bias."""
     tau_mem, r = _euler(a_m, dt_s, "membrane")
-    v_leak = np.asarray(bias, np.float64) * r
     thr = np.asarray(threshold, np.float64)
+    b = np.asarray(bias, np.float64)
     if a_s is None:
-        return nir.LIF(tau=tau_mem, r=r, v_leak=v_leak, v_threshold=thr, v_reset=np.zeros_like(thr))
+        # r = 1: the Euler gain 1/(1 - a_m) goes into the weights and the bias into the input Affine
+        # (v_leak = 0, which SpikingJelly requires and Norse reads as NIR says)
+        node = nir.LIF(tau=tau_mem, r=np.ones_like(r), v_leak=np.zeros_like(thr), v_threshold=thr,
+                       v_reset=np.zeros_like(thr))
+        return node, r, (b * r if np.any(b != 0) else None)
     tau_syn, w_in = _euler(a_s, dt_s, "synaptic")
-    return nir.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=r, v_leak=v_leak, v_threshold=thr,
+    node = nir.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=r, v_leak=b * r, v_threshold=thr,
                        v_reset=np.zeros_like(thr), w_in=w_in)
+    return node, None, None
 
 
-def nir_from_model(model: RSNN, source: str = "") -> Any:
+def _weights(nir: ModuleType, nodes: dict[str, Any], w_in: np.ndarray, w_rec: np.ndarray | None,
+             fold: np.ndarray | None, in_bias: np.ndarray | None) -> None:
+    """``w_in`` (Linear, or Affine with the folded bias) and ``w_rec`` with ``fold`` applied per neuron."""
+    f = np.ones(w_in.shape[0]) if fold is None else fold
+    w_in_f = np.asarray(w_in, np.float64) * f[:, None]
+    nodes["w_in"] = nir.Linear(weight=w_in_f) if in_bias is None else nir.Affine(weight=w_in_f, bias=in_bias)
+    if w_rec is not None:
+        nodes["w_rec"] = nir.Linear(weight=np.asarray(w_rec, np.float64) * f[:, None])
+
+
+def _check_readout(readout: str) -> None:
+    if readout not in READOUTS:
+        raise ValidationError(f"export --nir-readout: must be one of {', '.join(READOUTS)} (got {readout!r})")
+
+
+def nir_from_model(model: RSNN, source: str = "", readout: str = "li") -> Any:
     """The float model as a ``nir.NIRGraph`` (effective parameters; see the module docstring).
 
     Raises
@@ -123,6 +164,7 @@ def nir_from_model(model: RSNN, source: str = "") -> Any:
     from rsnn_deploy.export._onnx_float import float_params
 
     nir = _nir()
+    _check_readout(readout)
     cfg = model.cfg
     if cfg.adaptation:
         raise UnsupportedError(
@@ -140,7 +182,7 @@ def nir_from_model(model: RSNN, source: str = "") -> Any:
     p = float_params(model)
     h, c = p.w_in.shape
     dt_s = cfg.dt_ms * 1e-3
-    lif = _neuron(
+    lif, fold, in_bias = _neuron(
         nir,
         p.a_syn if cfg.synapse else None,
         p.a_mem,
@@ -150,12 +192,10 @@ def nir_from_model(model: RSNN, source: str = "") -> Any:
     )
     nodes: dict[str, Any] = {
         "input": nir.Input(input_type={"input": np.array([c])}),
-        "w_in": nir.Linear(weight=p.w_in),
         "lif": lif,
-        **_readout_nodes(nir, p.w_out, p.b_out, p.a_out, dt_s),
+        **_readout_nodes(nir, p.w_out, p.b_out, p.a_out, dt_s, readout),
     }
-    if p.w_rec is not None:
-        nodes["w_rec"] = nir.Linear(weight=p.w_rec)
+    _weights(nir, nodes, p.w_in, p.w_rec, fold, in_bias)
     tau_exact = {name: np.asarray(getattr(model, name).detach().double().numpy()) for name in model.tau_names()}
     tau_exact["tau_out"] = np.array([cfg.tau_out_ms])
     metadata = {
@@ -166,6 +206,7 @@ def nir_from_model(model: RSNN, source: str = "") -> Any:
         "update_order": UPDATE_ORDER,
         "recurrent_delay_steps": 1,
         "readout_mode": p.readout_mode,
+        "readout": _readout_meta(float(p.a_out), readout),
         "tau_exact_ms": tau_exact,
         "model_config": json.dumps(cfg.model_dump()),
         "source": source,
@@ -173,7 +214,7 @@ def nir_from_model(model: RSNN, source: str = "") -> Any:
     return _graph(nir, nodes, p.w_rec is not None, metadata)
 
 
-def nir_from_qnet(qnet: QuantizedNetwork) -> Any:
+def nir_from_qnet(qnet: QuantizedNetwork, readout: str = "li") -> Any:
     """The quantized network as a ``nir.NIRGraph`` in integer units, the integers in ``metadata``.
 
     Raises
@@ -182,9 +223,10 @@ def nir_from_qnet(qnet: QuantizedNetwork) -> Any:
         Threshold adaptation, refractory period or a voltage floor (no NIR 1.0 primitive).
     """
     from rsnn_deploy.hardware import load_profile
-    from rsnn_deploy.quantize import retention_of
+    from rsnn_deploy.quantize import effective_tau_ms, retention_of
 
     nir = _nir()
+    _check_readout(readout)
     prof = load_profile(qnet.profile)
     where = f"{_WHERE}: QuantizedNetwork[{qnet.source or qnet.profile}]"
     if qnet.has_adaptation:
@@ -208,15 +250,13 @@ def nir_from_qnet(qnet: QuantizedNetwork) -> Any:
     c = qnet.n_inputs
     # NIR spikes on v > v_threshold; a '>=' chip (loihi2) fires on integers v > vth - 1
     strict_vth = qnet.vth - (1 if prof.threshold.comparison == ">=" else 0)
-    lif = _neuron(nir, a_s, a_m, qnet.bias.astype(np.float64), strict_vth.astype(np.float64), dt_s)
+    lif, fold, in_bias = _neuron(nir, a_s, a_m, qnet.bias.astype(np.float64), strict_vth.astype(np.float64), dt_s)
     nodes: dict[str, Any] = {
         "input": nir.Input(input_type={"input": np.array([c])}),
-        "w_in": nir.Linear(weight=qnet.w_in.astype(np.float64)),
         "lif": lif,
-        **_readout_nodes(nir, qnet.w_out, qnet.b_out, qnet.readout_decay, dt_s),
+        **_readout_nodes(nir, qnet.w_out, qnet.b_out, qnet.readout_decay, dt_s, readout),
     }
-    if qnet.w_rec is not None:
-        nodes["w_rec"] = nir.Linear(weight=qnet.w_rec.astype(np.float64))
+    _weights(nir, nodes, qnet.w_in, qnet.w_rec, fold, in_bias)
     quant: dict[str, Any] = {
         "profile": qnet.profile,
         "profile_sha256": qnet.profile_sha256,
@@ -236,6 +276,12 @@ def nir_from_qnet(qnet: QuantizedNetwork) -> Any:
         "vth": qnet.vth,
         "refractory": qnet.refractory,
     }
+    # the time constants the chip's registers realise, ms at the profile's dt: -dt / ln(retention)
+    dt_ms = dt_s * 1e3
+    quant["tau_effective_ms"] = {
+        "tau_syn": effective_tau_ms(a_s, dt_ms), "tau_mem": effective_tau_ms(a_m, dt_ms),
+        "tau_out": effective_tau_ms(np.array([qnet.readout_decay]), dt_ms),
+    }
     if qnet.float_scale:
         quant["float_scale"] = np.array(qnet.float_scale, dtype=np.float64)
     if qnet.w_rec is not None:
@@ -248,6 +294,7 @@ def nir_from_qnet(qnet: QuantizedNetwork) -> Any:
         "update_order": UPDATE_ORDER,
         "recurrent_delay_steps": 1,
         "readout_mode": qnet.readout_mode,
+        "readout": _readout_meta(float(qnet.readout_decay), readout),
         "units": "integer voltage units of the chip (float_scale per block = units per float unit)",
         "quantization": quant,
         "source": qnet.source,
@@ -255,18 +302,42 @@ def nir_from_qnet(qnet: QuantizedNetwork) -> Any:
     return _graph(nir, nodes, qnet.w_rec is not None, metadata)
 
 
-def export_nir(obj: RSNN | QuantizedNetwork, source: str = "") -> Any:
+def export_nir(obj: RSNN | QuantizedNetwork, source: str = "", readout: str = "li") -> Any:
     """``nir_from_model`` or ``nir_from_qnet``, by type."""
     if isinstance(obj, QuantizedNetwork):
-        return nir_from_qnet(obj)
-    return nir_from_model(obj, source=source)
+        return nir_from_qnet(obj, readout=readout)
+    return nir_from_model(obj, source=source, readout=readout)
 
 
-def write_nir(graph: Any, path: str | Path) -> Path:
-    """Write ``graph`` with ``nir.write`` (HDF5); returns the path."""
+def write_nir(graph: Any, path: str | Path, compat: str | None = None) -> Path:
+    """Write ``graph`` with ``nir.write`` (HDF5); returns the path.
+
+    ``compat="1.0.4"`` writes a file that nir 1.0.4 reads, for Rockpool 3.1 and Sinabs 3.1,
+    which pin ``nir <= 1.0.4``: that version's ``LIF`` / ``CubaLIF`` have no ``v_reset``
+    (they reset to 0) and refuse the keyword, so the all-zero ``v_reset`` datasets are
+    removed from the file (a non-zero one is refused).
+    """
     out = Path(path)
+    if compat not in COMPATS:
+        raise ValidationError(f"export --nir-compat: must be one of {', '.join(c for c in COMPATS if c)} "
+                              f"(got {compat!r})")
     _nir().write(str(out), graph)
+    if compat == "1.0.4":
+        _strip_v_reset(out)
     return out
+
+
+def _strip_v_reset(path: Path) -> None:
+    import h5py
+
+    with h5py.File(path, "r+") as f:
+        groups: list[Any] = []
+        f.visititems(lambda _n, obj: groups.append(obj) if isinstance(obj, h5py.Group) and "v_reset" in obj else None)
+        for g in groups:
+            if np.any(np.asarray(g["v_reset"][()]) != 0):
+                raise UnsupportedError(f"{_WHERE} --nir-compat 1.0.4: {g.name}.v_reset is non-zero; nir 1.0.4 "
+                                       "resets to 0 and has no v_reset")
+            del g["v_reset"]
 
 
 def read_nir(path: str | Path) -> Any:

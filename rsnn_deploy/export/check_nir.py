@@ -23,7 +23,10 @@ What the consumer needs, and why (each is a documented gap of snnTorch 1.0, not 
   says (``lif`` gets ``w_in x[t] + w_rec z[t-1]``).
 - **readout**: the importer has no ``nir.LI``; it becomes ``snn.Leaky`` without reset
   (``beta = 1 - dt/tau``, input scaled by ``r dt/tau``), whose membrane is the readout.
-- **bias**: the importer asserts ``v_leak == 0``: models with a hidden bias are refused.
+- **bias**: the importer asserts ``v_leak == 0``: ``rec-syn`` models with a hidden bias are
+  refused (a plain LIF's bias is in its input ``Affine``, which snnTorch reads).
+- **LIF gain**: the file's LIF has ``r = 1`` (gain folded into the weights, as Norse and
+  SpikingJelly read it); snnTorch's importer wants ``r = tau/dt``, so the gain is moved back.
 """
 
 from __future__ import annotations
@@ -94,6 +97,15 @@ def snntorch_consumer(graph: Any) -> torch.nn.Module:
         lif.tau_mem = lif.tau_mem * scale
     else:
         lif.tau = lif.tau * scale
+        # the file's LIF has r = 1 (gain in the weights); snnTorch's needs r = tau/dt: move the gain back
+        r_snn = np.asarray(lif.tau, np.float64) / SNNTORCH_DT_S
+        factor = np.asarray(lif.r, np.float64) / r_snn
+        for name in ("w_in", "w_rec"):
+            if name in g.nodes:
+                g.nodes[name].weight = np.asarray(g.nodes[name].weight, np.float64) * factor[:, None]
+                if getattr(g.nodes[name], "bias", None) is not None:
+                    g.nodes[name].bias = np.asarray(g.nodes[name].bias, np.float64) * factor
+        lif.r = r_snn
     li = g.nodes["readout"]
     li_beta = 1.0 - dt_s / np.asarray(li.tau, np.float64)
     li_gain = np.asarray(li.r, np.float64) * dt_s / np.asarray(li.tau, np.float64)
