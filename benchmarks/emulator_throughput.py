@@ -188,8 +188,9 @@ def main(argv: list[str] | None = None) -> int:
 # One random loihi2 network (64 inputs -> 128 neurons, recurrent, T = 40) runs on our emulator
 # (one batched call) and on Lava 0.10's own processes through the bundle that
 # ``rsnn-deploy export --format lava`` writes (``rsnn_deploy.backends._lava.run_lava``): one Python
-# 3.10 process that imports Lava once, then builds, runs and reads back each sample, as a Lava user
-# would. Lava's samples/s is given with and without its start-up (import), from runs on 1 and on
+# 3.10 process that imports Lava once, then builds, runs and reads back each sample (chunk 1), as a
+# Lava user would; ``--lava-chunk 8`` measures the lava backend's side-by-side copies instead.
+# Lava's samples/s is given with and without its start-up (import), from runs on 1 and on
 # ``--lava-samples`` samples; wall and CPU time (Lava's CPU time: its child process) are both reported.
 
 
@@ -221,6 +222,8 @@ def lava_main(argv: list[str]) -> int:
     parser.add_argument("--atrlif", action="store_true", help="adaptive network (Lava ATRLIF) instead of LIF")
     parser.add_argument("--samples", type=int, default=1000, help="samples for our emulator")
     parser.add_argument("--lava-samples", type=int, default=20, help="samples run on Lava")
+    parser.add_argument("--lava-chunk", type=int, default=1,
+                        help="samples per Lava network (1: one network per sample, as a Lava user runs it)")
     parser.add_argument("--inputs", type=int, default=64)
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--steps", type=int, default=40)
@@ -250,7 +253,7 @@ def lava_main(argv: list[str]) -> int:
     lava_runs = {}
     for k in (1, args.lava_samples):
         c0, t0 = child_cpu(), time.perf_counter()
-        tr_lava = run_lava(q, x[:k], python=py)
+        tr_lava = run_lava(q, x[:k], python=py, chunk=args.lava_chunk)
         lava_runs[k] = (time.perf_counter() - t0, child_cpu() - c0)
     k = args.lava_samples
     (w1, c1), (wk, ck) = lava_runs[1], lava_runs[k]
@@ -272,7 +275,8 @@ def lava_main(argv: list[str]) -> int:
     rate = float(tr.spikes.mean())
     print(f"network : {args.inputs} inputs -> {args.hidden} recurrent {kind} (loihi2), T = {args.steps}; "
           f"hidden rate {rate * 1000:.0f} Hz; overflow {dict(tr.overflow)}")
-    print(f"Lava {LAVA_VERSION} (fixed_pt, bundle run_lava.py): {lava_rate:8.2f} samples/s wall, {lava_cpu_rate:8.2f} "
+    print(f"Lava {LAVA_VERSION} (fixed_pt, run_lava.py --chunk {args.lava_chunk}): {lava_rate:8.2f} samples/s wall, "
+          f"{lava_cpu_rate:8.2f} "
           f"CPU ({k} samples, start-up included); {lava_marginal:.2f} / {lava_marginal_cpu:.2f} without start-up")
     print(f"rsnn_deploy.emulator.run (batch {args.samples}): {ours_rate:8.0f} samples/s wall, {ours_cpu_rate:8.0f} CPU "
           f"(best of {len(walls)})")
@@ -288,7 +292,7 @@ def lava_main(argv: list[str]) -> int:
         record = {
             "command": "python " + " ".join(["benchmarks/emulator_throughput.py", *argv]),
             "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "lava": LAVA_VERSION, "neuron": kind,
+            "lava": LAVA_VERSION, "neuron": kind, "lava_chunk": args.lava_chunk,
             "network": {"inputs": args.inputs, "hidden": args.hidden, "steps": args.steps,
                         "hidden_rate_hz": rate * 1e3},
             "samples": args.samples, "lava_samples": k,

@@ -168,3 +168,15 @@ def test_export_bundle_runs_in_lava_as_a_user_would(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "folder holds other files" in err
     assert (tmp_path / "other" / "mine.txt").read_text() == "keep"
+
+
+def test_side_by_side_copies_equal_one_network_per_sample():
+    """``--chunk``: samples as independent copies in one Lava network give what one network per sample gives."""
+    q = _net(21, atrlif=True, rec=True, e_in=2, e_rec=1)
+    x = (np.random.default_rng(21).random((5, 12, q.n_inputs)) < 0.4).astype(np.uint8)
+    one = run_lava(q, x, chunk=1)
+    side = run_lava(q, x, chunk=3)
+    assert one.spikes.any() and np.array_equal(one.spikes, side.spikes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        assert np.array_equal(run(q, x).spikes, side.spikes)

@@ -136,8 +136,8 @@ _README = """# Lava bundle (rsnn-deploy)
 
 Runs this network on Lava's own fixed-point process models (lava-nc 0.10, Python 3.10):
 
-    python -m venv V && V/bin/pip install lava-nc==0.10.0
-    V/bin/python run_lava.py network.json spikes.npz out.npz [--record-states]
+    python3.10 -m venv V && V/bin/pip install lava-nc==0.10.0
+    V/bin/python run_lava.py network.json spikes.npz out.npz [--record-states] [--chunk N]
 
 `spikes.npz` holds `spikes`, 0/1 `[B, T, {n_inputs}]`; `out.npz` gets `spikes` bool `[B, T, {n_hidden}]`
 (output step t integrates input step t; Lava's Dense delay of {lat} step is dropped).
