@@ -42,7 +42,8 @@ def _net(seed: int, *, atrlif: bool, rec: bool, e_in: int, e_rec: int, h: int = 
         kw = dict(decay_theta=per(0, 4096), theta_step=per(0, 4096) << 6, decay_r=per(0, 4096))
         vth = per(1, 4096) << 6  # ATRLIF's theta_0: 12 bits
     else:
-        vth = per(1, 400) << max(6, e_in + 9)  # 17-bit LIF vth, near the weights' scale so that neurons fire
+        # 17-bit LIF vth near the weights' scale, so that neurons fire
+        vth = np.minimum(per(1, 400) << max(6, e_in + 9), ((1 << 17) - 1) << 6)
     q = QuantizedNetwork(
         w_in=w_in, w_rec=w_rec, bias=rng.integers(-4096, 4096, h) << rng.integers(0, 8, h),
         decay_u=per(0, 4096), decay_v=per(0, 4096), vth=vth, refractory=np.ones(h, np.int64), vmin=-VMAX,
