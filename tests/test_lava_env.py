@@ -39,9 +39,10 @@ def test_setting_wins_and_a_wrong_version_is_named(no_lava, monkeypatch):
 
 
 def test_cli_and_backend_say_what_is_missing(no_lava, capsys):
+    from test_qnet import make_qnet
+
     from rsnn_deploy.backends import BackendSource, create_backend
     from rsnn_deploy.cli import main
-    from test_qnet import make_qnet
 
     assert main(["lava-env"]) == 2
     err = capsys.readouterr().err.strip()
