@@ -47,7 +47,7 @@ def test_cli_and_backend_say_what_is_missing(no_lava, capsys):
     assert main(["lava-env"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "needs Python 3.10" in err
-    with pytest.raises(LavaUnavailable, match="needs Python 3.10"):
+    with pytest.raises(LavaUnavailable, match=r"needs Python 3\.10"):
         create_backend("lava", BackendSource(qnet=make_qnet("loihi2")))
     from rsnn_deploy.errors import UnsupportedError
 
