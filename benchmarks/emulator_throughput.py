@@ -179,5 +179,135 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if same else 1
 
 
+# ----------------------------------------------------------------------------- loihi2: ours vs Lava
+# Self-contained (``--lava`` selects it):
+#
+#     python benchmarks/emulator_throughput.py --lava            # LIF, 1000 samples, Lava on 20
+#     python benchmarks/emulator_throughput.py --lava --atrlif   # the adaptive neuron (ATRLIF)
+#
+# One random loihi2 network (64 inputs -> 128 neurons, recurrent, T = 40) runs on our emulator
+# (one batched call) and on Lava 0.10's own processes through the bundle that
+# ``rsnn-deploy export --format lava`` writes (``rsnn_deploy.backends._lava.run_lava``): one Python
+# 3.10 process that imports Lava once, then builds, runs and reads back each sample (chunk 1), as a
+# Lava user would; ``--lava-chunk 8`` measures the lava backend's side-by-side copies instead.
+# Lava's samples/s is given with and without its start-up (import), from runs on 1 and on
+# ``--lava-samples`` samples; wall and CPU time (Lava's CPU time: its child process) are both reported.
+
+
+def _lava_network(seed: int, c: int, h: int, atrlif: bool):
+    from rsnn_deploy.hardware import load_profile
+    from rsnn_deploy.qnet import QuantizedNetwork, check_representable, validate_for
+
+    prof = load_profile("loihi2")
+    rng = np.random.default_rng(seed)
+    kw = dict(decay_theta=np.full(h, 40), theta_step=np.full(h, 20 << 6), decay_r=np.full(h, 800)) if atrlif else {}
+    q = QuantizedNetwork(
+        w_in=rng.integers(-50, 71, (h, c)) << 7, w_rec=rng.integers(-40, 31, (h, h)) << 7,
+        bias=np.zeros(h, np.int64), decay_u=np.full(h, 1500), decay_v=np.full(h, 800),
+        vth=np.full(h, 800 << 6),  # about 80 Hz (LIF) / 70 Hz (ATRLIF) at 10 % input rate
+        refractory=np.ones(h, np.int64), vmin=-(2**23 - 1), vmax=2**23 - 1,
+        w_out=rng.standard_normal((10, h)), b_out=np.zeros(10), readout_decay=0.9, readout_mode="mean",
+        profile="loihi2", profile_sha256=prof.sha256, input_latency=1, source="benchmark", **kw,
+    )
+    check_representable(q, prof)
+    validate_for(q, prof)
+    return q
+
+
+def lava_main(argv: list[str]) -> int:
+    import resource
+
+    parser = argparse.ArgumentParser(description="loihi2: our emulator vs Lava 0.10 on the same network")
+    parser.add_argument("--lava", action="store_true", help="(selects this benchmark)")
+    parser.add_argument("--atrlif", action="store_true", help="adaptive network (Lava ATRLIF) instead of LIF")
+    parser.add_argument("--samples", type=int, default=1000, help="samples for our emulator")
+    parser.add_argument("--lava-samples", type=int, default=20, help="samples run on Lava")
+    parser.add_argument("--lava-chunk", type=int, default=1,
+                        help="samples per Lava network (1: one network per sample, as a Lava user runs it)")
+    parser.add_argument("--inputs", type=int, default=64)
+    parser.add_argument("--hidden", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--rate", type=float, default=0.1, help="input spike probability per step")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="200 samples, Lava on 5")
+    parser.add_argument("--out", type=str, default=None, help="also write the results to this JSON file")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.samples, args.lava_samples = min(args.samples, 200), min(args.lava_samples, 5)
+    args.lava_samples = max(2, min(args.lava_samples, args.samples))
+
+    from rsnn_deploy.backends._lava import run_lava
+    from rsnn_deploy.emulator import run
+    from rsnn_deploy.lava_env import LAVA_VERSION, ensure_env
+
+    py = ensure_env()
+    q = _lava_network(args.seed, args.inputs, args.hidden, args.atrlif)
+    x = (np.random.default_rng(args.seed + 1).random((args.samples, args.steps, args.inputs)) < args.rate)
+    x = x.astype(np.uint8)
+
+    def child_cpu() -> float:
+        r = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return r.ru_utime + r.ru_stime
+
+    lava_runs = {}
+    for k in (1, args.lava_samples):
+        c0, t0 = child_cpu(), time.perf_counter()
+        tr_lava = run_lava(q, x[:k], python=py, chunk=args.lava_chunk)
+        lava_runs[k] = (time.perf_counter() - t0, child_cpu() - c0)
+    k = args.lava_samples
+    (w1, c1), (wk, ck) = lava_runs[1], lava_runs[k]
+    lava_rate, lava_cpu_rate = k / wk, k / ck
+    lava_marginal = (k - 1) / max(wk - w1, 1e-9)  # start-up (Python + Lava import) excluded
+    lava_marginal_cpu = (k - 1) / max(ck - c1, 1e-9)
+
+    walls, cpus = [], []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for _ in range(max(1, args.repeats)):
+            c0, t0 = time.process_time(), time.perf_counter()
+            tr = run(q, x)
+            walls.append(time.perf_counter() - t0)
+            cpus.append(time.process_time() - c0)
+    ours_rate, ours_cpu_rate = args.samples / min(walls), args.samples / min(cpus)
+    same = bool(np.array_equal(tr.spikes[:k], tr_lava.spikes))
+    kind = "ATRLIF" if args.atrlif else "LIF"
+    rate = float(tr.spikes.mean())
+    print(f"network : {args.inputs} inputs -> {args.hidden} recurrent {kind} (loihi2), T = {args.steps}; "
+          f"hidden rate {rate * 1000:.0f} Hz; overflow {dict(tr.overflow)}")
+    print(f"Lava {LAVA_VERSION} (fixed_pt, run_lava.py --chunk {args.lava_chunk}): {lava_rate:8.2f} samples/s wall, "
+          f"{lava_cpu_rate:8.2f} "
+          f"CPU ({k} samples, start-up included); {lava_marginal:.2f} / {lava_marginal_cpu:.2f} without start-up")
+    print(f"rsnn_deploy.emulator.run (batch {args.samples}): {ours_rate:8.0f} samples/s wall, {ours_cpu_rate:8.0f} CPU "
+          f"(best of {len(walls)})")
+    print(f"speed-up: {ours_rate / lava_rate:.0f}x wall ({ours_rate / lava_marginal:.0f}x against Lava without "
+          f"start-up); CPU {ours_cpu_rate / lava_cpu_rate:.0f}x ({ours_cpu_rate / lava_marginal_cpu:.0f}x)")
+    print(f"bit-identical hidden spikes on the {k} compared samples: {'yes' if same else 'NO'}")
+    if args.out:
+        import datetime as dt
+        import json
+
+        from rsnn_deploy.io import atomic_path
+
+        record = {
+            "command": "python " + " ".join(["benchmarks/emulator_throughput.py", *argv]),
+            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "lava": LAVA_VERSION, "neuron": kind, "lava_chunk": args.lava_chunk,
+            "network": {"inputs": args.inputs, "hidden": args.hidden, "steps": args.steps,
+                        "hidden_rate_hz": rate * 1e3},
+            "samples": args.samples, "lava_samples": k,
+            "lava_samples_per_s": lava_rate, "lava_cpu_samples_per_s": lava_cpu_rate,
+            "lava_samples_per_s_without_startup": lava_marginal,
+            "lava_cpu_samples_per_s_without_startup": lava_marginal_cpu,
+            "ours_samples_per_s": ours_rate, "ours_cpu_samples_per_s": ours_cpu_rate,
+            "speedup": ours_rate / lava_rate, "speedup_without_lava_startup": ours_rate / lava_marginal,
+            "speedup_cpu": ours_cpu_rate / lava_cpu_rate, "bit_identical": same,
+        }
+        with atomic_path(args.out) as tmp:
+            tmp.write_text(json.dumps(record, indent=2) + "\n")
+        print(f"wrote {args.out}")
+    return 0 if same else 1
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(lava_main(sys.argv[1:]) if "--lava" in sys.argv[1:] else main())

@@ -82,7 +82,10 @@ def load_task_from_options(task_name: str, data_path: str | None, data_dir: str 
 @click.option("--tau-syn", "tau_syn_ms", type=float, default=None, help="Synaptic time constant (ms).")
 @click.option("--tau-adapt", "tau_adapt_ms", type=float, default=None, help="Adaptation time constant (ms).")
 @click.option("--tau-out", "tau_out_ms", type=float, default=None, help="Readout time constant (ms).")
-@click.option("--adapt-kind", type=click.Choice(["threshold", "current"]), default=None)
+@click.option("--adapt-kind", type=click.Choice(["threshold", "current", "atrlif"]), default=None,
+              help="threshold, current, or atrlif (Lava's ATRLIF: refractory state r, no voltage reset; loihi2).")
+@click.option("--tau-refr", "tau_refr_ms", type=float, default=None,
+              help="ATRLIF refractory-state time constant (ms), adapt_kind atrlif.")
 @click.option("--adapt-strength", type=float, default=None)
 @click.option("--refractory", "refractory_steps", type=int, default=None, help="Refractory steps after a spike.")
 @click.option("--v-floor", type=float, default=None, help="Voltage floor (e.g. 0 as on Loihi 1 / nengo-loihi).")

@@ -217,7 +217,7 @@ _FLAG_OF = {
     "n_hidden": "--hidden", "tau_mem_ms": "--tau-mem", "tau_syn_ms": "--tau-syn", "tau_adapt_ms": "--tau-adapt",
     "tau_out_ms": "--tau-out", "adapt_kind": "--adapt-kind", "adapt_strength": "--adapt-strength",
     "refractory_steps": "--refractory", "v_floor": "--v-floor", "surrogate": "--surrogate",
-    "surrogate_slope": "--slope", "dt_ms": "--dt",
+    "surrogate_slope": "--slope", "dt_ms": "--dt", "tau_refr_ms": "--tau-refr",
 }
 _TRAIN_FLAG_OF = {"epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "rate_reg": "--rate-reg",
                   "target_rate": "--target-rate", "limit": "--limit", "seed": "--seed", "qat_profile": "--qat"}
@@ -269,7 +269,8 @@ def model_card_markdown(report: dict[str, Any], meta: dict[str, Any], command: s
              "|---|---:|---|---:|---:|"]
     labels = {"torch-float": "float (torch)", "torch-fakequant": "fake-quant (torch)",
               "emulator": f"emulated ({report['profile']} integers)", "nengo-loihi": "nengo-loihi (target='sim')",
-              "nengo": "nengo core (integer neuron type)"}
+              "nengo": "nengo core (integer neuron type)",
+              "lava": "Lava 0.10 (its fixed-point LIF/ATRLIF + Dense processes)"}
     lines += [row(name, labels.get(name, name)) for name in b]
     lines += ["", "| gap | pp | samples |", "|---|---:|---:|"]
     lines += [f"| {g['from']} -> {g['to']} | {g['gap_pp']:+.2f} | {g['samples']} |" for g in report["gaps"]]
@@ -280,9 +281,11 @@ def model_card_markdown(report: dict[str, Any], meta: dict[str, Any], command: s
     for s in report.get("skipped_backends", []):
         lines.append(f"\n{s['backend']}: not run ({s['reason']}).")
     if "nengo-loihi" not in b and "nengo" in b:
-        lines += ["", "nengo-loihi: not applicable. Loihi 1 has no threshold adaptation and nengo-loihi builds "
-                  "`nengo.AdaptiveLIF` as plain LIF; the integer network runs in nengo core through a custom neuron "
-                  "type whose step is the profile's integer arithmetic."]
+        lines += ["", "nengo-loihi: not applicable (it emulates Loihi 1, which has no adaptation; nengo-loihi builds "
+                  "`nengo.AdaptiveLIF` as plain LIF). The integer network runs in nengo core through a custom neuron "
+                  "type whose step is the profile's integer arithmetic"
+                  + (", and on Lava's own processes (the `lava` backend, the bundle of "
+                     "`rsnn-deploy export --format lava`)." if "lava" in b else ".")]
     q = report["quantization"]
     lines += ["", "## Neurons and time constants", "",
               f"- threshold {model.get('threshold')} (integer {q['vth']}), voltage floor {model.get('v_floor')}, "
@@ -339,7 +342,7 @@ def model_card_cost(report: dict[str, Any]) -> list[str]:
 @click.option("--training-command", "train_cmd", default=None,
               help="The exact training command (default: rebuilt from the checkpoint's JSON).")
 @click.option("--slow-limit", type=click.IntRange(1), default=300, show_default=True,
-              help="Test samples for nengo-loihi / nengo.")
+              help="Test samples for nengo-loihi / nengo / lava.")
 @click.option("--data-dir", type=click.Path(), default=None)
 @click.option("--quiet", is_flag=True)
 @click.option("-o", "--out", required=True, type=click.Path(), help="Markdown file to write.")
@@ -353,9 +356,11 @@ def model_card(checkpoint: str, target: str | None, train_cmd: str | None, slow_
 
     ckpt = load_checkpoint(checkpoint)
     prof = target_of(ckpt, target)
-    integer = "nengo-loihi" if load_profile(prof).semantics == "nengo-loihi-1.1" else "nengo"
-    result = verify(checkpoint, prof, backends=["torch-float", "emulator", integer], slow_limit=slow_limit,
-                    data_dir=data_dir, progress=not quiet)
+    loihi1 = load_profile(prof).semantics == "nengo-loihi-1.1"
+    integer = "nengo-loihi" if loihi1 else "nengo"
+    chosen = ["torch-float", "emulator", integer] + ([] if loihi1 else ["lava"])  # loihi2: Lava's own processes
+    result = verify(checkpoint, prof, backends=chosen, slow_limit=slow_limit, data_dir=data_dir,
+                    progress=not quiet)
     st, js = checkpoint_paths(checkpoint)
     files = {p.name: p.stat().st_size for p in (st, js)}
     text = model_card_markdown(result.report, ckpt.meta, train_cmd or training_command(ckpt.meta), files)
@@ -363,4 +368,5 @@ def model_card(checkpoint: str, target: str | None, train_cmd: str | None, slow_
     b = result.report["backends"]
     click.echo(f"{ckpt.name}: float {100 * b['torch-float']['accuracy']:.2f} %, emulated "
                f"{100 * b['emulator']['accuracy']:.2f} %, {integer} {100 * b[integer]['accuracy']:.2f} % "
-               f"({b[integer]['samples']} samples) -> {out}")
+               f"({b[integer]['samples']} samples)"
+               + (f", lava {100 * b['lava']['accuracy']:.2f} %" if "lava" in b else "") + f" -> {out}")

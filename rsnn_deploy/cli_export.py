@@ -9,8 +9,9 @@ from rsnn_deploy.cli import cli
 
 @cli.command("export")
 @click.argument("network", type=click.Path())
-@click.option("--format", "fmt", required=True, metavar="onnx|nir",
-              help="onnx (float or integer graph, by input kind) or nir (recurrent CUBA graph).")
+@click.option("--format", "fmt", required=True, metavar="onnx|nir|lava",
+              help="onnx (float or integer graph, by input kind), nir (recurrent CUBA graph), or lava (a quantized "
+                   "loihi2 network as a folder Lava 0.10 runs: network.json + run_lava.py).")
 @click.option("--graph", default=None, metavar="step|sequence",
               help="ONNX only: one step with explicit state (default) or the whole sequence in a Scan.")
 @click.option("--with-encoder", is_flag=True,
@@ -20,7 +21,7 @@ from rsnn_deploy.cli import cli
                    "(Norse, SpikingJelly); the leak is then in metadata['readout'].")
 @click.option("--nir-compat", default=None, metavar="1.0.4",
               help="NIR only: a file nir 1.0.4 reads (Rockpool 3.1, Sinabs 3.1 pin nir <= 1.0.4).")
-@click.option("-o", "--out", type=click.Path(), required=True, help="Output file (.onnx / .nir).")
+@click.option("-o", "--out", type=click.Path(), required=True, help="Output file (.onnx / .nir) or folder (lava).")
 def export_cmd(network: str, fmt: str, graph: str | None, with_encoder: bool, nir_readout: str | None,
                nir_compat: str | None, out: str) -> None:
     """Export NETWORK (checkpoint or quantized network JSON, told apart by its format field).
@@ -34,4 +35,26 @@ def export_cmd(network: str, fmt: str, graph: str | None, with_encoder: bool, ni
 
     path = export(network, fmt, out, graph=graph, with_encoder=with_encoder, nir_readout=nir_readout,
                   nir_compat=nir_compat)
-    click.echo(f"{network} -> {path} ({fmt}{'' if graph is None and fmt == 'nir' else ', ' + (graph or 'step')})")
+    kind = ", " + (graph or "step") if fmt == "onnx" or graph is not None else ""
+    click.echo(f"{network} -> {path} ({fmt}{kind})")
+
+
+@cli.command("lava-env")
+@click.option("--check", is_flag=True, help="Only say whether Lava is ready; build nothing.")
+def lava_env_cmd(check: bool) -> None:
+    """Build (once) the Python 3.10 side environment with lava-nc 0.10 that the ``lava`` backend runs.
+
+    The interpreter comes from RSNN_DEPLOY_LAVA_PYTHON, else pyenv's 3.10; the environment goes to
+    ~/.cache/rsnn-deploy/lava-venv-0.10.0 (RSNN_DEPLOY_CACHE moves it). pip's progress is shown.
+    """
+    from rsnn_deploy.lava_env import ensure_env, find_base_python, lava_python, venv_dir
+
+    ready = lava_python()
+    if check:
+        if ready:
+            click.echo(f"lava: ready ({ready})")
+            return
+        click.echo(f"lava: not built yet ({venv_dir()}); base Python {find_base_python()}; run rsnn-deploy lava-env")
+        return
+    py = ready or ensure_env(progress=True)
+    click.echo(f"lava: ready ({py})")

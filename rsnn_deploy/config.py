@@ -43,7 +43,9 @@ class ModelConfig(_Frozen):
     tau_syn_ms: float = Field(default=2.0, gt=0, le=1e5)
     tau_adapt_ms: float = Field(default=100.0, gt=0, le=1e6)
     tau_out_ms: float = Field(default=20.0, gt=0, le=1e5)
-    adapt_kind: Literal["threshold", "current"] = "threshold"
+    adapt_kind: Literal["threshold", "current", "atrlif"] = "threshold"
+    # ATRLIF (Lava's adaptive neuron, adapt_kind "atrlif"): time constant of its refractory state r
+    tau_refr_ms: float = Field(default=5.0, gt=0, le=1e5)
     adapt_strength: float = Field(default=0.2, ge=0, le=100)
     threshold: float = Field(default=1.0, gt=0)
     refractory_steps: int = Field(default=0, ge=0, le=1000)
@@ -76,6 +78,7 @@ class ModelConfig(_Frozen):
         if self.tau_min_ms >= self.tau_max_ms:
             raise ValueError(f"tau_min_ms must be below tau_max_ms (got {self.tau_min_ms} >= {self.tau_max_ms})")
         used = ["tau_mem_ms"] + ["tau_syn_ms"] * self.synapse + ["tau_adapt_ms"] * self.adaptation
+        used += ["tau_refr_ms"] * (self.adaptation and self.adapt_kind == "atrlif")
         for name in used:
             value = getattr(self, name)
             if self.train_tau and not self.tau_min_ms <= value <= self.tau_max_ms:

@@ -104,23 +104,25 @@ def wrap_lava(x: np.ndarray, bits: int) -> np.ndarray:
 # ----------------------------------------------------------------------------- shared kernels
 
 
-def _decay_into(x: np.ndarray, decay: np.ndarray, offset: int, out: np.ndarray, signed: bool = True) -> None:
-    """``out = decay_int(x, decay, offset)`` (12-bit decays); ``out`` may be ``x`` itself.
+def _decay_into(
+    x: np.ndarray, decay: np.ndarray, offset: int, out: np.ndarray, signed: bool = True, bits: int = 12
+) -> None:
+    """``out = decay_int(x, decay, offset, bits)``; ``out`` may be ``x`` itself.
 
-    float64 states (holding integers, as :func:`run` keeps them): ``trunc(x * (r / 4096))``,
-    exact because ``r / 4096`` is a dyadic fraction and ``|x| * r < 2**53``; truncation
-    toward zero is ``sign(x) * floor(|x| * r / 4096)``. int64 states: shifts;
+    float64 states (holding integers, as :func:`run` keeps them): ``trunc(x * (r / 2**bits))``,
+    exact because ``r / 2**bits`` is a dyadic fraction and ``|x| * r < 2**53``; truncation
+    toward zero is ``sign(x) * floor(|x| * r / 2**bits)``. int64 states: shifts;
     ``signed=False`` declares ``x >= 0`` and skips the sign handling.
     """
-    r = 4096 - offset - decay
+    r = (1 << bits) - offset - decay
     if out.dtype.kind == "f":
-        np.multiply(x, r / 4096.0, out=out)
+        np.multiply(x, r / float(1 << bits), out=out)
         np.trunc(out, out=out)
     elif not signed:
         np.multiply(x, r, out=out)
-        np.right_shift(out, 12, out=out)
+        np.right_shift(out, bits, out=out)
     else:
-        mag = (np.abs(x) * r) >> 12
+        mag = (np.abs(x) * r) >> bits
         np.copyto(out, np.where(x < 0, -mag, mag))  # not negative(where=): masked ufuncs are slow
 
 
@@ -156,7 +158,7 @@ def _fresh_like(state: tuple[np.ndarray, ...]) -> list[np.ndarray]:
 class Loihi1Params(NamedTuple):
     """Per-neuron integers of the ``loihi1`` step (all int64 ``[H]`` unless noted).
 
-    decay_u, decay_v : 12-bit decay registers (u uses offset 1, v offset 0).
+    decay_u, decay_v : decay registers (``decay_bits`` wide; u uses ``u_offset``, v ``v_offset``).
     bias : added to u (``u2 = wrap(u + bias)``).
     vth : effective threshold; spike when ``v > vth``.
     vmin, vmax : int, voltage clip range.
@@ -182,6 +184,9 @@ class Loihi1Params(NamedTuple):
     wrap_v32: bool = True
     has_refractory: bool = True
     clip_vmax: bool = True
+    decay_bits: int = 12
+    u_offset: int = 1
+    v_offset: int = 0
 
 
 class Loihi1State(NamedTuple):
@@ -234,7 +239,7 @@ def loihi1_step(
     if p.wrap_q:
         q, n = _wrap_counted(q, p.q_bits)
         over[0] += n
-    _decay_into(state.u, p.decay_u, 1, out.u)
+    _decay_into(state.u, p.decay_u, p.u_offset, out.u, bits=p.decay_bits)
     np.add(out.u, q, out=out.u)
     half = 1 << p.u_bits
     bmin, bmax = int(p.bias.min()), int(p.bias.max())
@@ -251,7 +256,7 @@ def loihi1_step(
         if p.wrap_u2:
             u2, n = _wrap_counted(out.u + p.bias, p.u_bits)
             over[2] += n
-    _decay_into(state.v, p.decay_v, 0, out.v, signed=p.vmin < 0)
+    _decay_into(state.v, p.decay_v, p.v_offset, out.v, signed=p.vmin < 0, bits=p.decay_bits)
     if u2 is None:
         np.add(out.v, out.u, out=out.v)
         if bmin or bmax:
@@ -284,13 +289,16 @@ def loihi1_step(
 class Loihi2Params(NamedTuple):
     """Per-neuron integers of the ``loihi2`` step (int64 ``[H]`` unless noted).
 
-    decay_u, decay_v, decay_theta : 12-bit decay registers (offsets 1, 0, 0 as in Lava).
+    decay_u, decay_v, decay_theta, decay_r : decay registers (Lava's du/dv, ATRLIF's
+        delta_i/delta_v/delta_theta/delta_r times 4096); offsets from the profile (1, 0, 0, 0).
     bias : Lava's ``bias_mant << bias_exp``, added to v.
-    vth : ``theta_0`` (ATRLIF) = LIF ``vth << 6``.
-    theta_step : threshold increment per spike (already ``<< 6``).
+    vth : LIF ``vth << 6``, or ATRLIF's ``theta_0 << 6``.
+    theta_step : ATRLIF's ``theta_step << 6`` (0 for LIF).
     vmin, vmax : int, voltage clip (Lava: ``-(2**23 - 1)``, ``2**23 - 1``).
-    u_bits, theta_bits : magnitude bits of u (wrapped) and theta (checked only).
+    u_bits, theta_bits : magnitude bits of u (wrapped) and of theta / r (checked only).
     q_bits : magnitude bits of q including Lava's ``<< 6`` of its 16-bit a_in (checked only).
+    atrlif : bool, run ``PyATRLIFModelFixed`` instead of ``PyLifModelBitAcc``.
+    decay_bits, offsets : the profile's decay rule (``decay.bits``; u, v, theta, r offsets).
     """
 
     decay_u: np.ndarray
@@ -304,14 +312,20 @@ class Loihi2Params(NamedTuple):
     u_bits: int = 23
     theta_bits: int = 23
     q_bits: int = 21
+    atrlif: bool = False
+    decay_r: np.ndarray | None = None
+    decay_bits: int = 12
+    offsets: tuple[int, int, int, int] = (1, 0, 0, 0)
 
 
 class Loihi2State(NamedTuple):
-    """State of ``loihi2``: ``theta`` is the adaptation ``theta - theta_0``; overflow counts (q, u, theta)."""
+    """State of ``loihi2``, ``[B, H]`` each: ``theta`` is ATRLIF's ``theta - theta_0``, ``r`` its
+    refractory state (both stay 0 for LIF); overflow counts (q, u, theta)."""
 
     u: np.ndarray
     v: np.ndarray
     theta: np.ndarray
+    r: np.ndarray
     spikes: np.ndarray
     overflow: np.ndarray
 
@@ -319,62 +333,64 @@ class Loihi2State(NamedTuple):
 def loihi2_step(
     state: Loihi2State, q: np.ndarray, p: Loihi2Params, out: Loihi2State | None = None
 ) -> tuple[np.ndarray, Loihi2State]:
-    """One step of Lava's ``PyLifModelBitAcc`` with ``PyATRLIFModelFixed``'s threshold adaptation.
+    """One step of Lava's ``PyLifModelBitAcc`` (LIF) or ``PyATRLIFModelFixed`` (``p.atrlif``), batched.
 
-    ``q`` is Lava's ``a_in << 6`` (the integer weights already include the shift)::
+    ``q`` is Lava's ``a_in << 6`` (the integer weights already include the shift). Both share
+    (decays ``decay_int`` with the profile's bits and offsets, Lava: 12 bits, 1 for u, 0 else)::
 
-        u     = wrap_lava(decay_int(u, du, offset=1) + q, 23)      # ds_offset = 1
-        v     = clip(decay_int(v, dv) + u + bias, vmin, vmax)       # dm_offset = 0
-        theta = decay_int(theta, dtheta)                            # theta - theta_0, offset 0
-        z     = v >= vth + theta                                    # ATRLIF compares >=
-        v[z]  = 0;  theta[z] += theta_step
+        u     = wrap_lava(decay_int(u, du, offset=1) + q, 23)
+        v     = clip(decay_int(v, dv) + u + bias, -(2**23 - 1), 2**23 - 1)
 
-    Choices and deviations from Lava, all deliberate:
+    LIF then spikes on ``v > vth`` (strict) and resets ``v = 0``. ATRLIF (``theta`` here is
+    Lava's ``theta - theta_0``; ``vth`` is ``theta_0 << 6``)::
 
-    - Reset to zero is LIF's (ATRLIF instead raises a refractory state ``r`` by
-      ``2 * theta`` and never resets v); ``r`` is not modelled.
-    - The comparison is ATRLIF's ``>=`` (Lava's LIF uses ``>``) because the threshold
-      is ATRLIF's adaptive theta; with theta_step = 0 this is LIF with ``vth - 1``.
-    - Theta is stored relative to ``theta_0``; ATRLIF decays ``theta - theta_0`` and adds
-      ``theta_0`` back, so the integers are identical. It never goes negative.
-    - Lava computes ``i * (4096 - delta_i*4096 - 1)`` in the array dtype before its
-      int64 cast; here every product is exact int64.
-    - Lava neither wraps nor clips theta ("TODO do clipping here?") and does not limit
-      its 16-bit a_in; neither do we, but ``overflow`` counts steps where
-      ``vth + theta`` leaves 24 bits or ``q >> 6`` leaves 16 bits.
-    - No refractory period (``PyLifModelBitAcc`` lists it as missing).
+        theta = decay_int(theta, dtheta);   r = decay_int(r, dr)
+        z     = v - r >= vth + theta
+        r[z] += 2 * (vth + theta);  theta[z] += theta_step        # v is not reset
 
-    ``out`` works as in :func:`loihi1_step`.
+    Lava neither wraps nor clips theta and r ("TODO do clipping here?") and does not
+    limit its 16-bit a_in; neither do we, but ``overflow`` counts neuron-steps where
+    ``vth + theta`` or ``r`` leaves 24 bits, or ``q >> 6`` leaves 16 bits. No refractory
+    period (``PyLifModelBitAcc`` lists it as missing). Every product is exact int64 (or
+    exact float64, see :func:`_decay_into`). ``out`` works as in :func:`loihi1_step`.
     """
     if out is None:
         out = Loihi2State(*_fresh_like(state))
     elif out.overflow is not state.overflow:
         out.overflow[:] = state.overflow
     over = out.overflow
+    bits = p.decay_bits
+    off_u, off_v, off_t, off_r = p.offsets
     q = np.asarray(q)
     qlim = 1 << p.q_bits
     if _outside(q, -qlim, qlim - 1):
         over[0] += int(np.count_nonzero((q >= qlim) | (q < -qlim)))
-    _decay_into(state.u, p.decay_u, 1, out.u)
+    _decay_into(state.u, p.decay_u, off_u, out.u, bits=bits)
     np.add(out.u, q, out=out.u)
     m = 1 << p.u_bits
     if _outside(out.u, -m + 1, m):
         u = wrap_lava(out.u, p.u_bits)
         over[1] += int(np.count_nonzero(u != out.u))
         out.u[...] = u
-    _decay_into(state.v, p.decay_v, 0, out.v)
+    _decay_into(state.v, p.decay_v, off_v, out.v, bits=bits)
     np.add(out.v, out.u, out=out.v)
     np.add(out.v, p.bias, out=out.v)
     _clip_into(out.v, p.vmin, p.vmax)
-    _decay_into(state.theta, p.decay_theta, 0, out.theta)
-    np.add(out.theta, p.vth, out=out.theta)  # absolute threshold (Lava's theta) for the comparison
     spikes = out.spikes
-    np.greater_equal(out.v, out.theta, out=spikes)
-    np.putmask(out.v, spikes, 0)
+    if not p.atrlif:
+        np.greater(out.v, p.vth, out=spikes)
+        np.putmask(out.v, spikes, 0)
+        return spikes, out
+    _decay_into(state.theta, p.decay_theta, off_t, out.theta, bits=bits)
+    np.add(out.theta, p.vth, out=out.theta)  # absolute threshold (Lava's theta)
+    decay_r = p.decay_r if p.decay_r is not None else np.zeros_like(p.decay_theta)
+    _decay_into(state.r, decay_r, off_r, out.r, bits=bits)
+    np.greater_equal(out.v - out.r, out.theta, out=spikes)
+    np.add(out.r, 2 * out.theta * spikes, out=out.r)
     np.add(out.theta, spikes * p.theta_step, out=out.theta)
     tlim = (1 << p.theta_bits) - 1
-    if int(out.theta.max(initial=0)) > tlim:
-        over[2] += int(np.count_nonzero(out.theta > tlim))
+    if int(out.theta.max(initial=0)) > tlim or int(out.r.max(initial=0)) > tlim:
+        over[2] += int(np.count_nonzero(out.theta > tlim) + np.count_nonzero(out.r > tlim))
     np.subtract(out.theta, p.vth, out=out.theta)
     return spikes, out
 
@@ -429,9 +445,13 @@ def params_for(qnet: QuantizedNetwork, profile: HardwareProfile) -> Loihi1Params
             wrap_v32=wrap_v32,
             has_refractory=bool(qnet.refractory.max() > 1),
             clip_vmax=bool(qnet.vth.max() >= qnet.vmax),
+            decay_bits=profile.decay.bits,
+            u_offset=profile.decay.u_offset,
+            v_offset=profile.decay.v_offset,
         )
     h = qnet.n_hidden
     zeros = np.zeros(h, dtype=np.int64)
+    dec = profile.decay
     return Loihi2Params(
         decay_u=qnet.decay_u,
         decay_v=qnet.decay_v,
@@ -444,6 +464,10 @@ def params_for(qnet: QuantizedNetwork, profile: HardwareProfile) -> Loihi1Params
         u_bits=profile.state.u_bits,
         theta_bits=profile.state.theta_bits,
         q_bits=profile.state.q_bits,
+        atrlif=qnet.is_atrlif,
+        decay_r=qnet.decay_r if qnet.decay_r is not None else zeros,
+        decay_bits=dec.bits,
+        offsets=(dec.u_offset, dec.v_offset, dec.theta_offset, dec.r_offset),
     )
 
 
@@ -461,7 +485,7 @@ def initial_state(
     if profile.semantics == "nengo-loihi-1.1":
         rc = np.zeros((batch, n_hidden), dtype=np.int64)
         return Loihi1State(u=z, v=z.copy(), ref_count=rc, spikes=s, overflow=over)
-    return Loihi2State(u=z, v=z.copy(), theta=z.copy(), spikes=s, overflow=over)
+    return Loihi2State(u=z, v=z.copy(), theta=z.copy(), r=z.copy(), spikes=s, overflow=over)
 
 
 _OVERFLOW_NAMES = {"nengo-loihi-1.1": ("q", "u", "u2"), "lava-lif-atrlif": ("q", "u", "theta")}
@@ -495,6 +519,8 @@ def _native_loihi1_ok(prof: HardwareProfile, p: Loihi1Params | Loihi2Params) -> 
     if prof.semantics != "nengo-loihi-1.1" or not isinstance(p, Loihi1Params):
         return False
     if p.wrap_q or p.wrap_u or p.wrap_u2 or p.wrap_v32 or p.has_refractory or p.clip_vmax:
+        return False
+    if (p.decay_bits, p.u_offset, p.v_offset) != (12, 1, 0):  # the C loop implements 12-bit decays, offsets 1/0
         return False
     from rsnn_deploy import native
 
@@ -531,8 +557,8 @@ def _numpy_run(
     record_states: bool,
     strict: bool,
     batch_chunk: int,
-) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None, np.ndarray]:
-    """The chip loop in numpy, chunk by chunk: spikes, recorded states (or None) and wrap counts."""
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None, np.ndarray | None, np.ndarray]:
+    """The chip loop in numpy, chunk by chunk: spikes, recorded states (u, v, theta, r, or None), wrap counts."""
     b, t_steps, _ = x.shape
     h = qnet.n_hidden
     lat = qnet.input_latency
@@ -543,6 +569,8 @@ def _numpy_run(
     vol = np.zeros((b, t_steps, h), dtype=np.int64) if record_states else None
     has_theta = record_states and prof.semantics == "lava-lif-atrlif"
     ada = np.zeros((b, t_steps, h), dtype=np.int64) if has_theta else None
+    has_r = has_theta and bool(getattr(params, "atrlif", False))
+    refr = np.zeros((b, t_steps, h), dtype=np.int64) if has_r else None
     # Spike counts times integer weights are exact in float32 while every sum stays below 2**24
     # (a 24-bit mantissa), else in float64 (2**53); sgemm is about 4x faster than dgemm here.
     # One GEMM per step, [previous hidden spikes | input spikes] @ [w_rec.T ; w_in.T], keeps
@@ -588,9 +616,11 @@ def _numpy_run(
                     vol[sl, k] = state.v  # type: ignore[index]
                     if ada is not None:
                         ada[sl, k] = state.theta  # type: ignore[union-attr]
+                    if refr is not None:
+                        refr[sl, k] = state.r  # type: ignore[union-attr]
         total_over += state.overflow
 
-    return spikes, cur, vol, ada, total_over
+    return spikes, cur, vol, ada, refr, total_over
 
 
 def run(
@@ -612,7 +642,7 @@ def run(
         Defaults to the built-in profile named by ``qnet.profile``.
     record_states : bool
         Also return ``current`` (u), ``voltage`` (v after reset) and, for loihi2,
-        ``adaptation`` (theta - theta_0), int64 ``[B, T, H]``.
+        ``adaptation`` (theta - theta_0) and, for ATRLIF networks, ``refractory`` (r), int64 ``[B, T, H]``.
     strict : bool
         Raise :class:`EmulatorOverflowError` on the first wrap instead of counting it.
     batch_chunk : int
@@ -630,10 +660,10 @@ def run(
     names = _OVERFLOW_NAMES[prof.semantics]
     if not record_states and _native_loihi1_ok(prof, params):
         spikes = _native_loihi1(qnet, x, params)  # type: ignore[arg-type]
-        cur = vol = ada = None
+        cur = vol = ada = refr = None
         total_over = np.zeros(3, dtype=np.int64)  # wraps were proven impossible (params_for)
     else:
-        spikes, cur, vol, ada, total_over = _numpy_run(qnet, x, prof, params, record_states, strict, batch_chunk)
+        spikes, cur, vol, ada, refr, total_over = _numpy_run(qnet, x, prof, params, record_states, strict, batch_chunk)
     overflow = {name: int(c) for name, c in zip(names, total_over, strict=True)}
     if any(overflow.values()):
         warnings.warn(
@@ -650,5 +680,6 @@ def run(
         current=cur,
         voltage=vol,
         adaptation=ada,
+        refractory=refr,
         overflow=overflow,
     )

@@ -61,6 +61,12 @@ The reverse-time adjoints (``g_x = dL/dx``, ``sg`` = surrogate derivative at ``u
 
 The reset and the refractory counter are detached, as in the eager model.
 
+ATRLIF (``adapt_kind = "atrlif"``, torch loops only; the C loops decline it) adds a
+refractory state ``r[t] = a_r r[t-1] (+ 2 (theta + m[t-1]) z[t-1], detached)``, spikes on
+``u = (p - r) - (theta + m) > 0`` and never resets ``v``; ``a_r`` is a constant (with a
+trainable ``tau_refr`` the eager loop runs). Its adjoints are the threshold kind's with
+``q = a_m`` (no ``1 - z``): ``r`` is detached and so carries no gradient.
+
 Memory
 ------
 The forward pass stores ``p`` and the spikes (plus the threshold, the mask, ``i`` and
@@ -197,6 +203,7 @@ class _Spec:
     slope: float
     block: int
     native: bool = False  # inner loops in C (rsnn_deploy.native), see native_supports
+    a_refr: Tensor | None = None  # ATRLIF: the refractory state's decay [H], a constant (no gradient)
     binary_input: bool = False  # native, and the inputs are 0/1: W_in x and its gradient as sums over spikes
 
     @property
@@ -230,8 +237,15 @@ def supports(cfg: ModelConfig, p: NeuronParams) -> bool:
         return False
     if cfg.surrogate not in _SURROGATES:
         return False
-    if p.adapt_kind not in (None, "threshold", "current"):
+    if p.adapt_kind not in (None, "threshold", "current", "atrlif"):
         return False
+    if p.adapt_kind == "atrlif":
+        # ATRLIF (torch loops only): its r decay must be a constant [H] vector, and no floor / refractory mask
+        a_r = p.a_refr
+        if a_r is None or a_r.requires_grad or not _is_vector(a_r, h) or a_r.dtype != p.w_in.dtype:
+            return False
+        if p.v_floor is not None or p.refractory_steps > 0:
+            return False
     if p.w_rec is not None and (p.w_rec.shape != (h, h) or p.w_rec.dtype != p.w_in.dtype):
         return False
     if p.bias is not None and not _is_vector(p.bias, h):
@@ -240,8 +254,10 @@ def supports(cfg: ModelConfig, p: NeuronParams) -> bool:
     return all(_is_vector(a, h) and a.dtype == p.w_in.dtype for a in decays)
 
 
-def _why_not_native(dtype: torch.dtype, refractory_steps: int) -> str | None:
+def _why_not_native(dtype: torch.dtype, refractory_steps: int, adapt_kind: str | None = None) -> str | None:
     """Why the C loops cannot run (None: they can); the one place that decides it."""
+    if adapt_kind == "atrlif":
+        return "ATRLIF: not in the C loops"
     if dtype != torch.float32:
         return f"{str(dtype).removeprefix('torch.')}: the C loops are float32"
     if refractory_steps > 0:
@@ -251,13 +267,13 @@ def _why_not_native(dtype: torch.dtype, refractory_steps: int) -> str | None:
 
 def loops_description(p: NeuronParams) -> str:
     """Which time loops :func:`run` will use for parameters ``p``, and why not the C ones (for logs)."""
-    why = _why_not_native(p.w_in.dtype, int(p.refractory_steps))
+    why = _why_not_native(p.w_in.dtype, int(p.refractory_steps), p.adapt_kind)
     return f"torch loops ({why})" if why else f"native C loops, {torch.get_num_threads()} thread(s)"
 
 
 def native_supports(spec: _Spec, dtype: torch.dtype) -> bool:
     """Whether the C inner loops cover this run: float32 and no refractory period."""
-    return _why_not_native(dtype, spec.refractory_steps) is None
+    return _why_not_native(dtype, spec.refractory_steps, spec.adapt_kind) is None
 
 
 def run(xs: Tensor, p: NeuronParams, cfg: ModelConfig) -> Tensor:
@@ -309,6 +325,7 @@ def _run(xs: Tensor, p: NeuronParams, cfg: ModelConfig, weights: Tensor | None) 
         surrogate=cfg.surrogate,
         slope=float(cfg.surrogate_slope),
         block=block_steps(batch, h, xs.dtype, n_steps),
+        a_refr=vec(p.a_refr) if p.adapt_kind == "atrlif" and p.a_refr is not None else None,
     )
     if native_supports(spec, xs.dtype):
         binary = bool(((xs == 0) | (xs == 1)).all())
@@ -341,6 +358,7 @@ class _Saved(NamedTuple):
     rc: Tensor | None  # product of the floor and refractory gradient masks
     i: Tensor | None
     n: Tensor | None
+    r: Tensor | None = None  # ATRLIF: r after its decay, before the spike's increment
 
 
 def _forward(
@@ -368,7 +386,8 @@ def _forward(
     opts = {"dtype": xs.dtype, "device": xs.device}
     shape = (n_steps, batch, h)
     adapt = spec.adapt_kind is not None
-    thr_adapt = spec.adapt_kind == "threshold"
+    atr = spec.adapt_kind == "atrlif"
+    thr_adapt = spec.adapt_kind in ("threshold", "atrlif")  # both compare v (- r) with theta + m
     floor, refr = spec.v_floor, spec.refractory_steps
 
     def seq(flag: bool) -> Tensor | None:
@@ -384,6 +403,7 @@ def _forward(
         rc=seq(keep.p and spec.masked),
         i=seq(keep.i and spec.synapse),
         n=seq(keep.n and adapt),
+        r=seq(keep.p and atr),
     )
     zeros = torch.zeros(batch, h, **opts)
     # State buffers; a kept state is written straight into its [T, B, H] slot instead.
@@ -394,7 +414,9 @@ def _forward(
         return t.unbind(0) if t is not None else None
 
     zs = z_all.unbind(0)
-    ps, ths, rcs, is_, ns = (steps(t) for t in saved)
+    ps, ths, rcs, is_, ns, rs = (steps(t) for t in saved)
+    r_state = torch.zeros(batch, h, **opts) if atr else None
+    a_refr = spec.a_refr
     w_in_t = w_in.t()
     w_rec_t = w_rec.t() if w_rec is not None else None
     theta, strength = spec.threshold, spec.adapt_strength
@@ -453,14 +475,29 @@ def _forward(
                         rc.mul_(mask_buf)
             # z = v - threshold > 0, tested as v > threshold (exact, see the module docstring)
             z = zs[t]
-            if thr_adapt:
+            if atr:
+                # ATRLIF: r = a_r r; z = (v - r) - (n + theta) > 0; r += 2 (n + theta) z (detached); no reset
+                assert r_state is not None and a_refr is not None
+                torch.mul(r_state, a_refr, out=r_state)
+                if rs is not None:
+                    rs[t].copy_(r_state)
+                th = ths[t] if ths is not None else th_buf
+                torch.add(n_cur, theta, out=th)
+                torch.sub(v, r_state, out=rec_buf)
+                torch.gt(rec_buf, th, out=z)
+                torch.mul(th, 2.0, out=rec_buf)
+                rec_buf.mul_(z)
+                r_state.add_(rec_buf)
+                v_state.copy_(v)
+            elif thr_adapt:
                 th = ths[t] if ths is not None else th_buf
                 torch.add(n_cur, theta, out=th)
                 torch.gt(v, th, out=z)
             else:
                 torch.gt(v, theta, out=z)
             # detached reset v * (1 - z) (exact: z is 0 or 1), adaptation jump, refractory count
-            torch.addcmul(v, v, z, value=-1.0, out=v_state)
+            if not atr:
+                torch.addcmul(v, v, z, value=-1.0, out=v_state)
             if adapt:
                 n_cur.add_(z, alpha=strength)
             if refr > 0:
@@ -610,7 +647,8 @@ def _backward(
     h = w_in.shape[0]
     opts = {"dtype": z_all.dtype, "device": z_all.device}
     need_x, need_w_in, need_w_rec, need_b, need_as, need_am, need_aa = need
-    thr_adapt = spec.adapt_kind == "threshold"
+    atr = spec.adapt_kind == "atrlif"  # r is detached (a constant decay): its adjoint does not reach the parameters
+    thr_adapt = spec.adapt_kind in ("threshold", "atrlif")
     adapt = spec.adapt_kind is not None
     k_max = spec.block
     k_buf = min(k_max, n_steps)
@@ -672,12 +710,19 @@ def _backward(
             gzs = gz_b.unbind(0)
             sg, q = sg_buf[:nb], q_buf[:nb]
             # Time-independent factors for the whole block: sg(u) and a_m (1 - z), masked by rc.
-            if saved.th is not None:
+            if atr:  # u = (v - r) - (theta + m); v is not reset, so v[t] carries a_m fully
+                assert saved.r is not None and saved.th is not None
+                torch.sub(p_all[t0:t1], saved.r[t0:t1], out=sg)
+                sg.sub_(saved.th[t0:t1])
+            elif saved.th is not None:
                 torch.sub(p_all[t0:t1], saved.th[t0:t1], out=sg)
             else:
                 torch.sub(p_all[t0:t1], spec.threshold, out=sg)
             _surrogate_(sg, spec.surrogate, spec.slope)
-            torch.addcmul(a_mem, z_all[t0:t1], a_mem, value=-1.0, out=q)
+            if atr:
+                q.copy_(a_mem.expand_as(q))
+            else:
+                torch.addcmul(a_mem, z_all[t0:t1], a_mem, value=-1.0, out=q)
             rc = saved.rc[t0:t1] if saved.rc is not None else None
             if rc is not None:
                 q.mul_(rc)
@@ -758,7 +803,7 @@ def _backward(
             if need_as:
                 grads["a_syn"].add_((gi_b[lo:] * saved.i[prev]).sum((0, 1)))  # type: ignore[index]
             if need_am:
-                v_prev = p_all[prev] * (1.0 - z_all[prev])  # v after the reset
+                v_prev = p_all[prev] if atr else p_all[prev] * (1.0 - z_all[prev])  # v after the reset
                 grads["a_mem"].add_((gp_b[lo:] * v_prev).sum((0, 1)))
             if need_aa:
                 gm_b = gm_buf[lo:nb]  # type: ignore[index]

@@ -46,7 +46,7 @@ BUILTIN_PROFILES: tuple[str, ...] = ("loihi1", "loihi2")
 SCHEMA_VERSION = 1
 
 # Which integer step of rsnn_deploy.emulator a profile uses, and the comparison that step makes.
-_SEMANTICS_COMPARISON = {"nengo-loihi-1.1": ">", "lava-lif-atrlif": ">="}
+_SEMANTICS_COMPARISON = {"nengo-loihi-1.1": ">", "lava-lif-atrlif": ">"}
 
 
 class _Section(BaseModel):
@@ -93,6 +93,7 @@ class DecayFormat(_Section):
     u_offset: int = Field(ge=0, le=1)
     v_offset: int = Field(ge=0, le=1)
     theta_offset: int = Field(ge=0, le=1)
+    r_offset: int = Field(default=0, ge=0, le=1)
 
     @property
     def max(self) -> int:
@@ -173,17 +174,22 @@ class RefractoryFormat(_Section):
 
 
 class AdaptationFormat(_Section):
-    """Threshold adaptation: ``theta_step = mantissa << step_shift`` added to theta on each spike."""
+    """Threshold adaptation: ``theta_step = mantissa << step_shift`` added to theta on each spike.
+
+    ``theta0_mantissa_bits``: width of ATRLIF's base threshold ``theta_0`` (the adaptive
+    neuron's ``vth``), narrower than LIF's ``vth`` on Lava (12 vs 17 bits); None: as ``threshold``.
+    """
 
     step_mantissa_bits: int = Field(ge=1, le=32)
     step_shift: int = Field(ge=0, le=16)
+    theta0_mantissa_bits: int | None = Field(default=None, ge=1, le=32)
 
 
 class Features(_Section):
     """What the target's neuron model can do (``validate_for`` refuses networks that need more)."""
 
     synapse: bool
-    adaptation: tuple[Literal["threshold"], ...]
+    adaptation: tuple[Literal["threshold", "atrlif"], ...]
     refractory: bool
     per_neuron_decays: bool
     voltage_floor: bool

@@ -8,6 +8,11 @@ One step, in the order a Loihi core computes it (``ARCHITECTURE.md``, dt = 1 ms)
     v[t]     = max(v[t], v_floor);   v[t] = 0 while refractory
     z[t]     = v[t] > threshold + n[t]     (threshold adaptation)  or  v[t] > threshold
     on spike: v = 0; refractory count = R; n += adapt_strength
+
+ATRLIF (``adapt_kind = "atrlif"``, Lava's ``PyATRLIFModelFixed``, the adaptive neuron of
+loihi2): a refractory state ``r`` decays with ``a_r = exp(-dt / tau_refr)``, the neuron
+spikes on ``v - r > threshold + n`` (Lava: ``>=``, equal only on a measure-zero set in
+float), then ``r += 2 (threshold + n)`` and ``n += adapt_strength``; ``v`` is never reset.
     y[t]     = a_o * y[t-1] + W_out z[t] + b_out                 # non-spiking leaky readout
 
 with ``a = exp(-dt / tau)``. The float model computes exactly this order, so that
@@ -46,7 +51,8 @@ class NeuronParams(NamedTuple):
     threshold: float
     v_floor: float | None
     refractory_steps: int
-    adapt_kind: str | None  # None, "threshold" or "current"
+    adapt_kind: str | None  # None, "threshold", "current" or "atrlif"
+    a_refr: Tensor | None = None  # [H], ATRLIF's refractory-state decay (adapt_kind "atrlif")
 
 
 class NeuronState(NamedTuple):
@@ -57,6 +63,7 @@ class NeuronState(NamedTuple):
     n: Tensor  # adaptation (threshold increase or adaptation current)
     ref: Tensor  # remaining refractory steps (float for simplicity of autograd)
     z: Tensor  # spikes of the previous step
+    r: Tensor | None = None  # ATRLIF refractory state (adapt_kind "atrlif")
 
 
 class Trace(NamedTuple):
@@ -135,6 +142,8 @@ def neuron_step(
         v = torch.clamp(v, min=p.v_floor)
     if p.refractory_steps > 0:
         v = v * (state.ref <= 0).to(v.dtype)
+    if p.adapt_kind == "atrlif":
+        return _atrlif_spike(v, i, n, state, p, spike_fn)
     threshold = p.threshold + n if p.adapt_kind == "threshold" else p.threshold
     z = spike_fn(v - threshold)
     v = v * (1.0 - z.detach())
@@ -147,9 +156,28 @@ def neuron_step(
     return z, NeuronState(i, v, n, ref, z)
 
 
+def _atrlif_spike(
+    v: Tensor, i: Tensor, n: Tensor, state: NeuronState, p: NeuronParams, spike_fn: Callable[[Tensor], Tensor]
+) -> tuple[Tensor, NeuronState]:
+    """ATRLIF's spike and post-spike update: ``r`` decays, spike on ``v - r > theta``, ``r += 2 theta``.
+
+    ``r`` plays the part of the reset (which is detached for the other kinds): its
+    increment is detached too; ``v`` keeps its value.
+    """
+    a_r = p.a_refr if p.a_refr is not None else torch.zeros_like(p.a_mem)
+    r_prev = state.r if state.r is not None else torch.zeros_like(v)
+    r = a_r * r_prev
+    theta = p.threshold + n
+    z = spike_fn(v - r - theta)
+    zd = z.detach()
+    r = r + 2.0 * theta.detach() * zd
+    n = n + p.adapt_strength * z
+    return z, NeuronState(i, v, n, state.ref, z, r)
+
+
 def initial_state(batch: int, n_hidden: int, device: torch.device, dtype: torch.dtype) -> NeuronState:
     zeros = torch.zeros(batch, n_hidden, device=device, dtype=dtype)
-    return NeuronState(zeros, zeros, zeros, zeros, zeros)
+    return NeuronState(zeros, zeros, zeros, zeros, zeros, zeros)
 
 
 def readout_sequence(spikes: Tensor, w_out: Tensor, b_out: Tensor, a_out: Tensor) -> Tensor:
@@ -240,6 +268,8 @@ class RSNN(nn.Module):
             names.append("tau_syn")
         if self.cfg.adaptation:
             names.append("tau_adapt")
+            if self.cfg.adapt_kind == "atrlif":
+                names.append("tau_refr")
         return names
 
     def learned_time_constants(self) -> dict[str, Any]:
@@ -287,6 +317,7 @@ class RSNN(nn.Module):
             v_floor=cfg.v_floor,
             refractory_steps=cfg.refractory_steps,
             adapt_kind=cfg.adapt_kind if cfg.adaptation else None,
+            a_refr=self._decay("tau_refr") if cfg.adaptation and cfg.adapt_kind == "atrlif" else None,
         )
         return self.fake_quant(p) if self.fake_quant is not None else p
 

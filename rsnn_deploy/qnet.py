@@ -31,6 +31,10 @@ vmin, vmax : int
 decay_theta, theta_step : [H] or None
     Threshold adaptation (loihi2): decay register of ``theta - theta_0`` and the
     effective increment per spike (``mantissa << 6``); None when absent.
+decay_r : [H] or None
+    Set for Lava ATRLIF neurons (loihi2 adaptive networks): decay register of the
+    refractory state ``r`` (``r += 2 theta`` on a spike; spike if ``v - r >= theta``; no
+    voltage reset). None: LIF neurons (reset to zero).
 input_latency : int
     Steps between a host input spike and its arrival in ``q`` (the profile's).
 w_out [K, H], b_out [K], readout_decay, readout_mode
@@ -89,7 +93,7 @@ FORMAT = "rsnn-deploy/qnet"
 FORMAT_VERSION = 1
 
 _INT_VECTORS = ("bias", "decay_u", "decay_v", "vth", "refractory")
-_OPTIONAL_INT_VECTORS = ("decay_theta", "theta_step")
+_OPTIONAL_INT_VECTORS = ("decay_theta", "theta_step", "decay_r")
 _INT32_MAX = (1 << 31) - 1
 
 
@@ -145,6 +149,7 @@ class QuantizedNetwork:
     input_latency: int
     decay_theta: np.ndarray | None = None
     theta_step: np.ndarray | None = None
+    decay_r: np.ndarray | None = None
     block_sizes: tuple[int, ...] = ()
     float_scale: tuple[float, ...] = ()
     source: str = ""
@@ -182,7 +187,11 @@ class QuantizedNetwork:
                     raise ValidationError(
                         f"QuantizedNetwork.{name}: must have shape [{h}] (got {getattr(self, name).shape})"
                     )
-        for name in ("decay_u", "decay_v", "decay_theta"):
+        if self.decay_r is not None and self.decay_theta is None:
+            raise ValidationError(
+                "QuantizedNetwork.decay_r: ATRLIF's refractory decay needs decay_theta and theta_step (got none)"
+            )
+        for name in ("decay_u", "decay_v", "decay_theta", "decay_r"):
             arr = getattr(self, name)
             if arr is not None and arr.size and arr.min() < 0:
                 raise ValidationError(f"QuantizedNetwork.{name}: must be >= 0 (got {arr.min()})")
@@ -267,6 +276,18 @@ class QuantizedNetwork:
         return self.theta_step is not None and bool(np.any(self.theta_step))
 
     @property
+    def is_atrlif(self) -> bool:
+        """True for Lava ATRLIF neurons (``decay_r`` set): refractory state ``r``, no voltage reset."""
+        return self.decay_r is not None
+
+    @property
+    def adapt_kind(self) -> str | None:
+        """The adaptation the integers need: ``"atrlif"``, ``"threshold"`` or None."""
+        if self.is_atrlif:
+            return "atrlif"
+        return "threshold" if self.has_adaptation else None
+
+    @property
     def block_slices(self) -> tuple[slice, ...]:
         edges = np.cumsum((0, *self.block_sizes))
         return tuple(slice(int(a), int(b)) for a, b in itertools.pairwise(edges))
@@ -317,7 +338,7 @@ def check_representable(qnet: QuantizedNetwork, profile: HardwareProfile) -> Non
         Naming the first field out of range, its offending value and the allowed set.
     """
     dmax = profile.decay.max
-    for name in ("decay_u", "decay_v", "decay_theta"):
+    for name in ("decay_u", "decay_v", "decay_theta", "decay_r"):
         arr = getattr(qnet, name)
         if arr is not None and arr.size and arr.max() > dmax:
             raise ValidationError(
@@ -375,6 +396,15 @@ def check_representable(qnet: QuantizedNetwork, profile: HardwareProfile) -> Non
             f"QuantizedNetwork.refractory: must lie in [0, {profile.refractory.max_steps}] "
             f"(got {qnet.refractory.max()})"
         )
+    if qnet.is_atrlif and profile.adaptation is not None and profile.adaptation.theta0_mantissa_bits is not None:
+        top = (1 << profile.adaptation.theta0_mantissa_bits) - 1
+        bad0 = (qnet.vth >> th.shift) > top
+        if bad0.any():
+            raise ValidationError(
+                f"QuantizedNetwork.vth: not representable on {profile.name} as ATRLIF theta_0 "
+                f"(got {int(qnet.vth[bad0][0])}); theta_0 = mantissa << {th.shift} with mantissa in [1, {top}] "
+                f"({profile.adaptation.theta0_mantissa_bits} bits)"
+            )
     if qnet.theta_step is not None and profile.adaptation is not None:
         ad = profile.adaptation
         tm = qnet.theta_step >> ad.step_shift
@@ -474,11 +504,15 @@ def validate_for(qnet: QuantizedNetwork, profile: HardwareProfile) -> None:
             f"{where}.profile: quantized for {qnet.profile!r}, not {profile.name!r}; "
             f"re-run quantize with --profile {profile.name}"
         )
-    if qnet.has_adaptation and "threshold" not in profile.features.adaptation:
-        raise UnsupportedError(
-            f"{where}.theta_step: {profile.name} has no threshold adaptation (nengo-loihi builds "
-            "AdaptiveLIF as plain LIF); use --profile loihi2 or a variant without adaptation"
-        )
+    kind = qnet.adapt_kind
+    if kind is not None and kind not in profile.features.adaptation:
+        if not profile.features.adaptation:
+            why = "no adaptation (nengo-loihi builds AdaptiveLIF as plain LIF); use --profile loihi2 with " \
+                  "adapt_kind = \"atrlif\", or a variant without adaptation"
+        else:
+            why = f"no {kind!r} adaptation (it has {', '.join(profile.features.adaptation)}: Lava's only adaptive " \
+                  "neuron is ATRLIF); train with adapt_kind = \"atrlif\""
+        raise UnsupportedError(f"{where}.theta_step: {profile.name} has {why}")
     if not profile.features.refractory and qnet.refractory.max() > 1:
         raise UnsupportedError(
             f"{where}.refractory: {profile.name} has no refractory period (got {qnet.refractory.max()} steps); "
@@ -488,6 +522,7 @@ def validate_for(qnet: QuantizedNetwork, profile: HardwareProfile) -> None:
         raise UnsupportedError(f"{where}.decay_u: {profile.name} has no synaptic current filter")
     if not profile.features.per_neuron_decays:
         names = ["decay_u", "decay_v"] + (["decay_theta"] if qnet.decay_theta is not None else [])
+        names += ["decay_r"] if qnet.decay_r is not None else []
         for name in names:
             arr = getattr(qnet, name)
             for j, sl in enumerate(qnet.block_slices):

@@ -112,10 +112,13 @@ def quantize_weights(w_scaled: np.ndarray, grid: WeightGrid) -> tuple[np.ndarray
     return np.clip(q, grid.lo, grid.hi).astype(np.int64), clipped
 
 
-def threshold_grid(profile: HardwareProfile) -> tuple[int, int]:
-    """(step, largest value) of the integer threshold."""
+def threshold_grid(profile: HardwareProfile, atrlif: bool = False) -> tuple[int, int]:
+    """(step, largest value) of the integer threshold (``atrlif``: ATRLIF's narrower ``theta_0``)."""
     step = 1 << profile.threshold.shift
-    return step, ((1 << profile.threshold.mantissa_bits) - 1) * step
+    bits = profile.threshold.mantissa_bits
+    if atrlif and profile.adaptation is not None and profile.adaptation.theta0_mantissa_bits is not None:
+        bits = profile.adaptation.theta0_mantissa_bits
+    return step, ((1 << bits) - 1) * step
 
 
 def weight_scale_limit(weights: list[np.ndarray], profile: HardwareProfile) -> float:
@@ -128,7 +131,7 @@ def weight_scale_limit(weights: list[np.ndarray], profile: HardwareProfile) -> f
 
 
 def choose_scale(threshold: float, weights: list[np.ndarray], profile: HardwareProfile,
-                 calib_peaks: dict[str, float] | None = None) -> float:
+                 calib_peaks: dict[str, float] | None = None, atrlif: bool = False) -> float:
     """The block scale ``s`` (integer units per float unit), with ``threshold * s`` on the threshold grid.
 
     Without calibration data (QAT) ``s`` depends only on the weights and the threshold.
@@ -138,7 +141,7 @@ def choose_scale(threshold: float, weights: list[np.ndarray], profile: HardwareP
     The voltage clips instead of wrapping, so its peak is reported, not enforced.
     """
     s = min(weight_scale_limit(weights, profile), 2.0 ** (profile.state.v_bits - HEADROOM_BITS) / threshold)
-    step, vth_max = threshold_grid(profile)
+    step, vth_max = threshold_grid(profile, atrlif)
 
     def snap(scale: float) -> float:
         return min(max(math.floor(threshold * scale / step), 1) * step, vth_max) / threshold
@@ -236,7 +239,7 @@ class FakeQuant:
         weights = [p.w_in.detach().cpu().numpy()]
         if p.w_rec is not None:
             weights.append(p.w_rec.detach().cpu().numpy())
-        s = choose_scale(p.threshold, weights, prof)
+        s = choose_scale(p.threshold, weights, prof, atrlif=p.adapt_kind == "atrlif")
 
         def fq(w: Tensor | None) -> Tensor | None:
             if w is None:
@@ -259,6 +262,7 @@ class FakeQuant:
             a_syn=self._snap(p.a_syn, prof.decay.u_offset),
             a_mem=self._snap(p.a_mem, prof.decay.v_offset),
             a_adapt=self._snap(p.a_adapt, prof.decay.theta_offset),
+            a_refr=self._snap(p.a_refr, prof.decay.r_offset) if p.a_refr is not None else None,
         )
 
     def _snap(self, a: Tensor, offset: int) -> Tensor:
@@ -352,6 +356,7 @@ def quantize_model(model: RSNN, profile: str | HardwareProfile, calib_x: Tensor 
     edges = np.cumsum([0, *sizes])
     blocks = [slice(int(a), int(b)) for a, b in itertools.pairwise(edges)]
 
+    atrlif = cfg.adaptation and cfg.adapt_kind == "atrlif"
     q_in = np.zeros((h, cfg.n_in), dtype=np.int64)
     q_rec = np.zeros((h, h), dtype=np.int64) if w_rec is not None else None
     q_bias = np.zeros(h, dtype=np.int64)
@@ -360,7 +365,7 @@ def quantize_model(model: RSNN, profile: str | HardwareProfile, calib_x: Tensor 
     weight_report: list[dict] = []
     for j, post in enumerate(blocks):
         rows = [w_in[post]] + ([w_rec[post]] if w_rec is not None else [])
-        s = choose_scale(cfg.threshold, rows, prof, peaks)
+        s = choose_scale(cfg.threshold, rows, prof, peaks, atrlif=atrlif)
         scales.append(s)
         vth[post] = round(cfg.threshold * s)
         tiles = [("w_in", w_in, q_in, slice(None))]
@@ -405,6 +410,13 @@ def quantize_model(model: RSNN, profile: str | HardwareProfile, calib_x: Tensor 
                     f"{prof.adaptation.step_mantissa_bits}-bit theta_step range at this scale"
                 )
             theta_step[post] = m * step
+    decay_r = None
+    if atrlif:
+        assert p.a_refr is not None
+        a_r = p.a_refr.detach().double().numpy()
+        decay_r = decay_to_int(a_r, prof, prof.decay.r_offset)
+        check_decay_range("tau_refr", a_r, decay_r, prof, prof.decay.r_offset, dt,
+                          np.broadcast_to(taus["tau_refr"], (h,)))
 
     qnet = QuantizedNetwork(
         w_in=q_in, w_rec=q_rec, bias=q_bias, decay_u=d_u, decay_v=d_v, vth=vth,
@@ -413,7 +425,8 @@ def quantize_model(model: RSNN, profile: str | HardwareProfile, calib_x: Tensor 
         w_out=model.w_out.detach().numpy(), b_out=model.b_out.detach().numpy(),
         readout_decay=float(model.readout_decay()), readout_mode=cfg.readout_mode,
         profile=prof.name, profile_sha256=prof.sha256, input_latency=prof.timing.input_latency_steps,
-        decay_theta=decay_theta, theta_step=theta_step, block_sizes=tuple(sizes), float_scale=tuple(scales),
+        decay_theta=decay_theta, theta_step=theta_step, decay_r=decay_r, block_sizes=tuple(sizes),
+        float_scale=tuple(scales),
         source=source,
     )
     check_representable(qnet, prof)
@@ -467,6 +480,8 @@ def _report(model: RSNN, prof: HardwareProfile, qnet: QuantizedNetwork, taus: di
         tau_rows.append(_tau_rows("tau_syn", taus["tau_syn"], d_u, prof, prof.decay.u_offset, dt))
     if d_theta is not None:
         tau_rows.append(_tau_rows("tau_adapt", taus["tau_adapt"], d_theta, prof, prof.decay.theta_offset, dt))
+    if qnet.decay_r is not None:
+        tau_rows.append(_tau_rows("tau_refr", taus["tau_refr"], qnet.decay_r, prof, prof.decay.r_offset, dt))
     pl = placement(qnet, prof)
     s_min = min(qnet.float_scale)
     headroom = None

@@ -44,6 +44,8 @@ class Trace:
     current, voltage, adaptation : int64 ndarray [B, T, H] or None
         Integer states after step ``t`` (``u``; ``v`` after reset, as nengo-loihi probes
         it; threshold adaptation ``theta - theta_0``), present when recorded.
+    refractory : int64 ndarray [B, T, H] or None
+        ATRLIF's refractory state ``r`` (loihi2 adaptive networks), present when recorded.
     overflow : mapping of str to int
         How many neuron-steps overflowed each state and were wrapped
         (``q``, ``u``, ``u2``, ``theta``...): zero for a network that never relies on wrap-around.
@@ -55,6 +57,7 @@ class Trace:
     current: np.ndarray | None = None
     voltage: np.ndarray | None = None
     adaptation: np.ndarray | None = None
+    refractory: np.ndarray | None = None
     overflow: Mapping[str, int] = field(default_factory=dict)
 
     @property

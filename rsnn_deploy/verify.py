@@ -14,8 +14,10 @@ and returns a report (written by :mod:`rsnn_deploy.report` as ``report.json``,
   in float units (integer ``v`` divided by the block's ``float_scale``);
 - quantization summary (effective time constants, weight bits), resources, wall time.
 
-Slow backends (nengo, nengo-loihi: ~2-3k steps/s) run on the first ``slow_limit``
-samples; fast ones on the whole split (or ``limit``).
+Slow backends (nengo, nengo-loihi: ~2-3k steps/s; lava: Lava 0.10's own processes,
+about 0.2 s a sample) run on the first ``slow_limit`` samples; fast ones on the whole
+split (or ``limit``). By default ``nengo-loihi`` runs for loihi1 and ``lava`` for loihi2;
+each is skipped with its reason where it does not apply or cannot run here.
 
 :func:`emulated_accuracy` is the short path for hardware-aware tuning: quantize and
 run the emulator on the validation split the training used.
@@ -52,7 +54,8 @@ __all__ = [
     "wilson_interval",
 ]
 
-DEFAULT_BACKENDS: tuple[str, ...] = ("torch-float", "torch-fakequant", "emulator", "nengo", "nengo-loihi")
+DEFAULT_BACKENDS: tuple[str, ...] = ("torch-float", "torch-fakequant", "emulator", "nengo", "nengo-loihi", "lava")
+CHIP_SIMULATORS: tuple[str, ...] = ("nengo", "nengo-loihi", "lava")  # compared spike by spike with the emulator
 GAP_CHAIN: tuple[str, ...] = ("torch-float", "torch-fakequant", "emulator", "nengo-loihi")
 INTEGER_REFERENCE = "emulator"
 DEFAULT_MODEL = "mnist1d-rec-syn-loihi1"
@@ -307,10 +310,32 @@ def _resolve_backends(names: Sequence[str], qnet: Any, explicit: bool) -> tuple[
             if load_profile(qnet.profile).semantics != "nengo-loihi-1.1":
                 skipped.append({"backend": name, "reason": f"profile {qnet.profile} is not nengo-loihi's"})
                 continue
+        if name == "lava" and not explicit:
+            reason = _lava_skip_reason(qnet)
+            if reason:
+                skipped.append({"backend": name, "reason": reason})
+                continue
         chosen.append(name)
-    if INTEGER_REFERENCE not in chosen and any(n in chosen for n in ("nengo", "nengo-loihi")):
+    if INTEGER_REFERENCE not in chosen and any(n in chosen for n in CHIP_SIMULATORS):
         chosen.insert(0, INTEGER_REFERENCE)  # the reference every integer backend is compared with
     return chosen, skipped
+
+
+def _lava_skip_reason(qnet: Any) -> str | None:
+    """Why the default ``lava`` backend does not run for ``qnet`` (None: it runs)."""
+    from rsnn_deploy.hardware import load_profile
+    from rsnn_deploy.lava_env import LavaUnavailable, find_base_python, lava_python
+
+    if load_profile(qnet.profile).semantics != "lava-lif-atrlif":
+        return f"profile {qnet.profile} is not Lava's (loihi2)"
+    if qnet.adapt_kind == "threshold":
+        return "threshold adaptation with reset is no Lava process (train with adapt_kind atrlif)"
+    if lava_python() is None:
+        try:
+            find_base_python()
+        except LavaUnavailable as err:
+            return str(err)
+    return None
 
 
 def verify(
@@ -385,7 +410,7 @@ def verify(
         spec = backend_spec(name)
         n_b = n_slow if spec.slow else n
         # integer backends record states on the slow subset, so that any divergence is located exactly
-        record = name in ("nengo", "nengo-loihi")
+        record = name in ("nengo", "nengo-loihi")  # lava: spikes only (Lava reads states one element at a time)
         with tqdm(total=n_b, desc=f"{name:>15}", unit="sample", disable=not progress, leave=False) as bar:
             source = BackendSource(model=ckpt.model, qnet=qnet, profile=prof, record_states=record,
                                    progress=bar.update)
@@ -409,12 +434,12 @@ def verify(
     agree: dict[str, Any] = {}
     emu_states = None
     if INTEGER_REFERENCE in traces:
-        m = max((traces[k].spikes.shape[0] for k in ("nengo", "nengo-loihi") if k in traces), default=0)
+        m = max((traces[k].spikes.shape[0] for k in CHIP_SIMULATORS if k in traces), default=0)
         m = max(m, n_diag)
         emu_states = create_backend(INTEGER_REFERENCE, BackendSource(qnet=qnet, profile=prof, record_states=True)
                                     ).run(x[:m])
         for name in names:
-            if name in ("nengo", "nengo-loihi"):
+            if name in CHIP_SIMULATORS:
                 agree[f"{INTEGER_REFERENCE}_vs_{name}"] = agreement(emu_states, traces[name])
     divergence = None
     float_states = None
@@ -482,8 +507,9 @@ def _gaps(results: dict[str, Any], traces: dict[str, Any], y: np.ndarray) -> lis
     pairs = {(g["from"], g["to"]) for g in out}
     if "torch-float" in traces and INTEGER_REFERENCE in traces and ("torch-float", INTEGER_REFERENCE) not in pairs:
         out.append(_gap(traces, y, "torch-float", INTEGER_REFERENCE))
-    if INTEGER_REFERENCE in traces and "nengo" in traces:
-        out.append(_gap(traces, y, INTEGER_REFERENCE, "nengo"))
+    for other in ("nengo", "lava"):
+        if INTEGER_REFERENCE in traces and other in traces:
+            out.append(_gap(traces, y, INTEGER_REFERENCE, other))
     return out
 
 

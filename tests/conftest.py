@@ -29,6 +29,8 @@ COMPONENTS: dict[str, str] = {
     "norse": "needs Norse: pip install --no-deps norse==1.1.0",
     "spikingjelly": "needs SpikingJelly: pip install --no-deps spikingjelly==2.0.0",
     "neurobench": "needs NeuroBench: pip install --no-deps neurobench==2.3.0",
+    "lava": "needs Lava 0.10: Python 3.10 (pyenv's 3.10.13, or RSNN_DEPLOY_LAVA_PYTHON) and its side environment, "
+    "built by rsnn-deploy lava-env",
 }
 # component -> the module whose import proves it is there
 _MODULES = {"norse": "norse.torch", "spikingjelly": "spikingjelly", "neurobench": "neurobench"}
@@ -73,7 +75,14 @@ def _importable(module: str) -> bool:
     return True
 
 
+def _lava_present() -> bool:
+    from rsnn_deploy.lava_env import lava_python
+
+    return lava_python() is not None
+
+
 _CHECKS = {
+    "lava": _lava_present,
     "fashion-mnist": _fashion_present,
     "postgres": _postgres_present,
     "cc": _cc_present,
@@ -120,6 +129,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", f"requires(component): skips without it, one of {', '.join(COMPONENTS)} (see tests/conftest.py)"
     )
+    config.addinivalue_line(
+        "markers", "lava: runs the real Lava 0.10 in its Python 3.10 side environment (rsnn-deploy lava-env)"
+    )
     required_components()  # an unknown name is a usage error before anything runs
 
 
@@ -127,3 +139,5 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     for mark in item.iter_markers("requires"):
         for component in mark.args:
             require(component)
+    if item.get_closest_marker("lava") is not None:
+        require("lava")

@@ -51,7 +51,7 @@ def make_tiny_checkpoint(folder: Path, variant: str = "rec-syn", qat: str = "loi
     task = load_task("npz", path=folder / "data.npz", seed=0)
     adapt = "adapt" in variant
     cfg = ModelConfig(n_in=c, n_hidden=hidden, n_out=3, variant=variant, v_floor=None if adapt else 0.0,
-                      init_in_gain=2.0, tau_mem_ms=10, tau_syn_ms=3)
+                      init_in_gain=2.0, tau_mem_ms=10, tau_syn_ms=3, adapt_kind="atrlif")
     tcfg = TrainConfig(epochs=epochs, batch_size=32, lr=1e-2, qat_profile=qat, rate_reg=0.1)
     res = train(task, cfg, tcfg, folder / "run", progress=False)
     return res.checkpoint
@@ -176,7 +176,14 @@ class TestEmulator(BackendConformance):
 class TestEmulatorLoihi2(BackendConformance):
     name = "emulator"
     profile = "loihi2"
-    states = ("current", "voltage", "adaptation")
+    states = ("current", "voltage", "adaptation", "refractory")  # ATRLIF's theta and r
+
+
+@pytest.mark.lava
+class TestLava(BackendConformance):
+    name = "lava"
+    profile = "loihi2"
+    states = ("current", "voltage", "adaptation", "refractory")
 
 
 class TestNengo(BackendConformance):
@@ -214,7 +221,7 @@ class TestOnnxLoihi2(BackendConformance):
 
 
 def test_registry_lists_builtins_and_refuses_unknown_names():
-    assert {"torch-float", "torch-fakequant", "emulator", "nengo", "nengo-float", "nengo-loihi"} <= set(
+    assert {"torch-float", "torch-fakequant", "emulator", "nengo", "nengo-float", "nengo-loihi", "lava"} <= set(
         available_backends())
     with pytest.raises(UnsupportedError, match=r"backend: unknown backend \(got 'tpu'\); choose from torch-float"):
         backend_spec("tpu")

@@ -1,13 +1,14 @@
 """The loihi2 emulator against trajectories worked out by hand from Lava's equations.
 
-Lava (``PyLifModelBitAcc`` + ``PyATRLIFModelFixed``) does not import on Python 3.11,
-so each expected value below is derived step by step from its published fixed-point
-equations (``rsnn_deploy.emulator.loihi2_step`` lists them):
+Each expected value below is derived step by step from the fixed-point equations of
+``PyLifModelBitAcc`` and ``PyATRLIFModelFixed`` (``rsnn_deploy.emulator.loihi2_step``
+lists them); ``tests/test_lava.py`` checks the same emulator against Lava itself:
 
     u     = wrap_lava(sign(u) * ((|u| * (4096 - du - 1)) >> 12) + q, 23)
     v     = clip(sign(v) * ((|v| * (4096 - dv)) >> 12) + u + bias, -(2^23 - 1), 2^23 - 1)
-    theta = sign(theta) * ((|theta| * (4096 - dtheta)) >> 12)      # theta - theta_0
-    z     = v >= vth + theta;   v[z] = 0;   theta[z] += theta_step
+    LIF:    z = v > vth;   v[z] = 0
+    ATRLIF: theta = decay(theta, dtheta) (theta - theta_0);  r = decay(r, dr)
+            z = v - r >= vth + theta;   r[z] += 2 (vth + theta);   theta[z] += theta_step   (no reset of v)
 
 Input latency is one step (Lava's Dense buffers a step): chip step 0 carries no input
 and is dropped, so trace step t integrates x[t].
@@ -28,8 +29,8 @@ PROF = load_profile("loihi2")
 VMAX = 2**23 - 1
 
 
-def qnet(w_in, *, bias=0, du=0, dv=0, vth=64, dtheta=0, theta_step=0, w_rec=None):
-    """One-input network on loihi2; scalars broadcast over the neurons of ``w_in`` [H, 1]."""
+def qnet(w_in, *, bias=0, du=0, dv=0, vth=64, dtheta=0, theta_step=0, w_rec=None, dr=None):
+    """One-input network on loihi2 (ATRLIF when ``dr`` is given, else LIF); scalars broadcast over ``w_in`` [H, 1]."""
     w_in = np.asarray(w_in).reshape(-1, 1)
     h = w_in.shape[0]
 
@@ -40,14 +41,15 @@ def qnet(w_in, *, bias=0, du=0, dv=0, vth=64, dtheta=0, theta_step=0, w_rec=None
         w_in=w_in, w_rec=w_rec, bias=full(bias), decay_u=full(du), decay_v=full(dv), vth=full(vth),
         refractory=full(1), vmin=-VMAX, vmax=VMAX, w_out=np.ones((1, h)), b_out=np.zeros(1),
         readout_decay=0.0, readout_mode="last", profile="loihi2", profile_sha256=PROF.sha256,
-        input_latency=1, decay_theta=full(dtheta), theta_step=full(theta_step),
+        input_latency=1, decay_theta=None if dr is None else full(dtheta),
+        theta_step=None if dr is None else full(theta_step), decay_r=None if dr is None else full(dr),
     )
     check_representable(q, PROF)
     validate_for(q, PROF)
     return q
 
 
-def test_lif_trajectory_and_ge_comparison():
+def test_lif_trajectory_and_strict_comparison():
     # du = 1023: u keeps (4096 - 1023 - 1) / 4096 = 3/4; dv = 2048: v keeps 1/2. w = 6400 = 50 * 2^7.
     # neuron 0: vth = 12800 (200 << 6); neuron 1: vth = 6400 (100 << 6), reached exactly at t = 0.
     net = qnet([6400, 6400], du=1023, dv=2048, vth=[12800, 6400])
@@ -64,27 +66,29 @@ def test_lif_trajectory_and_ge_comparison():
     assert tr.current[0, :, 0].tolist() == [6400, 11200, 14800, 11100, 8325, 6243, 4682]
     assert tr.voltage[0, :, 0].tolist() == [6400, 0, 0, 11100, 0, 6243, 7803]
     assert tr.spikes[0, :, 0].astype(int).tolist() == [0, 1, 1, 0, 1, 0, 0]
-    # neuron 1: v = 6400 >= vth = 6400 spikes at t0 (Lava's LIF '>' would not; ATRLIF's '>=' does)
-    assert tr.spikes[0, 0, 1] and tr.voltage[0, 0, 1] == 0
+    # neuron 1: v = 6400 == vth = 6400 at t0 does not spike (Lava's LIF compares v > vth);
+    # t1: v = 3200 + 11200 = 14400 > 6400 does
+    assert tr.voltage[0, 0, 1] == 6400 and tr.spikes[0, :2, 1].tolist() == [False, True]
     assert tr.overflow == {"q": 0, "u": 0, "theta": 0}
-    assert tr.adaptation is not None and not tr.adaptation.any()
+    assert tr.adaptation is not None and not tr.adaptation.any() and tr.refractory is None
 
 
-def test_threshold_adaptation_trajectory():
-    # bias 3500 drives v; dv = 4095 forgets v (floor(v / 4096) = 0); vth = 3200 (50 << 6);
-    # dtheta = 2048 halves theta - theta_0 each step; theta_step = 640 (10 << 6).
-    net = qnet([0], bias=3500, dv=4095, vth=3200, dtheta=2048, theta_step=640)
-    tr = run(net, np.zeros((1, 8, 1), dtype=np.uint8), record_states=True)
-    # chip step 0 (dropped, no input yet, but the bias acts): v = 3500 >= 3200 -> spike, theta = 640
-    # t0: theta = 320, threshold 3520 > v = 3500                  no spike
-    # t1: theta = 160, threshold 3360 <= 3500   spike, theta = 160 + 640 = 800
-    # t2: theta = 400, threshold 3600                              no spike
-    # t3: theta = 200, threshold 3400           spike, theta = 840
-    # t4: 420 no; t5: 210 -> spike, 850; t6: 425 no; t7: floor(425/2) = 212 -> spike, 852
-    assert tr.adaptation[0, :, 0].tolist() == [320, 800, 400, 840, 420, 850, 425, 852]
-    assert tr.spikes[0, :, 0].astype(int).tolist() == [0, 1, 0, 1, 0, 1, 0, 1]
-    assert tr.voltage[0, :, 0].tolist() == [3500, 0, 3500, 0, 3500, 0, 3500, 0]
-    assert tr.current[0, :, 0].tolist() == [0] * 8
+def test_atrlif_trajectory_no_reset_refractory_state():
+    # ATRLIF: bias 2000 drives v; dv = 0 keeps v (4096/4096); vth = theta_0 = 3200 (50 << 6);
+    # dtheta = 2048 halves theta - theta_0, dr = 2048 halves r; theta_step = 640 (10 << 6).
+    net = qnet([0], bias=2000, dv=0, vth=3200, dtheta=2048, theta_step=640, dr=2048)
+    tr = run(net, np.zeros((1, 6, 1), dtype=np.uint8), record_states=True)
+    # chip step 0 (dropped): v = 2000 < 3200
+    # t0: v = 4000, r = 0:                 4000 >= 3200 spike; r = 2 * 3200 = 6400, theta = 640
+    # t1: v = 6000, theta 320, r = 3200:   2800 <  3520
+    # t2: v = 8000, theta 160, r = 1600:   6400 >= 3360 spike; r = 1600 + 6720 = 8320, theta = 800
+    # t3: v = 10000, theta 400, r = 4160:  5840 >= 3600 spike; r = 4160 + 7200 = 11360, theta = 1040
+    # t4: v = 12000, theta 520, r = 5680:  6320 >= 3720 spike; r = 13120, theta = 1160
+    # t5: v = 14000, theta 580, r = 6560:  7440 >= 3780 spike; r = 14120, theta = 1220
+    assert tr.spikes[0, :, 0].astype(int).tolist() == [1, 0, 1, 1, 1, 1]
+    assert tr.voltage[0, :, 0].tolist() == [4000, 6000, 8000, 10000, 12000, 14000]  # never reset
+    assert tr.adaptation[0, :, 0].tolist() == [640, 320, 800, 1040, 1160, 1220]
+    assert tr.refractory[0, :, 0].tolist() == [6400, 3200, 8320, 11360, 13120, 14120]
 
 
 def test_current_wraps_like_lava_and_voltage_clips():
@@ -150,7 +154,7 @@ def test_batch_equals_single_samples():
         vth=np.full(h, 64 * 80), refractory=np.ones(h, dtype=np.int64), vmin=-VMAX, vmax=VMAX,
         w_out=rng.standard_normal((2, h)), b_out=np.zeros(2), readout_decay=0.5, readout_mode="mean",
         profile="loihi2", profile_sha256=PROF.sha256, input_latency=1, decay_theta=np.full(h, 100),
-        theta_step=np.full(h, 64 * 20),
+        theta_step=np.full(h, 64 * 20), decay_r=np.full(h, 700),
     )
     x = (rng.random((5, 30, c)) < 0.3).astype(np.uint8)
     full = run(net, x, record_states=True, batch_chunk=2)
@@ -159,6 +163,7 @@ def test_batch_equals_single_samples():
         one = run(net, x[b : b + 1], record_states=True)
         assert np.array_equal(one.voltage[0], full.voltage[b])
         assert np.array_equal(one.adaptation[0], full.adaptation[b])
+        assert np.array_equal(one.refractory[0], full.refractory[b])
         assert np.array_equal(one.spikes[0], full.spikes[b])
         assert np.allclose(one.logits[0], full.logits[b])
 
@@ -175,7 +180,7 @@ def test_pure_int64_steps_equal_batched_run():
         vth=np.full(h, 64 * 3000), refractory=np.ones(h, dtype=np.int64), vmin=-VMAX, vmax=VMAX,
         w_out=np.zeros((1, h)), b_out=np.zeros(1), readout_decay=0.0, readout_mode="mean",
         profile="loihi2", profile_sha256=PROF.sha256, input_latency=1, decay_theta=np.full(h, 200),
-        theta_step=np.full(h, 64 * 500),
+        theta_step=np.full(h, 64 * 500), decay_r=np.full(h, 300),
     )
     x = (rng.random((2, t_steps, c)) < 0.5).astype(np.uint8)
     with pytest.warns(RuntimeWarning, match="states wrapped"):
@@ -189,5 +194,6 @@ def test_pure_int64_steps_equal_batched_run():
             q += x[:, n - 1].astype(np.int64) @ net.w_in.T + state.spikes.astype(np.int64) @ net.w_rec.T
         _, state = loihi2_step(state, q, params)  # type: ignore[arg-type]
         if n >= 1:
-            for got, ref in ((state.u, tr.current), (state.v, tr.voltage), (state.theta, tr.adaptation)):
+            for got, ref in ((state.u, tr.current), (state.v, tr.voltage), (state.theta, tr.adaptation),
+                             (state.r, tr.refractory)):
                 assert np.array_equal(got, ref[:, n - 1]), f"step {n}"

@@ -121,7 +121,7 @@ QUANT_CASES = {
     "loihi1-rec-syn-refractory-floor-bias": ("loihi1", dict(variant="rec-syn", refractory_steps=2, v_floor=0.0,
                                                            bias=True)),
     "loihi1-lif": ("loihi1", dict(variant="lif")),
-    "loihi2-rec-syn-adapt": ("loihi2", dict(variant="rec-syn-adapt", adapt_kind="threshold", adapt_strength=0.5)),
+    "loihi2-rec-syn-adapt": ("loihi2", dict(variant="rec-syn-adapt", adapt_kind="atrlif", adapt_strength=0.5)),
     "loihi2-rec-last": ("loihi2", dict(variant="rec", readout_mode="last")),
 }
 
@@ -154,7 +154,7 @@ def _wrapping_qnet(profile: str) -> QuantizedNetwork:
     )
     if profile == "loihi2":
         kw.update(vmin=-(2**23 - 1), refractory=np.ones(h, np.int64), decay_theta=np.full(h, 10),
-                  theta_step=np.full(h, 2**21), bias=np.zeros(h, np.int64))
+                  theta_step=np.full(h, 2**21), bias=np.zeros(h, np.int64), decay_r=np.full(h, 2000))
     return QuantizedNetwork(**kw)
 
 
@@ -207,7 +207,7 @@ def test_onnx_backend_is_registered_and_runs_qnet() -> None:
     from rsnn_deploy.backends import BackendSource, create_backend, load_plugins
 
     load_plugins()
-    qnet, _ = quantize_model(_model(variant="rec-syn-adapt", adapt_kind="threshold"), "loihi2")
+    qnet, _ = quantize_model(_model(variant="rec-syn-adapt", adapt_kind="atrlif"), "loihi2")
     x = _spikes(b=8).astype(np.uint8)
     backend = create_backend("onnx", BackendSource(qnet=qnet, record_states=True))
     assert backend.name == "onnx"

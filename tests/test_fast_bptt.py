@@ -211,7 +211,9 @@ def test_quantization_aware_training(profile: str, variant: str) -> None:
     """Under QAT the engine gets fake-quantized parameters (straight-through): still the eager result."""
     from rsnn_deploy.quantize import attach_fake_quant
 
-    model = _model(variant=variant, per_neuron_tau=False)
+    # loihi2's adaptive neuron is Lava's ATRLIF; the fast engine runs it with a constant r decay
+    kw = {"adapt_kind": "atrlif", "train_tau": False} if profile == "loihi2" else {}
+    model = _model(variant=variant, per_neuron_tau=False, **kw)
     attach_fake_quant(model, profile)
     _assert_same(model, _inputs())
 
@@ -243,3 +245,41 @@ def test_readout_sum_inside_the_engine(dtype: torch.dtype, loss_of: str) -> None
     for name, ge in g_e.items():
         err = float((g_f[name] - ge).abs().max() / ge.abs().max().clamp_min(1e-30))
         assert err < (1e-4 if dtype == torch.float32 else 1e-9), f"{name}: {err:.2e}"
+
+
+@pytest.mark.parametrize("variant", ["rec-adapt", "rec-syn-adapt"])
+@pytest.mark.parametrize("bias", [False, True])
+def test_atrlif_matches_eager(variant: str, bias: bool) -> None:
+    """ATRLIF (Lava's adaptive neuron, loihi2): identical spikes, and every gradient, with the r decay a constant."""
+    model = _model(variant=variant, adapt_kind="atrlif", bias=bias, train_tau=False, per_neuron_tau=False)
+    p = model.effective_params()
+    g = torch.Generator().manual_seed(5)
+
+    def leaf(t: torch.Tensor) -> torch.Tensor:  # per-neuron decays that require grad (a_refr stays constant)
+        return (t.detach() * (0.9 + 0.2 * torch.rand(t.shape, generator=g, dtype=t.dtype))).clamp(max=0.99
+                                                                                               ).requires_grad_()
+
+    p = p._replace(a_mem=leaf(p.a_mem), a_syn=leaf(p.a_syn) if model.cfg.synapse else p.a_syn,
+                   a_adapt=leaf(p.a_adapt), a_refr=p.a_refr.detach() * 0.8)
+    assert fast_bptt.supports(model.cfg, p)
+    assert "ATRLIF: not in the C loops" in fast_bptt.loops_description(p)
+    xs = _inputs().transpose(0, 1).contiguous()
+    weights = torch.randn(T, B, H, generator=g, dtype=xs.dtype)
+    leaves = [t for t in (model.w_in, model.w_rec, model.bias, p.a_mem, p.a_syn, p.a_adapt)
+              if t is not None and t.requires_grad]
+
+    def grads(z: torch.Tensor) -> list[torch.Tensor]:
+        return list(torch.autograd.grad((z * weights).sum() + z.sum(0).square().sum(), leaves))
+
+    z_eager = model._eager_spikes(xs, p)
+    z_fast = fast_bptt.run(xs, p, model.cfg)
+    assert torch.equal(z_fast, z_eager), f"{int((z_fast != z_eager).sum())} spikes differ"
+    assert 0.02 < z_eager.mean().item() < 0.6
+    for a, b in zip(grads(z_fast), grads(z_eager), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
+
+
+def test_atrlif_with_trainable_tau_refr_runs_the_eager_loop() -> None:
+    model = _model(variant="rec-syn-adapt", adapt_kind="atrlif")  # train_tau: the r decay needs a gradient
+    assert not fast_bptt.supports(model.cfg, model.effective_params())
+    assert model.engine_description() == "eager loop (the fast engine does not cover this)"

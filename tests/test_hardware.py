@@ -34,8 +34,11 @@ def test_packaged_copies_are_identical(name):
 def test_profile_facts():
     l1, l2 = load_profile("loihi1"), load_profile("loihi2")
     assert (l1.state.q_bits, l1.state.u_bits, l1.state.v_bits) == (21, 23, 23)
-    assert l1.threshold.comparison == ">" and l2.threshold.comparison == ">="
-    assert l1.features.adaptation == () and l2.features.adaptation == ("threshold",)
+    # Lava's LIF (PyLifModelBitAcc) compares strictly, as nengo-loihi; its adaptive neuron is ATRLIF
+    assert l1.threshold.comparison == ">" and l2.threshold.comparison == ">"
+    assert l1.features.adaptation == () and l2.features.adaptation == ("atrlif",)
+    assert l2.adaptation is not None and l2.adaptation.theta0_mantissa_bits == 12
+    assert l2.adaptation.step_mantissa_bits == 12 and l2.decay.r_offset == 0
     assert not l1.features.per_neuron_decays
     assert l1.timing.input_latency_steps == 1
     assert l1.voltage.vmin_choices[0] == 0 and l1.voltage.vmax_choices[-1] == 2**23 - 1

@@ -52,7 +52,7 @@ def _quantized(profile: str, seed: int = 0, readout_mode: str = "mean") -> Quant
     torch.manual_seed(seed)
     variant = "rec" if profile == "loihi1" else "rec-syn-adapt"
     cfg = ModelConfig(n_in=C, n_hidden=H, n_out=K, variant=variant, init_in_gain=3.0, readout_mode=readout_mode,
-                      v_floor=0.0 if profile == "loihi1" else None)
+                      v_floor=0.0 if profile == "loihi1" else None, adapt_kind="atrlif")
     qnet, _ = quantize_model(RSNN(cfg), profile, torch.from_numpy(_spikes(99, b=4)).float())
     return qnet
 

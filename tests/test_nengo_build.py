@@ -74,7 +74,7 @@ def make_qnet(seed: int = 0, h: int = 24, c: int = 16, *, rec_exp: int | None = 
         w_out=rng.standard_normal((3, h)), b_out=np.zeros(3), readout_decay=0.8, readout_mode="mean",
         profile=prof.name, profile_sha256=prof.sha256, input_latency=prof.timing.input_latency_steps,
         decay_theta=np.full(h, 40) if adapt else None, theta_step=np.full(h, 64 * 50) if adapt else None,
-        block_sizes=sizes, source=f"test-{seed}",
+        decay_r=np.full(h, 300) if adapt else None, block_sizes=sizes, source=f"test-{seed}",
     )
 
 

@@ -48,6 +48,7 @@ def make_qnet(profile_name="loihi1", h=12, c=7, k=3, seed=0, rec=True, blocks=No
         input_latency=prof.timing.input_latency_steps,
         decay_theta=np.full(h, 30) if adapt else None,
         theta_step=rng.integers(0, 4096, h) * 64 if adapt else None,
+        decay_r=np.full(h, 40) if adapt else None,  # loihi2's adaptive neuron is Lava's ATRLIF
         block_sizes=blocks or (h,),
         float_scale=tuple(1000.0 + j for j in range(len(blocks or (h,)))),
         source="unit-test",
@@ -255,8 +256,13 @@ def test_validate_for_refuses_what_the_target_cannot_run():
     with pytest.raises(UnsupportedError, match=r"quantized for 'loihi1', not 'loihi2'"):
         validate_for(make_qnet(), l2)
     adaptive = make_qnet(decay_theta=np.full(12, 5), theta_step=np.full(12, 64))
-    with pytest.raises(UnsupportedError, match=r"theta_step: loihi1 has no threshold adaptation"):
+    with pytest.raises(UnsupportedError, match=r"theta_step: loihi1 has no adaptation"):
         validate_for(adaptive, l1)
+    # loihi2 runs Lava's ATRLIF (decay_r set), not a reset-to-zero threshold adaptation
+    with pytest.raises(UnsupportedError, match=r"theta_step: loihi2 has no 'threshold' adaptation"):
+        validate_for(make_qnet("loihi2", decay_r=None), l2)
+    validate_for(make_qnet("loihi2", decay_theta=np.full(12, 5), theta_step=np.full(12, 64),
+                           decay_r=np.full(12, 9)), l2)
     with pytest.raises(UnsupportedError, match=r"refractory: loihi2 has no refractory period"):
         validate_for(make_qnet("loihi2", refractory=np.full(12, 3)), l2)
     with pytest.raises(UnsupportedError, match=r"decay_v: loihi1 has one decay per block, block 1 has 2"):

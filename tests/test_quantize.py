@@ -71,7 +71,7 @@ def test_weight_grid_uses_smallest_exponent_that_fits():
 @pytest.mark.parametrize("profile,variant,kw", [
     ("loihi1", "rec-syn", {"v_floor": 0.0, "refractory_steps": 1}),
     ("loihi1", "lif", {}),
-    ("loihi2", "rec-syn-adapt", {}),
+    ("loihi2", "rec-syn-adapt", {"adapt_kind": "atrlif"}),
     ("loihi2", "rec", {}),
 ])
 def test_ptq_produces_representable_integers_and_a_report(profile, variant, kw):
@@ -95,7 +95,7 @@ def test_ptq_produces_representable_integers_and_a_report(profile, variant, kw):
 
 @pytest.mark.parametrize("profile,variant,kw", [
     ("loihi1", "rec-syn", {"v_floor": 0.0}),
-    ("loihi2", "rec-syn-adapt", {}),
+    ("loihi2", "rec-syn-adapt", {"adapt_kind": "atrlif"}),
 ])
 def test_fake_quant_model_tracks_the_integer_emulator(profile, variant, kw):
     """QAT's float twin equals the chip up to truncation: nearly every spike agrees, far more than plain PTQ."""
@@ -125,6 +125,7 @@ def test_qat_gradients_flow_through_fake_quant():
 @pytest.mark.parametrize("profile,variant,kw,match", [
     ("loihi1", "rec-syn-adapt", {}, "needs adaptation"),
     ("loihi2", "rec-adapt", {"adapt_kind": "current"}, "adapt_kind 'current'"),
+    ("loihi2", "rec-syn-adapt", {"adapt_kind": "threshold"}, "adapt_kind 'threshold'"),
     ("loihi2", "rec-syn", {"v_floor": 0.0}, "no voltage floor"),
     ("loihi2", "rec-syn", {"refractory_steps": 2}, "no refractory"),
     ("loihi1", "rec-syn", {"tau_mem_ms": 20000.0}, "beyond the 12-bit decay range"),

@@ -92,6 +92,15 @@ def test_adaptive_model_skips_nengo_loihi_unless_asked(tiny_adaptive):
     assert "nengo-loihi" not in res.report["backends"]
     assert res.report["skipped_backends"][0]["reason"].startswith("threshold adaptation")
     assert res.report["agreement"]["emulator_vs_nengo"]["spike_agreement"] == 1.0
+    from conftest import lava_skip_reason
+
+    lava_missing = lava_skip_reason()
+    if lava_missing is None:  # loihi2 runs Lava's own processes by default, on the slow budget
+        assert res.report["backends"]["lava"]["samples"] == 4
+        lava = res.report["agreement"]["emulator_vs_lava"]
+        assert lava["spike_agreement"] == 1.0 and lava["first_divergence"] is None
+    else:
+        assert {"backend": "lava", "reason": lava_missing} in res.report["skipped_backends"]
     with pytest.raises(UnsupportedError, match="AdaptiveLIF is silently built as LIF"):
         verify(tiny_adaptive, backends=["emulator", "nengo-loihi"], progress=False)
 

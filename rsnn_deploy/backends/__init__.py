@@ -13,6 +13,7 @@ name                   runs       how
 ``nengo``              qnet       nengo core, custom integer neuron type (any profile, adaptation)
 ``nengo-float``        model      nengo core, custom float neuron type (float64)
 ``nengo-loihi``        qnet       nengo-loihi's emulator (``target='sim'``), integers read back
+``lava``               qnet       Lava 0.10's fixed-point LIF/ATRLIF + Dense (Python 3.10 side env)
 =====================  =========  ===============================================================
 
 Registering a backend
@@ -218,9 +219,9 @@ def check_input(spikes: np.ndarray, n_inputs: int, owner: str) -> np.ndarray:
 
 
 def _register_builtins() -> None:
-    from rsnn_deploy.backends import _emulator, _nengo, _nengo_loihi, _torch_fakequant, _torch_float
+    from rsnn_deploy.backends import _emulator, _lava, _nengo, _nengo_loihi, _torch_fakequant, _torch_float
 
-    for mod in (_torch_float, _torch_fakequant, _emulator, _nengo, _nengo_loihi):
+    for mod in (_torch_float, _torch_fakequant, _emulator, _nengo, _nengo_loihi, _lava):
         mod.register()
 
 

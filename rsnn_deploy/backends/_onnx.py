@@ -161,6 +161,8 @@ def _run_steps(sess: Any, meta: dict[str, str], xb: np.ndarray, lat: int,
         third: np.zeros((nb, h), np.int64),
         "z_prev": np.zeros((nb, h), bool),
     }
+    if "r" in meta["state"].split(","):
+        state["r"] = np.zeros((nb, h), np.int64)  # loihi2: ATRLIF's refractory state
     if lat > 0:
         state["x_delay"] = np.zeros((nb, lat, c), bool)
     y0 = np.zeros((nb, k), np.float64)

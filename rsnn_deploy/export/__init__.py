@@ -5,6 +5,7 @@ format     float model (checkpoint)    quantized network (QNET)
 =========  ==========================  =============================================
 ``onnx``   float32 step / Scan graph   int64 step / Scan graph, bit-exact with the emulator
 ``nir``    CubaLIF/LIF + Linear graph  same graph in integer units, integers in metadata
+``lava``   refused (quantize first)    a folder Lava 0.10 runs: network.json + run_lava.py
 =========  ==========================  =============================================
 
 Like Norse's ``export_nir`` table, every entry is explicit; a combination that is not
@@ -32,7 +33,7 @@ from rsnn_deploy.export._onnx_int import export_int_onnx
 
 __all__ = ["FORMATS", "GRAPHS", "export", "export_int_onnx", "load_network"]
 
-FORMATS: tuple[str, ...] = ("onnx", "nir")
+FORMATS: tuple[str, ...] = ("onnx", "nir", "lava")
 GRAPHS: tuple[str, ...] = ("step", "sequence")
 
 
@@ -120,6 +121,19 @@ def _nir_any(net: Any, out: Path, graph: str, source: str, encoder: Any = None, 
         write_nir(nir_graph, tmp, compat=compat)
 
 
+def _lava_int(net: Any, out: Path, graph: str, source: str, *_encoder: Any, **_nir_only: Any) -> None:
+    from rsnn_deploy.export._lava import export_lava
+
+    export_lava(net, out)
+
+
+def _lava_float(net: Any, out: Path, graph: str, source: str, *_encoder: Any, **_nir_only: Any) -> None:
+    raise UnsupportedError(
+        "export --format lava: needs a quantized network (integers); run rsnn-deploy quantize CKPT --target loihi2 "
+        "-o QNET first"
+    )
+
+
 # (format, kind) -> writer(network, out, graph, source, encoder, in_graph, **format options);
 # kind is "float" (RSNN) or "int" (QuantizedNetwork)
 _WRITERS: dict[tuple[str, str], Callable[..., None]] = {
@@ -127,6 +141,8 @@ _WRITERS: dict[tuple[str, str], Callable[..., None]] = {
     ("onnx", "int"): _onnx_int,
     ("nir", "float"): _nir_any,
     ("nir", "int"): _nir_any,
+    ("lava", "float"): _lava_float,
+    ("lava", "int"): _lava_int,
 }
 
 

@@ -39,8 +39,8 @@ A quantized network exports the same graph in integer units (weights, threshold,
 ``bias`` as floats; time constants from the decay registers' retention
 ``(4096 - offset - d) / 4096``), i.e. the chip *without* truncation and wrap-around,
 and carries every integer, the profile and its hash under ``metadata["quantization"]``.
-The threshold is ``vth`` for a ``>`` profile (loihi1) and ``vth - 1`` for a ``>=``
-profile (loihi2), the strict threshold that fires on the same integers.
+The threshold is ``vth`` for a ``>`` profile (loihi1, and loihi2's LIF) and ``vth - 1``
+for a ``>=`` profile, the strict threshold that fires on the same integers.
 
 Not representable in NIR 1.0, hence refused with one line (never silently dropped):
 spike-frequency adaptation (no adaptive neuron), refractory periods, voltage floors.
@@ -229,9 +229,10 @@ def nir_from_qnet(qnet: QuantizedNetwork, readout: str = "li") -> Any:
     _check_readout(readout)
     prof = load_profile(qnet.profile)
     where = f"{_WHERE}: QuantizedNetwork[{qnet.source or qnet.profile}]"
-    if qnet.has_adaptation:
+    if qnet.has_adaptation or qnet.is_atrlif:
         raise UnsupportedError(
-            f"{where}.theta_step: threshold adaptation has no NIR 1.0 primitive; export --format onnx instead"
+            f"{where}.theta_step: threshold adaptation (ATRLIF) has no NIR 1.0 primitive; "
+            "export --format onnx or --format lava instead"
         )
     if int(qnet.refractory.max()) > 1:
         raise UnsupportedError(

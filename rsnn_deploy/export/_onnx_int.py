@@ -15,18 +15,19 @@ Operations used, and why they are exact:
   (two's complement, as nengo-loihi's ``overflow_signed``); ``loihi2`` wrap: Lava's
   literal once-only correction with ``Where``;
 - clip of v: ``Clip`` on int64; refractory counters and threshold adaptation:
-  ``Where``/``Max``/``Add`` on int64; comparisons ``Greater`` (loihi1, ``v > vth``) and
-  ``GreaterOrEqual`` (loihi2, ``v >= vth + theta``).
+  ``Where``/``Max``/``Add`` on int64; comparisons ``Greater`` (loihi1 and loihi2 LIF, ``v > vth``) and
+  ``GreaterOrEqual`` (loihi2 ATRLIF, ``v - r >= vth + theta``, no reset).
 
 Step graph (``graph="step"``): one **chip** step::
 
     inputs   x [B, C] bool            host input spikes given at this chip step
              u, v [B, H] int64        compartment current and voltage
-             ref  [B, H] int64        loihi1: refractory counter   | loihi2: theta [B, H] (theta - theta_0)
+             ref  [B, H] int64        loihi1: refractory counter   | loihi2: theta, r [B, H] (ATRLIF's
+                                      theta - theta_0 and refractory state; 0 for LIF)
              z_prev [B, H] bool       spikes of the previous chip step
              x_delay [B, L, C] bool   host spikes still in flight (only when input_latency L > 0)
              y [B, K] float64         host readout
-    outputs  u_out, v_out, ref_out | theta_out, z [B, H] bool, x_delay_out, y_out, overflow [3] int64
+    outputs  u_out, v_out, ref_out | theta_out r_out, z [B, H] bool, x_delay_out, y_out, overflow [3] int64
 
 Input latency: host spikes given at chip step ``n`` reach ``q`` at chip step ``n + L``;
 the graph keeps the ``L`` frames in flight in ``x_delay`` (oldest first). To get what
@@ -66,8 +67,8 @@ _SEMANTICS = {"nengo-loihi-1.1": "loihi1", "lava-lif-atrlif": "loihi2"}
 
 def int_state_names(semantics: str, latency: int) -> tuple[str, ...]:
     """The recurrent state of the step graph, in input order (``x`` comes first, outside it)."""
-    third = "ref" if _SEMANTICS[semantics] == "loihi1" else "theta"
-    return ("u", "v", third, "z_prev", *(("x_delay",) if latency > 0 else ()), "y")
+    extra = ("ref",) if _SEMANTICS[semantics] == "loihi1" else ("theta", "r")
+    return ("u", "v", *extra, "z_prev", *(("x_delay",) if latency > 0 else ()), "y")
 
 
 class _Ops:
@@ -134,7 +135,8 @@ def _loihi1(o: _Ops, qnet: QuantizedNetwork, prof: HardwareProfile, q: str, st: 
 
 
 def _loihi2(o: _Ops, qnet: QuantizedNetwork, prof: HardwareProfile, q: str, st: dict[str, str]) -> dict[str, str]:
-    """Lava LIF + ATRLIF threshold adaptation; see :func:`rsnn_deploy.emulator.loihi2_step`."""
+    """Lava's LIF (strict threshold, reset) or ATRLIF (``qnet.decay_r`` set); see
+    :func:`rsnn_deploy.emulator.loihi2_step`."""
     b, s = o.b, prof.state
     h = qnet.n_hidden
     qlim = 1 << s.q_bits
@@ -146,17 +148,24 @@ def _loihi2(o: _Ops, qnet: QuantizedNetwork, prof: HardwareProfile, q: str, st: 
     v = b.op("Add", b.op("Add", o.decay(st["v"], qnet.decay_v, prof.decay.v_offset, "decay_v"), u),
              b.const(qnet.bias, _I64, "bias"))
     v = b.op("Clip", v, b.const(qnet.vmin, _I64, "vmin"), b.const(qnet.vmax, _I64, "vmax"))
+    vth = b.const(qnet.vth, _I64, "vth")
+    zero = b.const(0, _I64)
+    if not qnet.is_atrlif:  # PyLifModelBitAcc: v > vth, reset to 0; theta and r stay 0
+        z = b.op("Greater", v, vth)
+        v = b.op("Where", z, zero, v)
+        over = b.op("Concat", o.count(q_out), o.count_changed(u, u_pre), o.count(b.op("Less", vth, zero)), axis=0)
+        return {"u": u, "v": v, "theta": st["theta"], "r": st["r"], "z": z, "overflow": over}
     d_theta = qnet.decay_theta if qnet.decay_theta is not None else np.zeros(h, _I64)
     step = qnet.theta_step if qnet.theta_step is not None else np.zeros(h, _I64)
-    vth = b.const(qnet.vth, _I64, "vth")
     theta_abs = b.op("Add", o.decay(st["theta"], d_theta, prof.decay.theta_offset, "decay_theta"), vth)
-    z = b.op("GreaterOrEqual", v, theta_abs)
-    zero = b.const(0, _I64)
-    v = b.op("Where", z, zero, v)
+    r = o.decay(st["r"], qnet.decay_r, prof.decay.r_offset, "decay_r")
+    z = b.op("GreaterOrEqual", b.op("Sub", v, r), theta_abs)  # PyATRLIFModelFixed: v - r >= theta, no reset
+    r = b.op("Add", r, b.op("Where", z, b.op("Add", theta_abs, theta_abs), zero))
     theta_abs = b.op("Add", theta_abs, b.op("Where", z, b.const(step, _I64, "theta_step"), zero))
-    t_out = b.op("Greater", theta_abs, b.const((1 << s.theta_bits) - 1, _I64))
-    over = b.op("Concat", o.count(q_out), o.count_changed(u, u_pre), o.count(t_out), axis=0)
-    return {"u": u, "v": v, "theta": b.op("Sub", theta_abs, vth), "z": z, "overflow": over}
+    lim = b.const((1 << s.theta_bits) - 1, _I64)
+    t_out = b.op("Add", o.count(b.op("Greater", theta_abs, lim)), o.count(b.op("Greater", r, lim)))
+    over = b.op("Concat", o.count(q_out), o.count_changed(u, u_pre), t_out, axis=0)
+    return {"u": u, "v": v, "theta": b.op("Sub", theta_abs, vth), "r": r, "z": z, "overflow": over}
 
 
 def _step_nodes(b: GraphBuilder, qnet: QuantizedNetwork, prof: HardwareProfile, x: str,
@@ -266,6 +275,8 @@ def _sequence_model(qnet: QuantizedNetwork, prof: HardwareProfile) -> onnx.Model
         third: _zeros(b, dims_h, onnx.TensorProto.INT64),
         "z_prev": _zeros(b, dims_h, onnx.TensorProto.BOOL),
     }
+    if "r" in names:
+        init["r"] = _zeros(b, dims_h, onnx.TensorProto.INT64)
     x_in = "x"
     if lat > 0:
         init["x_delay"] = _zeros(b, [batch, b.const([lat, c], _I64)], onnx.TensorProto.BOOL)

@@ -130,6 +130,7 @@ def float_network_params(model: Any) -> tuple[Any, np.ndarray, np.ndarray | None
         v_floor=p.v_floor,
         refractory_steps=int(p.refractory_steps),
         adapt_kind=p.adapt_kind,
+        a_refr=np64(p.a_refr) if p.a_refr is not None else None,
     ), np64(p.w_in), (np64(p.w_rec) if p.w_rec is not None else None)
 
 

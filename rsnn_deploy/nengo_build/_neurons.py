@@ -68,7 +68,7 @@ class QuantizedNeurons(_NoRates, nengo.neurons.NeuronType):
     ``J`` must be the integer synaptic input ``q`` (rounded with ``rint``; the float
     sum of integer weights is exact far beyond the 21-bit q range). States are int64
     signals: ``current`` (u), ``voltage`` (v after reset), ``adaptation`` (theta - theta_0,
-    loihi2), ``ref_count`` (loihi1) and ``overflow`` (wrap counts, length 3).
+    loihi2), ``ref_count`` (loihi1; loihi2: ATRLIF's refractory state ``r``) and ``overflow`` (wrap counts, length 3).
 
     Parameters
     ----------
@@ -109,7 +109,8 @@ class QuantizedNeurons(_NoRates, nengo.neurons.NeuronType):
             st1 = Loihi1State(current[None], voltage[None], ref_count[None], spikes, overflow)
             z, _ = loihi1_step(st1, q, self._step_params, out=st1)
         else:
-            st2 = Loihi2State(current[None], voltage[None], adaptation[None], spikes, overflow)
+            # loihi2 keeps ATRLIF's refractory state r in the ref_count signal (loihi1's counter)
+            st2 = Loihi2State(current[None], voltage[None], adaptation[None], ref_count[None], spikes, overflow)
             z, _ = loihi2_step(st2, q, self._step_params, out=st2)
         output[...] = z[0] / dt
 
@@ -127,6 +128,7 @@ class FloatNeuronParams:
     v_floor: float | None
     refractory_steps: int
     adapt_kind: str | None
+    a_refr: np.ndarray | None = None  # ATRLIF's refractory-state decay (adapt_kind "atrlif")
 
 
 class FloatRSNNNeurons(_NoRates, nengo.neurons.NeuronType):
@@ -134,6 +136,10 @@ class FloatRSNNNeurons(_NoRates, nengo.neurons.NeuronType):
 
         i = a_s i + J;  n = a_a n;  v = a_m v + i + bias (- n);  v = max(v, floor);  v[ref > 0] = 0
         z = v > threshold (+ n);  v[z] = 0;  n += strength z;  ref = R on spike else max(ref - 1, 0)
+
+    ATRLIF (``adapt_kind = "atrlif"``) keeps its refractory state ``r`` in ``refractory``::
+
+        r = a_r r;  z = v - r > threshold + n;  r += 2 (threshold + n) z;  n += strength z   (no reset)
     """
 
     state: ClassVar[dict[str, Any]] = {"current": 0.0, "voltage": 0.0, "adaptation": 0.0, "refractory": 0.0}
@@ -165,6 +171,14 @@ class FloatRSNNNeurons(_NoRates, nengo.neurons.NeuronType):
             np.maximum(voltage, p.v_floor, out=voltage)
         if p.refractory_steps > 0:
             voltage[refractory > 0] = 0.0
+        if p.adapt_kind == "atrlif":
+            refractory *= p.a_refr if p.a_refr is not None else 0.0
+            th = p.threshold + adaptation
+            z = voltage - refractory > th
+            refractory += 2.0 * th * z
+            adaptation += p.adapt_strength * z
+            output[...] = z / dt
+            return
         th = p.threshold + adaptation if p.adapt_kind == "threshold" else p.threshold
         z = voltage > th
         voltage[z] = 0.0
