@@ -294,7 +294,7 @@ def _prepare_dir(s: TuneSettings, trial: Any) -> tuple[Path, bool]:
     if history:
         src = Path(s.out) / "trials" / f"{history[-1]:04d}"
         if (src / "resume.json").is_file():
-            shutil.copytree(src, tdir)
+            shutil.copytree(src, tdir, ignore=shutil.ignore_patterns(".*.tmp"))  # not the dead writer's temps
             return tdir, True
     return tdir, False
 
@@ -412,6 +412,8 @@ def run_worker(task: Any, s: TuneSettings, echo: Echo = print) -> StudyOutcome:
                     with warnings.catch_warnings():  # we run the heartbeat ourselves (see Heartbeat)
                         warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
                         trial = study.ask()
+                    # first heartbeat in the same critical section as ask(): a trial seen without one is dead
+                    storage.record_heartbeat(trial._trial_id)
             if trial is None:
                 time.sleep(s.poll_s)  # every slot is running elsewhere; one may still die and need us
                 continue
