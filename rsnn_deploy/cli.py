@@ -97,7 +97,7 @@ def load_task_from_options(task_name: str, data_path: str | None, data_dir: str 
 @click.option("--weight-decay", type=float, default=None, help="Adam weight decay (1e-3 regularised MNIST-1D well).")
 @click.option("--rate-reg", type=float, default=None, help="Weight of the firing-rate regulariser.")
 @click.option("--target-rate", type=float, default=None, help="Target firing rate (spikes per step).")
-@click.option("--limit", type=int, default=None, help="Use only the first N training samples.")
+@click.option("--limit", type=click.IntRange(1), default=None, help="Use only the first N training samples.")
 @click.option("--seed", type=int, default=None)
 @click.option("--device", default=None, help="cpu (default) or cuda.")
 @click.option("--engine", type=click.Choice(["auto", "eager", "fast"]), default=None)
@@ -224,7 +224,7 @@ def _resume_from_recorded(out, flags, task_name, data_path, task_params, config,
 @cli.command()
 @click.argument("checkpoint", type=click.Path())
 @click.option("--split", type=click.Choice(["train", "test"]), default="test", show_default=True)
-@click.option("--limit", type=int, default=None, help="Score only the first N samples.")
+@click.option("--limit", type=click.IntRange(1), default=None, help="Score only the first N samples.")
 @click.option("--data-dir", type=click.Path(), default=None)
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 def evaluate(checkpoint, split, limit, data_dir, as_json) -> None:

@@ -105,7 +105,7 @@ def _runtime_options(f):
 )
 @click.option("--pruner", type=click.Choice(["median", "none"]), default="median", show_default=True)
 @click.option("--epochs", type=int, default=None, help="Epochs per trial (overrides the space file).")
-@click.option("--limit", type=int, default=None, help="Train on the first N training samples only.")
+@click.option("--limit", type=click.IntRange(1), default=None, help="Train on the first N training samples only.")
 @click.option("--hidden", "n_hidden", type=int, default=None, help="Hidden neurons (overrides the space file).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Training seed of every trial.")
 @click.option(
@@ -229,7 +229,7 @@ def _common_experiment_options(f):
     )(f)
     f = click.option(
         "--final-limit",
-        type=int,
+        type=click.IntRange(1),
         default=None,
         help="Training samples of the retrained models [default: all].",
     )(f)
@@ -258,7 +258,7 @@ def _common_experiment_options(f):
 @click.option("--control-hidden", type=int, default=220, show_default=True)
 @click.option("--control-tau-adapt", type=float, default=700.0, show_default=True)
 @click.option("--epochs", type=int, default=None, help="Epochs per tuning trial [default: the space file's].")
-@click.option("--limit", type=int, default=None, help="Training samples per tuning trial [default: all].")
+@click.option("--limit", type=click.IntRange(1), default=None, help="Training samples per tuning trial [default: all].")
 @click.option("--hidden", "n_hidden", type=int, default=None, help="Neurons of the five variants [default: space].")
 @click.option("--space", "space_path", type=click.Path(), default=None)
 @click.option("--storage", default=None, help="Shared database URL for the studies [default: SQLite in OUT].")
@@ -346,7 +346,7 @@ def steps(
     help="results.json of `experiment steps`: start from its tuned rec-syn-adapt settings.",
 )
 @click.option("--epochs", type=int, default=None, help="Epochs per cell [default: base's, else 30].")
-@click.option("--limit", type=int, default=None, help="Training samples per cell [default: all].")
+@click.option("--limit", type=click.IntRange(1), default=None, help="Training samples per cell [default: all].")
 @click.option("--hidden", "n_hidden", type=int, default=None, help="Neurons [default: base's, else 64].")
 @click.option("--seeds", type=int, default=3, show_default=True)
 @click.option("--target", default=None, metavar="PROFILE")

@@ -262,15 +262,15 @@ def read_pair_tensors(st_path: Path, json_path: Path, doc: dict[str, Any]) -> by
     want = doc.get("tensors_sha256")
     if want is not None and not (isinstance(want, str) and len(want) == 64):
         raise CheckpointError(f"{json_path}: tensors_sha256: must be a SHA-256 hex string (got {want!r})")
-    if not st_path.is_file():
+    pend = pending_path(st_path)
+    if not st_path.is_file() and not (want and pend.is_file()):
         raise CheckpointError(f"{st_path}: file not found")
     try:
-        blob = st_path.read_bytes()
+        blob = st_path.read_bytes() if st_path.is_file() else b""
     except OSError as err:
         raise CheckpointError(f"{st_path}: cannot read ({err.strerror or err})") from None
     if want is None or hashlib.sha256(blob).hexdigest() == want:
         return blob
-    pend = pending_path(st_path)
     if pend.is_file():
         pblob = pend.read_bytes()
         if hashlib.sha256(pblob).hexdigest() == want:
