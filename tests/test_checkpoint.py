@@ -122,7 +122,7 @@ def test_same_shape_tensors_of_another_model_are_refused(saved, tmp_path):
 
 
 def test_checkpoint_without_hash_loads_and_gets_one_on_next_save(saved, tmp_path):
-    m, path = saved
+    _, path = saved
     doc = json.loads(path.read_text())
     del doc["tensors_sha256"]
     path.write_text(json.dumps(doc))

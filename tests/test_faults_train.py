@@ -106,10 +106,8 @@ def _kill_then_resume(out: Path, reference: list[dict], killed: subprocess.Compl
     logged = _logged_epochs(out)
     done = 0 if epoch is None else epoch + 1
     assert logged - done <= 1, (logged, done)  # at most the partial epoch is lost
-    if epoch is None:  # killed before the first epoch was saved: start again (the folder may hold a partial model)
-        res = _run([*TRAIN, "--overwrite", "-o", str(out)])
-    else:
-        res = _run([*TRAIN, "--resume", "-o", str(out)])
+    # killed before the first epoch was saved: start again (the folder may hold a partial model)
+    res = _run([*TRAIN, "--overwrite" if epoch is None else "--resume", "-o", str(out)])
     assert res.returncode == 0, res.stderr[-2000:]
     _check_intact(out)
     hist = _history(out)
