@@ -140,6 +140,7 @@ def train(task_name, data_path, data_dir, task_params, config, resume, overwrite
 
         check_config_tables(file_cfg, config, {"model": model_keys - {"n_in", "n_out", "readout_mode"} | {"n_hidden"},
                                                "train": train_keys, "task": None})
+        validate_config(TrainConfig, file_cfg.get("train", {}), owner=f"{config}: [train]")  # values, naming the file
     model_over = {"n_hidden": 128, **file_cfg.get("model", {}),
                   **{k: v for k, v in flags.items() if k in model_keys and v is not None}}
     train_over = {**file_cfg.get("train", {}), **{k: v for k, v in flags.items() if k in train_keys and v is not None}}
@@ -270,6 +271,10 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 130
+    except click.UsageError as err:  # one line naming the flag, as every other refusal
+        cmd = err.ctx.command_path if err.ctx is not None else "rsnn-deploy"
+        click.echo(f"rsnn-deploy: error: {err.format_message()} (see {cmd} --help)", err=True)
+        return err.exit_code
     except click.ClickException as err:
         err.show()
         return err.exit_code

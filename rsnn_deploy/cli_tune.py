@@ -146,9 +146,11 @@ def tune(
     Run the same command in more processes or on more machines (same --study and
     --storage) to share the work; a worker killed mid-trial has its trial retried.
     """
+    from rsnn_deploy.io import check_writable_path
     from rsnn_deploy.tune import TuneSettings, check_settings, load_search_space, run_worker
 
     _set_threads(threads)
+    check_writable_path(out, "-o", is_dir=True)
     settings = TuneSettings(
         variant=variant,
         n_trials=n_trials,
@@ -297,9 +299,13 @@ def steps(
 ) -> None:
     """Tune each variant (lif, rec, rec-syn, rec-adapt, rec-syn-adapt); retrain the best with N seeds."""
     from rsnn_deploy.experiment import StepsPlan, run_steps
+    from rsnn_deploy.io import check_writable_path
     from rsnn_deploy.tune import load_search_space
 
     _set_threads(threads)
+    check_writable_path(out, "-o", is_dir=True)
+    if report_dir:
+        check_writable_path(report_dir, "--report-dir", is_dir=True)
     plan = StepsPlan(
         variants=_variant_list(variants),
         n_trials=n_trials,
@@ -372,8 +378,12 @@ def tau_sweep(
 ) -> None:
     """Grid over tau_syn x tau_adapt with rec-syn-adapt; heatmap of test accuracy."""
     from rsnn_deploy.experiment import SweepPlan, run_tau_sweep
+    from rsnn_deploy.io import check_writable_path
 
     _set_threads(threads)
+    check_writable_path(out, "-o", is_dir=True)
+    if report_dir:
+        check_writable_path(report_dir, "--report-dir", is_dir=True)
     plan = SweepPlan(
         tau_syn_ms=_float_list(tau_syn, "--tau-syn"),
         tau_adapt_ms=_float_list(tau_adapt, "--tau-adapt"),

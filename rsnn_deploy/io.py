@@ -173,8 +173,9 @@ def guard_outputs(
         p = check_writable_path(out, flag)
         for src in ins:
             if _same_file(p, src):
+                same = "" if str(out) == str(src) else f" (the same file as {src})"
                 raise ValidationError(
-                    f"{flag}: {out} is an input of this command ({src}); it is never overwritten, "
+                    f"{flag}: {out} is an input of this command{same}; inputs are never overwritten, "
                     "choose another output"
                 )
         if p.exists() and not overwrite:

@@ -388,9 +388,11 @@ def run_worker(task: Any, s: TuneSettings, echo: Echo = print) -> StudyOutcome:
     s = fit_to_target(s)
     objective_fn = emulated_fn() if s.objective == "emulated" else None
     epochs = validate_config(TrainConfig, s.fixed_train(), owner="train").epochs
-    Path(s.out).mkdir(parents=True, exist_ok=True)
-    lock = StudyLock(s.storage_url, s.study_name)
-    study = _open_study(s, task, lock, epochs)
+    from rsnn_deploy.io import cleanup_new_dirs_on_error
+
+    with cleanup_new_dirs_on_error(s.out):  # a study that cannot even be opened leaves no empty folder
+        lock = StudyLock(s.storage_url, s.study_name)
+        study = _open_study(s, task, lock, epochs)
     storage = study._storage
     c = _counts(study)
     echo(
