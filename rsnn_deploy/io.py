@@ -78,12 +78,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     destination are removed first.
     """
     dest = Path(path)
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        clean_stale_temps(dest.parent, dest.name)
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.{os.getpid()}.", suffix=".tmp", dir=dest.parent)
-    except OSError as err:
-        raise ValidationError(f"{dest}: cannot write ({err.strerror or err})") from None
+    # an OSError here stays one (callers such as the data cache handle it; the CLI prints it as one line)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_temps(dest.parent, dest.name)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.{os.getpid()}.", suffix=".tmp", dir=dest.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
