@@ -165,9 +165,7 @@ def check_config_tables(data: dict[str, Any], path: str | Path, tables: dict[str
     """
     for name, value in data.items():
         if name not in tables:
-            raise ValidationError(
-                f"{path}: [{name}]: unknown table; allowed: {', '.join(f'[{t}]' for t in tables)}"
-            )
+            raise ValidationError(f"{path}: [{name}]: unknown table; allowed: {', '.join(f'[{t}]' for t in tables)}")
         if not isinstance(value, dict):
             raise ValidationError(f"{path}: [{name}]: must be a table (got {value!r})")
         allowed = tables[name]

@@ -296,8 +296,9 @@ def _train(task, model_cfg, train_cfg, files, resume, progress, on_epoch, device
         if val_metrics["acc"] > best_val:
             best_val, best_epoch = val_metrics["acc"], epoch
             save_checkpoint(model, files.best, **meta_common, metrics={"val_acc": best_val, "epoch": epoch})
-        _save_resume(files, model, opt, sched, model_cfg, train_cfg, epoch, best_val, best_epoch, history,
-                     meta_common["task"])
+        _save_resume(
+            files, model, opt, sched, model_cfg, train_cfg, epoch, best_val, best_epoch, history, meta_common["task"]
+        )
         if progress:
             tqdm.write(
                 f"epoch {epoch + 1}/{train_cfg.epochs}  loss {train_metrics['loss']:.3f}  "

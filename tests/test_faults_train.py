@@ -57,8 +57,13 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 def _run(args: list[str], timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", _KILL_AT_REPLACE, *args], capture_output=True, text=True,
-                          timeout=timeout, env=_env(KILL_AT_REPLACE=env.get("KILL_AT_REPLACE", "0")))
+    return subprocess.run(
+        [sys.executable, "-c", _KILL_AT_REPLACE, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=_env(KILL_AT_REPLACE=env.get("KILL_AT_REPLACE", "0")),
+    )
 
 
 def _history(out: Path) -> list[dict]:
@@ -129,8 +134,13 @@ def test_kill_9_mid_write_then_resume(tmp_path, reference, k):
 @pytest.mark.parametrize("seed", [0, 1])
 def test_kill_9_at_a_random_moment_then_resume(tmp_path, reference, seed):
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-c", _KILL_AT_REPLACE, *TRAIN, "-o", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(KILL_AT_REPLACE="0"))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _KILL_AT_REPLACE, *TRAIN, "-o", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(KILL_AT_REPLACE="0"),
+    )
     deadline = time.monotonic() + 120
     while not (out / "metrics.jsonl").is_file():  # training has started
         assert proc.poll() is None, proc.communicate()[1][-2000:]
