@@ -3,8 +3,8 @@
 Every artifact is written to a temporary file in the destination folder and moved
 into place with ``os.replace`` (atomic on POSIX), so an interrupted run leaves
 either the old file or the new one, never a truncated mix. Temporary files carry the
-writer's pid (``.NAME.PID.RANDOM.tmp``); the next write into that folder removes the
-ones whose writer is dead (a ``kill -9`` cannot clean up after itself).
+writer's machine and pid (``.NAME.HOST.PID.RANDOM.tmp``); the next write into that folder
+removes the ones whose writer is dead (a ``kill -9`` cannot clean up after itself).
 
 Every command that writes files asks :func:`guard_outputs` first, with *all* the files
 it will write and *all* the files it reads::
@@ -48,22 +48,42 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def clean_stale_temps(folder: str | Path, name: str | None = None) -> list[Path]:
-    """Remove ``.NAME.PID.*.tmp`` files in ``folder`` whose writer process is gone; returns what was removed.
+def _host_tag() -> str:
+    """8 hex digits of this machine's name: a PID means something only on the machine that wrote it."""
+    import hashlib
+    import socket
 
-    ``name`` limits the sweep to one destination's temps. Temps of a live writer (this
-    process included) are left alone, so concurrent writers into one folder are safe.
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+_LEGACY_AGE_S = 3600  # temps of versions before the pid was in the name: removed once an hour old
+
+
+def clean_stale_temps(folder: str | Path, name: str | None = None) -> list[Path]:
+    """Remove temp files in ``folder`` whose writer is gone; returns what was removed.
+
+    Our temps are ``.NAME.HOST.PID.RANDOM.tmp``. One is stale when HOST is this machine
+    and process PID is not running; temps of live writers (this process included) and of
+    writers on other machines sharing the folder (NFS) are left alone, so concurrent
+    writers are safe. ``name`` limits the sweep to one destination; for it, temps of
+    older versions (``.NAME.RANDOM.tmp``) are removed once they are an hour old.
     """
+    import time
+
     removed: list[Path] = []
     folder = Path(folder)
+    host = _host_tag()
     pattern = f".{name}.*.tmp" if name else ".*.tmp"
     with contextlib.suppress(OSError):
         for p in folder.glob(pattern):
-            parts = p.name[:-4].rsplit(".", 2)  # ['.NAME', 'PID', 'RANDOM']
-            if len(parts) != 3 or not parts[1].isdigit():
+            parts = p.name[:-4].rsplit(".", 3)  # ['.NAME', 'HOST', 'PID', 'RANDOM']
+            if len(parts) == 4 and parts[1] == host and parts[2].isdigit():
+                stale = int(parts[2]) != os.getpid() and not _pid_alive(int(parts[2]))
+            elif name is not None and p.name.count(".") == name.count(".") + 3:  # '.NAME.RANDOM.tmp'
+                stale = time.time() - p.stat().st_mtime > _LEGACY_AGE_S
+            else:
                 continue
-            pid = int(parts[1])
-            if pid != os.getpid() and not _pid_alive(pid):
+            if stale:
                 with contextlib.suppress(OSError):
                     p.unlink()
                     removed.append(p)
@@ -74,14 +94,15 @@ def clean_stale_temps(folder: str | Path, name: str | None = None) -> list[Path]
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` (mode 0644 less the umask).
 
-    The temp file is removed on any error; stale temps of killed writers of the same
-    destination are removed first.
+    The temp file is removed on any error; stale temps of killed writers in the folder
+    are removed first (:func:`clean_stale_temps`).
     """
     dest = Path(path)
     # an OSError here stays one (callers such as the data cache handle it; the CLI prints it as one line)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale_temps(dest.parent, dest.name)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.{os.getpid()}.", suffix=".tmp", dir=dest.parent)
+    clean_stale_temps(dest.parent, dest.name)  # this destination's, old versions' included
+    clean_stale_temps(dest.parent)  # and any other killed writer's of this machine in the folder
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.{_host_tag()}.{os.getpid()}.", suffix=".tmp", dir=dest.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:

@@ -78,18 +78,29 @@ def test_hard_link_to_an_input_is_refused(ws, tmp_path):
 
 
 def test_stale_temps_of_dead_writers_are_removed_live_ones_kept(tmp_path):
+    import time
+
+    from rsnn_deploy.io import _host_tag
+
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    dead_pid = int(dead.stdout)
-    stale = tmp_path / f".a.json.{dead_pid}.xyz.tmp"
+    dead_pid, host = int(dead.stdout), _host_tag()
+    stale = tmp_path / f".a.json.{host}.{dead_pid}.xyz.tmp"
     stale.write_bytes(b"x" * 1000)
-    live = tmp_path / f".a.json.{os.getppid()}.abc.tmp"  # our parent is alive
-    live.write_bytes(b"y")
-    other = tmp_path / f".b.json.{dead_pid}.q.tmp"  # another destination: swept only by its own writes
+    other = tmp_path / f".b.json.{host}.{dead_pid}.q.tmp"  # another destination's, same dead writer
     other.write_bytes(b"z")
+    live = tmp_path / f".a.json.{host}.{os.getppid()}.abc.tmp"  # our parent is alive
+    live.write_bytes(b"y")
+    remote = tmp_path / f".a.json.0badc0de.{dead_pid}.r.tmp"  # another machine's pid: not ours to judge
+    remote.write_bytes(b"r")
+    legacy_old = tmp_path / ".a.json.k2j4h5g6.tmp"  # a version before the pid was in the name
+    legacy_old.write_bytes(b"o")
+    os.utime(legacy_old, (time.time() - 7200, time.time() - 7200))
+    legacy_new = tmp_path / ".a.json.z9y8x7w6.tmp"
+    legacy_new.write_bytes(b"n")
     write_text_atomic(tmp_path / "a.json", "{}")
-    assert not stale.exists() and live.exists() and other.exists()
-    assert clean_stale_temps(tmp_path) == [other]
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, "a.json"])
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted([live.name, remote.name, legacy_new.name, "a.json"])
+    assert clean_stale_temps(tmp_path) == []
 
 
 def test_failed_write_leaves_no_temp(tmp_path):
