@@ -19,7 +19,9 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
+from safetensors.torch import load as st_load_bytes
 from safetensors.torch import load_file, save_file
+from safetensors.torch import save as st_save_bytes
 
 from rsnn_deploy.config import ModelConfig, validate_config
 from rsnn_deploy.errors import CheckpointError, ValidationError
@@ -29,7 +31,8 @@ from rsnn_deploy.io import (
     git_commit,
     package_versions,
     read_json_object,
-    write_json_atomic,
+    read_pair_tensors,
+    write_pair_atomic,
 )
 from rsnn_deploy.model import RSNN
 
@@ -71,12 +74,17 @@ def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
         save_file(data, str(tmp))
 
 
-def load_tensors(path: Path) -> dict[str, torch.Tensor]:
-    """Read a safetensors file; a missing, truncated or foreign file is a CheckpointError."""
-    if not path.is_file():
+def tensors_blob(tensors: dict[str, torch.Tensor]) -> bytes:
+    """The safetensors bytes of ``tensors`` (contiguous CPU copies), for :func:`rsnn_deploy.io.write_pair_atomic`."""
+    return st_save_bytes({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()})
+
+
+def load_tensors(path: Path, blob: bytes | None = None) -> dict[str, torch.Tensor]:
+    """Read a safetensors file (or its already read, hash-checked ``blob``); a bad file is a CheckpointError."""
+    if blob is None and not path.is_file():
         raise CheckpointError(f"{path}: file not found")
     try:
-        return load_file(str(path))
+        return load_file(str(path)) if blob is None else st_load_bytes(blob)
     except (SafetensorError, OSError, ValueError) as err:
         raise CheckpointError(f"{path}: not a valid safetensors file ({err})") from None
 
@@ -89,11 +97,12 @@ def save_checkpoint(model: RSNN, path: str | Path, **meta: Any) -> Path:
 
     ``meta`` goes into the JSON as is (task, train config, metrics, seed, ...);
     format, model config, versions, git commit and a timestamp are added here.
-    The tensors are written first, so a crash never leaves a JSON pointing at
-    missing tensors of a new model.
+    The JSON records ``tensors_sha256`` of its tensor file (another model's
+    same-shape tensors beside it are refused on load), and the pair is written so
+    that a kill at any moment leaves a loadable pair (:func:`rsnn_deploy.io.write_pair_atomic`).
     """
     st_path, json_path = checkpoint_paths(path)
-    save_tensors(st_path, model.state_dict())
+    blob = tensors_blob(model.state_dict())
     doc = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -104,7 +113,7 @@ def save_checkpoint(model: RSNN, path: str | Path, **meta: Any) -> Path:
         "git_commit": git_commit(),
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
-    write_json_atomic(json_path, doc)
+    write_pair_atomic(st_path, json_path, blob, doc)
     return json_path
 
 
@@ -145,8 +154,9 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         cfg = validate_config(ModelConfig, doc["model"], owner=f"{json_path}: model")
     except ValidationError as err:
         raise CheckpointError(str(err)) from None
+    blob = read_pair_tensors(st_path, json_path, doc)  # checks tensors_sha256 (absent in old checkpoints)
     model = RSNN(cfg)
-    tensors = load_tensors(st_path)
+    tensors = load_tensors(st_path, blob)
     validate_state(tensors, model.state_dict(), st_path)
     for name in model.tau_names():
         tau = tensors[name]

@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import warnings
+from pathlib import Path
 from typing import Any
 
 import click
@@ -99,7 +100,7 @@ def load_task_from_options(task_name: str, data_path: str | None, data_dir: str 
 @click.option("--weight-decay", type=float, default=None, help="Adam weight decay (1e-3 regularised MNIST-1D well).")
 @click.option("--rate-reg", type=float, default=None, help="Weight of the firing-rate regulariser.")
 @click.option("--target-rate", type=float, default=None, help="Target firing rate (spikes per step).")
-@click.option("--limit", type=int, default=None, help="Use only the first N training samples.")
+@click.option("--limit", type=click.IntRange(1), default=None, help="Use only the first N training samples.")
 @click.option("--seed", type=int, default=None)
 @click.option("--device", default=None, help="cpu (default) or cuda.")
 @click.option("--engine", type=click.Choice(["auto", "eager", "fast"]), default=None)
@@ -121,12 +122,28 @@ def train(task_name, data_path, data_dir, task_params, config, resume, overwrite
 
         torch.set_num_threads(max(1, threads))
     from rsnn_deploy.config import ModelConfig, TrainConfig, validate_config
+    from rsnn_deploy.io import check_writable_path, guard_outputs
     from rsnn_deploy.train import model_config_for
     from rsnn_deploy.train import train as run_training
 
-    file_cfg = _merge_config_file(config)
+    out_dir = check_writable_path(out, "-o", is_dir=True)
+    # the run's files may not be any input of this command (e.g. --data OUT/model.json), even with --overwrite
+    guard_outputs([out_dir / n for n in ("model.safetensors", "model.json", "resume.safetensors", "resume.json",
+                                         "metrics.jsonl")],
+                  inputs=[p for p in (data_path, config) if p], overwrite=True)
     model_keys = set(ModelConfig.model_fields)
     train_keys = set(TrainConfig.model_fields)
+    if resume:
+        _resume_from_recorded(out, flags, task_name, data_path, task_params, config, model_keys, train_keys,
+                              data_dir, quiet)
+        return
+    file_cfg = _merge_config_file(config)
+    if config:
+        from rsnn_deploy.config import check_config_tables
+
+        check_config_tables(file_cfg, config, {"model": model_keys - {"n_in", "n_out", "readout_mode"} | {"n_hidden"},
+                                               "train": train_keys, "task": None})
+        validate_config(TrainConfig, file_cfg.get("train", {}), owner=f"{config}: [train]")  # values, naming the file
     model_over = {"n_hidden": 128, **file_cfg.get("model", {}),
                   **{k: v for k, v in flags.items() if k in model_keys and v is not None}}
     train_over = {**file_cfg.get("train", {}), **{k: v for k, v in flags.items() if k in train_keys and v is not None}}
@@ -142,6 +159,10 @@ def train(task_name, data_path, data_dir, task_params, config, resume, overwrite
     task = load_task_from_options(task_name, data_path, data_dir, params, seed=train_cfg.seed)
     model_cfg = model_config_for(task, **model_over)
     result = run_training(task, model_cfg, train_cfg, out, resume=resume, overwrite=overwrite, progress=not quiet)
+    _echo_result(task, model_cfg, result)
+
+
+def _echo_result(task: Any, model_cfg: Any, result: Any) -> None:
     m = result.metrics
     click.echo(
         f"{task.name} {model_cfg.variant} ({model_cfg.n_hidden} neurons): "
@@ -149,10 +170,65 @@ def train(task_name, data_path, data_dir, task_params, config, resume, overwrite
     )
 
 
+# flags a resumed run may change: they decide where and how fast it runs, not what it computes
+_RESUME_RUNTIME = {"device", "quiet", "threads", "data_dir"}
+
+
+def _resume_from_recorded(out, flags, task_name, data_path, task_params, config, model_keys, train_keys, data_dir,
+                          quiet) -> None:
+    """``train --resume``: continue with the run's own recorded settings; a flag that contradicts them is refused.
+
+    Why: a resume that took the command line's task or epochs would relabel or silently
+    change a run (an mnist1d run continued as store-recall, ``--epochs 5`` ignored).
+    """
+    from rsnn_deploy.errors import ValidationError
+    from rsnn_deploy.tasks import task_for_checkpoint
+    from rsnn_deploy.train import read_resume_settings
+    from rsnn_deploy.train import train as run_training
+
+    ctx = click.get_current_context()
+    rec = read_resume_settings(out)
+    if config:
+        raise ValidationError("--config: cannot be combined with --resume; a resume uses the run's recorded settings")
+    by_name = {p.name: p for p in ctx.command.params}
+
+    def given(name: str) -> bool:
+        return ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+
+    def flag(name: str) -> str:
+        return max(by_name[name].opts, key=len)
+
+    def refuse(name: str, recorded: Any, got: Any) -> None:
+        raise ValidationError(
+            f"{flag(name)}: conflicts with the run in {out} (recorded {recorded!r}, got {got!r}); "
+            "--resume continues with the run's own settings: drop the flag, or start a new run with another -o"
+        )
+
+    rec_task = rec["task"]
+    if given("task_name") and task_name != rec_task.get("name"):
+        refuse("task_name", rec_task.get("name"), task_name)
+    if given("data_path") and str(Path(data_path).expanduser().resolve()) != rec_task.get("params", {}).get("path"):
+        refuse("data_path", rec_task.get("params", {}).get("path"), data_path)
+    if given("task_params"):
+        for key, value in _parse_task_params(task_params).items():
+            if rec_task.get("params", {}).get(key) != value:
+                refuse("task_params", f"{key}={rec_task.get('params', {}).get(key)!r}", f"{key}={value!r}")
+    for name, value in flags.items():
+        if value is None or name in _RESUME_RUNTIME or not given(name):
+            continue
+        section = rec["model"] if name in model_keys else rec["train"] if name in train_keys else None
+        if section is not None and section.get(name) != value:
+            refuse(name, section.get(name), value)
+    task = task_for_checkpoint({"task": rec_task}, data_dir=data_dir)
+    result = run_training(task, rec["model_cfg"], rec["train_cfg"], out, resume=True,
+                          device=flags.get("device"), progress=not quiet)
+    _echo_result(task, rec["model_cfg"], result)
+
+
 @cli.command()
 @click.argument("checkpoint", type=click.Path())
 @click.option("--split", type=click.Choice(["train", "test"]), default="test", show_default=True)
-@click.option("--limit", type=int, default=None, help="Score only the first N samples.")
+@click.option("--limit", type=click.IntRange(1), default=None, help="Score only the first N samples.")
 @click.option("--data-dir", type=click.Path(), default=None)
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 def evaluate(checkpoint, split, limit, data_dir, as_json) -> None:
@@ -199,6 +275,10 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 130
+    except click.UsageError as err:  # one line naming the flag, as every other refusal
+        cmd = err.ctx.command_path if err.ctx is not None else "rsnn-deploy"
+        click.echo(f"rsnn-deploy: error: {err.format_message()} (see {cmd} --help)", err=True)
+        return err.exit_code
     except click.ClickException as err:
         err.show()
         return err.exit_code
@@ -206,6 +286,17 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         click.echo(f"rsnn-deploy: error: {err}", err=True)
+        return 2
+    except OSError as err:  # a path the checks above did not foresee: still one line naming the file
+        if debug:
+            raise
+        where = f"{err.filename}: " if err.filename else ""
+        click.echo(f"rsnn-deploy: error: {where}{err.strerror or err}", err=True)
+        return 2
+    except RecursionError:
+        if debug:
+            raise
+        click.echo("rsnn-deploy: error: input nested too deeply (a JSON/TOML file?)", err=True)
         return 2
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)

@@ -34,6 +34,25 @@ def _progress_enabled(quiet: bool) -> bool:
     return not quiet
 
 
+def _profile_inputs(target: str | None) -> list[str]:
+    """A profile given as a TOML path is an input too (never to be overwritten)."""
+    return [target] if target and (target.endswith(".toml") or "/" in target) else []
+
+
+def profile_option(f):
+    """``--profile PATH``: the TOML a quantized network was made for, when it is not a built-in profile."""
+    return click.option("--profile", "profile_path", type=click.Path(), default=None, metavar="PATH",
+                        help="Hardware profile TOML the network was quantized with (needed for your own profiles).")(f)
+
+
+def use_profile(profile_path: str | None) -> None:
+    """Make ``--profile PATH`` known by its name, so every later ``load_profile(qnet.profile)`` finds it."""
+    if profile_path:
+        from rsnn_deploy.hardware import register_profile
+
+        register_profile(profile_path)
+
+
 # ----------------------------------------------------------------------------- quantize
 
 
@@ -75,17 +94,22 @@ def quantize_report_markdown(report: dict[str, Any], source: str) -> str:
 @click.option("--calib", type=click.IntRange(0), default=200, show_default=True,
               help="Training samples used to calibrate the scale (0: none).")
 @click.option("--data-dir", type=click.Path(), default=None, help="Folder of the Fashion-MNIST IDX files.")
-def quantize(checkpoint: str, target: str, out: str, calib: int, data_dir: str | None) -> None:
+@click.option("--overwrite", is_flag=True, help="Replace existing output files (never the input checkpoint).")
+def quantize(checkpoint: str, target: str, out: str, calib: int, data_dir: str | None, overwrite: bool) -> None:
     """Quantize a float checkpoint for a hardware profile; write the QuantizedNetwork and its report."""
     from rsnn_deploy.checkpoint import load_checkpoint
-    from rsnn_deploy.io import write_json_atomic, write_text_atomic
+    from rsnn_deploy.io import artifact_inputs, check_writable_path, guard_outputs, write_json_atomic, write_text_atomic
     from rsnn_deploy.qnet import qnet_paths, save_qnet
     from rsnn_deploy.verify import quantize_checkpoint
 
+    check_writable_path(out, "-o")
+    st_out, json_out = qnet_paths(out)
+    stem = json_out.with_suffix("")
+    guard_outputs([st_out, json_out, f"{stem}.report.json", f"{stem}.report.md"],
+                  inputs=[*artifact_inputs(checkpoint), *_profile_inputs(target)], overwrite=overwrite)
     ckpt = load_checkpoint(checkpoint)
     qnet, report = quantize_checkpoint(ckpt, target, calib, data_dir=data_dir)
-    json_path = save_qnet(qnet, out, checkpoint=str(ckpt.path), calibration_samples=calib, quantize_report=report)
-    stem = qnet_paths(out)[1].with_suffix("")
+    json_path = save_qnet(qnet, stem, checkpoint=str(ckpt.path), calibration_samples=calib, quantize_report=report)
     write_json_atomic(f"{stem}.report.json", report)
     write_text_atomic(f"{stem}.report.md", quantize_report_markdown(report, ckpt.name))
     taus = ", ".join(f"{t['name']} {t['trained_ms']} -> {t['effective_ms']:.4g} ms" for t in report["time_constants"]
@@ -103,7 +127,7 @@ def _file_format(path: str) -> str | None:
     js = qnet_paths(path)[1]
     try:
         return json.loads(js.read_text()).get("format")
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, RecursionError):
         return None
 
 
@@ -113,7 +137,10 @@ def _file_format(path: str) -> str | None:
 @click.option("--steps", type=click.IntRange(1), default=100, show_default=True,
               help="Steps of the random-input parity run after the build.")
 @click.option("-o", "--out", type=click.Path(), default=None, help="Write the build summary as JSON.")
-def compile_(source: str, backend: str, steps: int, out: str | None) -> None:
+@click.option("--overwrite", is_flag=True, help="Replace an existing summary file.")
+@profile_option
+def compile_(source: str, backend: str, steps: int, out: str | None, overwrite: bool,
+             profile_path: str | None) -> None:
     """Build a QuantizedNetwork (or a float checkpoint, --backend nengo) as a Nengo network and check it.
 
     nengo-loihi: the integers nengo-loihi discretizes are read back and must equal the
@@ -121,9 +148,12 @@ def compile_(source: str, backend: str, steps: int, out: str | None) -> None:
     must agree spike for spike. Nengo networks cannot be saved safely (no pickle), so -o
     writes a JSON summary of the build instead.
     """
-    from rsnn_deploy.io import write_json_atomic
+    from rsnn_deploy.io import artifact_inputs, guard_outputs, write_json_atomic
     from rsnn_deploy.nengo_build import compile_float, compile_qnet
 
+    if out is not None:
+        guard_outputs([out], inputs=[*artifact_inputs(source), *_profile_inputs(profile_path)], overwrite=overwrite)
+    use_profile(profile_path)
     fmt = _file_format(source)
     if fmt == "rsnn-deploy/checkpoint":
         if backend != "nengo":
@@ -184,18 +214,28 @@ def _backend_list(value: str | None) -> list[str] | None:
 @click.option("--data-dir", type=click.Path(), default=None)
 @click.option("--no-figures", is_flag=True, help="Skip the PNG figures.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing report in OUT.")
+@profile_option
 @click.option("-o", "--out", required=True, type=click.Path(), help="Report folder.")
 def verify_cmd(checkpoint: str | None, use_default: bool, target: str | None, backends: str | None, split: str,
                limit: int | None, slow_limit: int, qnet_path: str | None, calib: int, fail_over: float | None,
-               data_dir: str | None, no_figures: bool, quiet: bool, out: str) -> None:
+               data_dir: str | None, no_figures: bool, quiet: bool, overwrite: bool, profile_path: str | None,
+               out: str) -> None:
     """Run the backends on the same encoded inputs; write report.json, report.md and figures to OUT."""
     from rsnn_deploy.backends import load_plugins
-    from rsnn_deploy.report import gap_table, write_report
+    from rsnn_deploy.io import artifact_inputs, check_writable_path, guard_outputs
+    from rsnn_deploy.report import FIGURES, gap_table, write_report
     from rsnn_deploy.verify import check_fail_over, default_checkpoint, verify
 
     if use_default and checkpoint:
         raise ValidationError("verify: pass either CHECKPOINT or --default, not both")
     path = default_checkpoint() if (use_default or not checkpoint) else checkpoint
+    folder = check_writable_path(out, "-o", is_dir=True)
+    inputs = [*artifact_inputs(path), *(artifact_inputs(qnet_path) if qnet_path else []),
+              *_profile_inputs(target), *_profile_inputs(profile_path)]
+    guard_outputs([folder / n for n in ("report.json", "report.md", *([] if no_figures else FIGURES))],
+                  inputs=inputs, overwrite=overwrite)
+    use_profile(profile_path)
     load_plugins()
     result = verify(path, target, backends=_backend_list(backends), split=split, limit=limit, slow_limit=slow_limit,
                     qnet_path=qnet_path, calib=calib, data_dir=data_dir, progress=_progress_enabled(quiet))
@@ -345,15 +385,17 @@ def model_card_cost(report: dict[str, Any]) -> list[str]:
               help="Test samples for nengo-loihi / nengo / lava.")
 @click.option("--data-dir", type=click.Path(), default=None)
 @click.option("--quiet", is_flag=True)
+@click.option("--overwrite", is_flag=True, help="Replace an existing model card (never the checkpoint).")
 @click.option("-o", "--out", required=True, type=click.Path(), help="Markdown file to write.")
 def model_card(checkpoint: str, target: str | None, train_cmd: str | None, slow_limit: int, data_dir: str | None,
-               quiet: bool, out: str) -> None:
+               quiet: bool, overwrite: bool, out: str) -> None:
     """Write a model card: training command, float / emulated / nengo-loihi accuracy with sample counts, gap, taus."""
     from rsnn_deploy.checkpoint import checkpoint_paths, load_checkpoint
     from rsnn_deploy.hardware import load_profile
-    from rsnn_deploy.io import write_text_atomic
+    from rsnn_deploy.io import artifact_inputs, guard_outputs, write_text_atomic
     from rsnn_deploy.verify import target_of, verify
 
+    guard_outputs([out], inputs=[*artifact_inputs(checkpoint), *_profile_inputs(target)], overwrite=overwrite)
     ckpt = load_checkpoint(checkpoint)
     prof = target_of(ckpt, target)
     loihi1 = load_profile(prof).semantics == "nengo-loihi-1.1"

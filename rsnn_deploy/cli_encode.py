@@ -88,19 +88,17 @@ def read_raw(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
 @click.argument("model", type=click.Path())
 @click.argument("raw", type=click.Path())
 @click.option("-o", "--out", required=True, type=click.Path(), help="Stream file to write (.npz for hil).")
-def encode_cmd(model: str, raw: str, out: str) -> None:
+@click.option("--overwrite", is_flag=True, help="Replace an existing OUT (never RAW or MODEL).")
+def encode_cmd(model: str, raw: str, out: str, overwrite: bool) -> None:
     """Encode RAW.npz (x: [N, T, D] raw values) with MODEL's recorded input code into spikes for hil.
 
-    MODEL is a float checkpoint or a quantized network. An existing OUT is refused
-    (nothing is overwritten), and so is OUT equal to RAW.
+    MODEL is a float checkpoint or a quantized network. An existing OUT is refused unless
+    --overwrite is given; OUT equal to RAW or to MODEL's files is always refused.
     """
-    from rsnn_deploy.io import atomic_path
+    from rsnn_deploy.io import artifact_inputs, atomic_path, guard_outputs
 
     out_path, raw_path = Path(out), Path(raw)
-    if out_path.exists():
-        same = raw_path.exists() and out_path.resolve() == raw_path.resolve()
-        what = "is the input file" if same else "exists"
-        raise ValidationError(f"encode -o: {out_path} {what}; choose another path (nothing was written)")
+    guard_outputs([out_path], inputs=[raw_path, *artifact_inputs(model)], overwrite=overwrite)
     enc = model_encoder(model)
     x, y = read_raw(raw_path)
     spikes = enc.encode(x, owner=f"{raw_path}.x")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from rsnn_deploy.cli import cli
@@ -22,8 +24,11 @@ from rsnn_deploy.cli import cli
 @click.option("--nir-compat", default=None, metavar="1.0.4",
               help="NIR only: a file nir 1.0.4 reads (Rockpool 3.1, Sinabs 3.1 pin nir <= 1.0.4).")
 @click.option("-o", "--out", type=click.Path(), required=True, help="Output file (.onnx / .nir) or folder (lava).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output (never the input network).")
+@click.option("--profile", "profile_path", type=click.Path(), default=None, metavar="PATH",
+              help="Hardware profile TOML a quantized network was made with (needed for your own profiles).")
 def export_cmd(network: str, fmt: str, graph: str | None, with_encoder: bool, nir_readout: str | None,
-               nir_compat: str | None, out: str) -> None:
+               nir_compat: str | None, out: str, overwrite: bool, profile_path: str | None) -> None:
     """Export NETWORK (checkpoint or quantized network JSON, told apart by its format field).
 
     A float checkpoint gives a float32 graph that matches the torch model; a quantized
@@ -31,8 +36,19 @@ def export_cmd(network: str, fmt: str, graph: str | None, with_encoder: bool, ni
     integer units with its integers in metadata (NIR). Both record the model's input code
     in their metadata; --with-encoder also puts it in the float sequence graph. See docs/export.md.
     """
+    from rsnn_deploy.cli_deploy import _profile_inputs, use_profile
     from rsnn_deploy.export import export
+    from rsnn_deploy.io import artifact_inputs, guard_outputs
 
+    outputs: list[str | Path] = [out]
+    if fmt == "lava":  # a folder: guard the files it will hold
+        from rsnn_deploy.export._lava import BUNDLE_FILES
+        from rsnn_deploy.io import check_writable_path
+
+        check_writable_path(out, "-o", is_dir=True)
+        outputs = [Path(out) / name for name in BUNDLE_FILES]
+    guard_outputs(outputs, inputs=[*artifact_inputs(network), *_profile_inputs(profile_path)], overwrite=overwrite)
+    use_profile(profile_path)
     path = export(network, fmt, out, graph=graph, with_encoder=with_encoder, nir_readout=nir_readout,
                   nir_compat=nir_compat)
     kind = ", " + (graph or "step") if fmt == "onnx" or graph is not None else ""

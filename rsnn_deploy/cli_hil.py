@@ -38,8 +38,11 @@ def _format_decisions(pred: list[int]) -> str:
               help="nengo-loihi only: its emulator (sim) or a real board (loihi: needs NxSDK; untested).")
 @click.option("-o", "--out", type=click.Path(), default=None, help="Write decisions and latencies as JSON here.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing -o file.")
+@click.option("--profile", "profile_path", type=click.Path(), default=None, metavar="PATH",
+              help="Hardware profile TOML the network was quantized with (needed for your own profiles).")
 def hil_cmd(model_path: str, backend: str, stream_path: str, steps: int | None, target: str, out: str | None,
-            quiet: bool) -> None:
+            quiet: bool, overwrite: bool, profile_path: str | None) -> None:
     """Stream FILE into QNET one step at a time on BACKEND; print latency and decisions.
 
     Every sequence starts from rest. Each chip step is timed on the host (frame in,
@@ -59,6 +62,13 @@ def hil_cmd(model_path: str, backend: str, stream_path: str, steps: int | None, 
                               f"with --backend {backend})")
     if steps is not None and steps < 1:
         raise ValidationError(f"hil --steps: must be at least 1 (got {steps})")
+    from rsnn_deploy.cli_deploy import _profile_inputs, use_profile
+    from rsnn_deploy.io import artifact_inputs, guard_outputs
+
+    if out is not None:
+        guard_outputs([out], inputs=[*artifact_inputs(model_path), stream_path, *_profile_inputs(profile_path)],
+                      overwrite=overwrite)
+    use_profile(profile_path)
     qnet = load_qnet(model_path)
     data = load_stream(stream_path, qnet.n_inputs)
     n, t_file, _ = data.x.shape

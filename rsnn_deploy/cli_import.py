@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from rsnn_deploy.cli import cli
@@ -34,7 +36,11 @@ def import_cmd(graph: str, out: str, dt: float | None, convention: str, approxim
     by name. See docs/export.md.
     """
     from rsnn_deploy.export._nir_import import import_nir_file
+    from rsnn_deploy.io import check_writable_path, guard_outputs
 
+    check_writable_path(out, "-o", is_dir=True)
+    guard_outputs([Path(out) / "model.json", Path(out) / "model.safetensors"],
+                  inputs=[graph, *([data] if data else [])], overwrite=overwrite)
     rec = import_nir_file(graph, out, dt=dt, convention=convention, approximate=approximate, data=data,
                           overwrite=overwrite, check=() if no_check else (check or ("auto",)))
     nodes = rec["nodes"]

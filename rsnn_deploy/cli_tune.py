@@ -106,7 +106,7 @@ def _runtime_options(f):
 )
 @click.option("--pruner", type=click.Choice(["median", "none"]), default="median", show_default=True)
 @click.option("--epochs", type=int, default=None, help="Epochs per trial (overrides the space file).")
-@click.option("--limit", type=int, default=None, help="Train on the first N training samples only.")
+@click.option("--limit", type=click.IntRange(1), default=None, help="Train on the first N training samples only.")
 @click.option("--hidden", "n_hidden", type=int, default=None, help="Hidden neurons (overrides the space file).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Training seed of every trial.")
 @click.option(
@@ -147,9 +147,11 @@ def tune(
     Run the same command in more processes or on more machines (same --study and
     --storage) to share the work; a worker killed mid-trial has its trial retried.
     """
+    from rsnn_deploy.io import check_writable_path
     from rsnn_deploy.tune import TuneSettings, check_settings, load_search_space, run_worker
 
     _set_threads(threads)
+    check_writable_path(out, "-o", is_dir=True)
     settings = TuneSettings(
         variant=variant,
         n_trials=n_trials,
@@ -230,7 +232,7 @@ def _common_experiment_options(f):
     )(f)
     f = click.option(
         "--final-limit",
-        type=int,
+        type=click.IntRange(1),
         default=None,
         help="Training samples of the retrained models [default: all].",
     )(f)
@@ -259,7 +261,7 @@ def _common_experiment_options(f):
 @click.option("--control-hidden", type=int, default=220, show_default=True)
 @click.option("--control-tau-adapt", type=float, default=700.0, show_default=True)
 @click.option("--epochs", type=int, default=None, help="Epochs per tuning trial [default: the space file's].")
-@click.option("--limit", type=int, default=None, help="Training samples per tuning trial [default: all].")
+@click.option("--limit", type=click.IntRange(1), default=None, help="Training samples per tuning trial [default: all].")
 @click.option("--hidden", "n_hidden", type=int, default=None, help="Neurons of the five variants [default: space].")
 @click.option("--space", "space_path", type=click.Path(), default=None)
 @click.option("--storage", default=None, help="Shared database URL for the studies [default: SQLite in OUT].")
@@ -298,9 +300,13 @@ def steps(
 ) -> None:
     """Tune each variant (lif, rec, rec-syn, rec-adapt, rec-syn-adapt); retrain the best with N seeds."""
     from rsnn_deploy.experiment import StepsPlan, run_steps
+    from rsnn_deploy.io import check_writable_path
     from rsnn_deploy.tune import load_search_space
 
     _set_threads(threads)
+    check_writable_path(out, "-o", is_dir=True)
+    if report_dir:
+        check_writable_path(report_dir, "--report-dir", is_dir=True)
     plan = StepsPlan(
         variants=_variant_list(variants),
         n_trials=n_trials,
@@ -347,7 +353,7 @@ def steps(
     help="results.json of `experiment steps`: start from its tuned rec-syn-adapt settings.",
 )
 @click.option("--epochs", type=int, default=None, help="Epochs per cell [default: base's, else 30].")
-@click.option("--limit", type=int, default=None, help="Training samples per cell [default: all].")
+@click.option("--limit", type=click.IntRange(1), default=None, help="Training samples per cell [default: all].")
 @click.option("--hidden", "n_hidden", type=int, default=None, help="Neurons [default: base's, else 64].")
 @click.option("--seeds", type=int, default=3, show_default=True)
 @click.option("--target", default=None, metavar="PROFILE")
@@ -373,8 +379,12 @@ def tau_sweep(
 ) -> None:
     """Grid over tau_syn x tau_adapt with rec-syn-adapt; heatmap of test accuracy."""
     from rsnn_deploy.experiment import SweepPlan, run_tau_sweep
+    from rsnn_deploy.io import check_writable_path
 
     _set_threads(threads)
+    check_writable_path(out, "-o", is_dir=True)
+    if report_dir:
+        check_writable_path(report_dir, "--report-dir", is_dir=True)
     plan = SweepPlan(
         tau_syn_ms=_float_list(tau_syn, "--tau-syn"),
         tau_adapt_ms=_float_list(tau_adapt, "--tau-adapt"),

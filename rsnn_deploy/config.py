@@ -22,8 +22,15 @@ VARIANTS: tuple[str, ...] = ("lif", "rec", "rec-syn", "rec-adapt", "rec-syn-adap
 Surrogate = Literal["fast-sigmoid", "triangle", "arctan", "sigmoid"]
 
 
+# Sizes are capped before anything is allocated: an n_out of 1e9 in a JSON file must be a
+# one-line error, not a 512 GB allocation. MAX_PARAMETERS (weights of one model) is ~1 GB of float32.
+MAX_UNITS = 65536
+MAX_PARAMETERS = 2**28
+
+
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # allow_inf_nan=False: "threshold": Infinity in a JSON file is refused by name, not crashed on later
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class ModelConfig(_Frozen):
@@ -34,9 +41,9 @@ class ModelConfig(_Frozen):
     chip's integer threshold).
     """
 
-    n_in: int = Field(ge=1)
-    n_hidden: int = Field(ge=1, le=65536)
-    n_out: int = Field(ge=1)
+    n_in: int = Field(ge=1, le=MAX_UNITS)
+    n_hidden: int = Field(ge=1, le=MAX_UNITS)
+    n_out: int = Field(ge=1, le=MAX_UNITS)
     variant: Variant = "rec-syn"
     dt_ms: float = Field(default=1.0, gt=0, le=100)
     tau_mem_ms: float = Field(default=10.0, gt=0, le=1e5)
@@ -75,6 +82,12 @@ class ModelConfig(_Frozen):
 
     @model_validator(mode="after")
     def _check_tau_bounds(self) -> ModelConfig:
+        n_params = self.n_hidden * (self.n_in + self.n_hidden + self.n_out)
+        if n_params > MAX_PARAMETERS:
+            raise ValueError(
+                f"n_hidden: {self.n_hidden} neurons with {self.n_in} inputs and {self.n_out} outputs need "
+                f"{n_params} weights, more than the limit of {MAX_PARAMETERS}"
+            )
         if self.tau_min_ms >= self.tau_max_ms:
             raise ValueError(f"tau_min_ms must be below tau_max_ms (got {self.tau_min_ms} >= {self.tau_max_ms})")
         used = ["tau_mem_ms"] + ["tau_syn_ms"] * self.synapse + ["tau_adapt_ms"] * self.adaptation
@@ -114,6 +127,10 @@ def _format_pydantic_error(err: PydanticValidationError, owner: str) -> str:
     msg = first["msg"]
     got = first.get("input")
     got_txt = "" if isinstance(got, dict) else f" (got {got!r})"
+    if first["type"] == "value_error" and field == "<root>":  # our validators say "field: problem"
+        head, sep, rest = msg.removeprefix("Value error, ").partition(": ")
+        if sep and head.isidentifier():
+            field, msg = head, rest
     return f"{owner}.{field}: {msg}{got_txt}"
 
 
@@ -135,6 +152,27 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         data = json.loads(text) if p.suffix == ".json" else tomllib.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ValidationError(f"{p}: not a valid {p.suffix.lstrip('.') or 'TOML'} file: {err}") from None
+    except RecursionError:
+        raise ValidationError(f"{p}: nested too deeply to be a config file") from None
+    except OSError as err:
+        raise ValidationError(f"{p}: cannot read ({err.strerror or err})") from None
     if not isinstance(data, dict):
         raise ValidationError(f"{p}: top level must be a table/object")
     return data
+
+
+def check_config_tables(data: dict[str, Any], path: str | Path, tables: dict[str, set[str] | None]) -> None:
+    """Refuse unknown or misspelled tables and keys of a config file, naming them (``[modle]`` is not ignored).
+
+    ``tables`` maps each allowed table to its allowed keys (None: any key, checked elsewhere).
+    """
+    for name, value in data.items():
+        if name not in tables:
+            raise ValidationError(f"{path}: [{name}]: unknown table; allowed: {', '.join(f'[{t}]' for t in tables)}")
+        if not isinstance(value, dict):
+            raise ValidationError(f"{path}: [{name}]: must be a table (got {value!r})")
+        allowed = tables[name]
+        if allowed is not None:
+            for key in value:
+                if key not in allowed:
+                    raise ValidationError(f"{path}: [{name}].{key}: unknown key")

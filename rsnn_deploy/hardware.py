@@ -384,6 +384,25 @@ def _load_cached(path_str: str, sha256: str) -> HardwareProfile:
         raise ValidationError(_format_error(err, str(path))) from None
 
 
+_REGISTERED: dict[str, Path] = {}
+
+
+def register_profile(path: str | Path) -> HardwareProfile:
+    """Load a user's profile TOML and make its ``name`` resolvable by :func:`load_profile` in this process.
+
+    Why: a quantized network records its profile by name (and SHA-256); the built-in
+    names resolve to files, a user's own profile needs ``--profile PATH`` on every
+    command that reads such a network. A name of a built-in profile cannot be taken over.
+    """
+    prof = load_profile(Path(path))
+    if prof.name in BUILTIN_PROFILES and Path(prof.path).resolve() != builtin_profile_path(prof.name).resolve():
+        raise ValidationError(
+            f"--profile: {path}: name {prof.name!r} is a built-in profile; give your profile its own name"
+        )
+    _REGISTERED[prof.name] = Path(path)
+    return prof
+
+
 def load_profile(name_or_path: str | Path) -> HardwareProfile:
     """Load and validate a profile given as a built-in name or a path to a TOML file.
 
@@ -396,6 +415,8 @@ def load_profile(name_or_path: str | Path) -> HardwareProfile:
     text = str(name_or_path)
     if isinstance(name_or_path, str) and text in BUILTIN_PROFILES:
         path = builtin_profile_path(text)
+    elif isinstance(name_or_path, str) and text in _REGISTERED:
+        path = _REGISTERED[text]
     elif isinstance(name_or_path, Path) or text.endswith(".toml") or "/" in text:
         path = Path(name_or_path)
     else:

@@ -67,11 +67,11 @@ from rsnn_deploy.errors import CheckpointError, UnsupportedError, ValidationErro
 from rsnn_deploy.hardware import HardwareProfile, WeightFormat, load_profile
 from rsnn_deploy.io import (
     artifact_paths,
-    atomic_path,
     git_commit,
     package_versions,
     read_json_object,
-    write_json_atomic,
+    read_pair_tensors,
+    write_pair_atomic,
 )
 
 __all__ = [
@@ -589,8 +589,6 @@ def save_qnet(qnet: QuantizedNetwork, path_stem: str | Path, **meta: Any) -> Pat
     """
     st_path, json_path = qnet_paths(path_stem)
     blob = st_save(_tensors_of(qnet))
-    with atomic_path(st_path) as tmp:
-        tmp.write_bytes(blob)
     doc: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -608,7 +606,7 @@ def save_qnet(qnet: QuantizedNetwork, path_stem: str | Path, **meta: Any) -> Pat
     doc["float_scale"] = list(qnet.float_scale)
     if qnet.encoder is not None:
         doc["encoder"] = dict(qnet.encoder)
-    write_json_atomic(json_path, doc)
+    write_pair_atomic(st_path, json_path, blob, doc)  # a kill at any moment leaves a loadable pair
     return json_path
 
 
@@ -659,14 +657,10 @@ def load_qnet(path: str | Path, profile: HardwareProfile | str | Path | None = N
     for key in ("n_inputs", "n_hidden", "n_outputs", "vmin", "vmax", "input_latency"):
         if not isinstance(doc[key], int) or isinstance(doc[key], bool):
             raise CheckpointError(f"{json_path}: {key}: must be an integer (got {doc[key]!r})")
-    if not st_path.is_file():
-        raise CheckpointError(f"{st_path}: file not found")
-    blob = st_path.read_bytes()
-    if hashlib.sha256(blob).hexdigest() != doc["tensors_sha256"]:
-        raise CheckpointError(
-            f"{st_path}: tensors_sha256: tensor file does not match {json_path.name} "
-            "(truncated, modified, or from another save); re-run rsnn-deploy quantize"
-        )
+    try:
+        blob = read_pair_tensors(st_path, json_path, doc)
+    except CheckpointError as err:
+        raise CheckpointError(f"{err}; re-run rsnn-deploy quantize") from None
     try:
         tensors = st_load(blob)
     except (SafetensorError, OSError, ValueError) as err:
@@ -700,7 +694,8 @@ def load_qnet(path: str | Path, profile: HardwareProfile | str | Path | None = N
         prof = profile if isinstance(profile, HardwareProfile) else load_profile(profile or qnet.profile)
     except ValidationError as err:
         raise CheckpointError(
-            f"{json_path}: profile: cannot load {qnet.profile!r} ({err}); pass profile= the TOML it was quantized for"
+            f"{json_path}: profile: cannot load {qnet.profile!r} ({err}); "
+            "pass --profile PATH (profile= in Python), the TOML it was quantized for"
         ) from None
     if prof.name != qnet.profile:
         raise CheckpointError(f"{json_path}: profile: quantized for {qnet.profile!r}, given {prof.name!r}")

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from rsnn_deploy.io import write_json_atomic, write_text_atomic
+from rsnn_deploy.io import atomic_path, write_json_atomic, write_text_atomic
 
 __all__ = ["FIGURES", "cost_markdown", "gap_table", "markdown", "write_cost_figure", "write_figures", "write_report"]
 
@@ -143,7 +143,8 @@ def write_figures(report: dict[str, Any], data: dict[str, Any], out_dir: Path) -
 
     def save(fig: Any, name: str) -> None:
         fig.tight_layout()
-        fig.savefig(out_dir / name, dpi=110)
+        with atomic_path(out_dir / name) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
         plt.close(fig)
         written.append(name)
 

@@ -31,12 +31,18 @@ from rsnn_deploy.checkpoint import (
     load_tensors,
     read_json,
     save_checkpoint,
-    save_tensors,
+    tensors_blob,
     validate_state,
 )
 from rsnn_deploy.config import ModelConfig, TrainConfig, validate_config
 from rsnn_deploy.errors import CheckpointError, ValidationError
-from rsnn_deploy.io import write_json_atomic, write_text_atomic
+from rsnn_deploy.io import (
+    cleanup_new_dirs_on_error,
+    complete_pending,
+    read_pair_tensors,
+    write_pair_atomic,
+    write_text_atomic,
+)
 from rsnn_deploy.model import RSNN
 from rsnn_deploy.tasks import Split, Task, split_validation
 
@@ -151,6 +157,50 @@ def _check_output(files: _RunFiles, resume: bool, overwrite: bool) -> None:
         raise ValidationError(f"{files.out}: --resume: no resume.json here to continue from")
 
 
+_RESUME_KEYS: dict[str, type | tuple[type, ...]] = {
+    "model": dict,
+    "train": dict,
+    "epoch": int,
+    "best_val_acc": (int, float),
+    "best_epoch": int,
+    "optimizer": dict,
+    "scheduler": dict,
+    "history": list,
+}
+
+
+def read_resume_settings(out: str | Path) -> dict[str, Any]:
+    """The recorded settings of the run in ``out``: its resume.json, checked key by key (one line per problem).
+
+    Returns the JSON with ``model_cfg``/``train_cfg`` (validated configs) and ``task``
+    (from resume.json, or model.json for runs from before it was recorded there).
+    """
+    files = _RunFiles(Path(out))
+    json_path = checkpoint_paths(files.resume)[1]
+    if not json_path.is_file():
+        raise ValidationError(f"{files.out}: --resume: no resume.json here to continue from")
+    doc = read_json(json_path)
+    for key, kind in _RESUME_KEYS.items():
+        if key not in doc:
+            raise CheckpointError(f"{json_path}: {key}: missing; the file is not a complete resume state")
+        if not isinstance(doc[key], kind) or isinstance(doc[key], bool):
+            raise CheckpointError(f"{json_path}: {key}: wrong type (got {type(doc[key]).__name__})")
+    for key in ("param_groups", "scalars"):
+        if key not in doc["optimizer"]:
+            raise CheckpointError(f"{json_path}: optimizer.{key}: missing")
+    out_doc = dict(doc)
+    out_doc["model_cfg"] = validate_config(ModelConfig, doc["model"], owner=f"{json_path}: model")
+    out_doc["train_cfg"] = validate_config(TrainConfig, doc["train"], owner=f"{json_path}: train")
+    task = doc.get("task")
+    if task is None:  # resume.json written before the task was recorded in it
+        best_json = checkpoint_paths(files.best)[1]
+        task = read_json(best_json).get("task") if best_json.is_file() else None
+    if not isinstance(task, dict) or not isinstance(task.get("name"), str):
+        raise CheckpointError(f"{json_path}: task: missing; cannot tell which task this run trains")
+    out_doc["task"] = task
+    return out_doc
+
+
 def train(
     task: Task,
     model_cfg: ModelConfig,
@@ -161,20 +211,38 @@ def train(
     overwrite: bool = False,
     progress: bool = True,
     on_epoch: EpochCallback | None = None,
+    device: str | None = None,
 ) -> TrainResult:
     """Train ``model_cfg`` on ``task``; write the best checkpoint into ``out``.
 
     ``on_epoch(epoch, metrics)`` is called after every epoch (Optuna pruning hooks
-    in here; it may raise to stop the run).
+    in here; it may raise to stop the run). With ``resume`` the run's recorded model
+    and training settings are used (``model_cfg``/``train_cfg`` must equal them, but
+    for the device, which ``device`` may change); a task other than the recorded one is
+    refused.
     """
     files = _RunFiles(Path(out))
     _check_output(files, resume, overwrite)
-    files.out.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(train_cfg.device)
+    with cleanup_new_dirs_on_error(files.out):
+        return _train(task, model_cfg, train_cfg, files, resume, progress, on_epoch, device)
+
+
+def _train(task, model_cfg, train_cfg, files, resume, progress, on_epoch, device_name) -> TrainResult:
     if resume:
-        doc = read_json(checkpoint_paths(files.resume)[1])
-        model_cfg = validate_config(ModelConfig, doc["model"], owner=f"{files.resume}.json: model")
-        train_cfg = validate_config(TrainConfig, doc["train"], owner=f"{files.resume}.json: train")
+        doc = read_resume_settings(files.out)
+        json_path = checkpoint_paths(files.resume)[1]
+        if doc["task"].get("name") != task.name:
+            raise ValidationError(
+                f"{json_path}: task: the run trains {doc['task'].get('name')!r}, not {task.name!r}; "
+                "--resume continues the recorded task"
+            )
+        model_cfg = doc["model_cfg"]
+        train_cfg = doc["train_cfg"]
+        for st, js in (checkpoint_paths(files.best), checkpoint_paths(files.resume)):
+            complete_pending(st, js)  # a pair write killed between its JSON and its tensors' rename
+    if device_name is not None:
+        train_cfg = train_cfg.model_copy(update={"device": device_name})
+    device = resolve_device(train_cfg.device)
 
     train_split, val_split = _splits(task, train_cfg)
     torch.manual_seed(train_cfg.seed)
@@ -190,7 +258,8 @@ def train(
     history: list[dict[str, Any]] = []
     start_epoch, best_val, best_epoch = 0, -1.0, -1
     if resume:
-        tensors = load_tensors(checkpoint_paths(files.resume)[0])
+        st_path, json_path = checkpoint_paths(files.resume)
+        tensors = load_tensors(st_path, read_pair_tensors(st_path, json_path, doc))
         model_tensors = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
         validate_state(model_tensors, model.state_dict(), checkpoint_paths(files.resume)[0])
         model.load_state_dict(model_tensors)
@@ -208,6 +277,10 @@ def train(
     meta_common = {"task": {"name": task.name, "params": task.params}, "train": train_cfg.model_dump()}
     if task.encoder is not None:  # the input code is part of the model: recorded, never refitted on load
         meta_common["encoder"] = task.encoder.to_dict()
+    if resume:
+        meta_common["task"] = doc["task"]
+        if "encoder" in doc:  # the run's own recorded input code
+            meta_common["encoder"] = doc["encoder"]
     if progress:
         tqdm.write(f"engine: {model.engine_description(train_cfg.engine)}")
     for epoch in range(start_epoch, train_cfg.epochs):
@@ -227,7 +300,9 @@ def train(
         if val_metrics["acc"] > best_val:
             best_val, best_epoch = val_metrics["acc"], epoch
             save_checkpoint(model, files.best, **meta_common, metrics={"val_acc": best_val, "epoch": epoch})
-        _save_resume(files, model, opt, sched, model_cfg, train_cfg, epoch, best_val, best_epoch, history)
+        _save_resume(
+            files, model, opt, sched, model_cfg, train_cfg, epoch, best_val, best_epoch, history, meta_common["task"]
+        )
         if progress:
             tqdm.write(
                 f"epoch {epoch + 1}/{train_cfg.epochs}  loss {train_metrics['loss']:.3f}  "
@@ -286,24 +361,23 @@ def _train_epoch(
     return {"loss": loss_sum / seen, "acc": correct / seen, "rate": rate_sum / seen}
 
 
-def _save_resume(files, model, opt, sched, model_cfg, train_cfg, epoch, best_val, best_epoch, history) -> None:
+def _save_resume(files, model, opt, sched, model_cfg, train_cfg, epoch, best_val, best_epoch, history, task) -> None:
+    """resume.{safetensors,json} after a finished epoch, as one pair that a kill at any moment leaves loadable."""
     opt_tensors, opt_doc = _optimizer_tensors(opt)
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()} | opt_tensors
     st_path, json_path = checkpoint_paths(files.resume)
-    save_tensors(st_path, tensors)
-    write_json_atomic(
-        json_path,
-        {
-            "model": model_cfg.model_dump(),
-            "train": train_cfg.model_dump(),
-            "epoch": epoch,
-            "best_val_acc": best_val,
-            "best_epoch": best_epoch,
-            "optimizer": opt_doc,
-            "scheduler": sched.state_dict(),
-            "history": history,
-        },
-    )
+    doc = {
+        "model": model_cfg.model_dump(),
+        "train": train_cfg.model_dump(),
+        "task": task,
+        "epoch": epoch,
+        "best_val_acc": best_val,
+        "best_epoch": best_epoch,
+        "optimizer": opt_doc,
+        "scheduler": sched.state_dict(),
+        "history": history,
+    }
+    write_pair_atomic(st_path, json_path, tensors_blob(tensors), doc)
 
 
 def _finish(files: _RunFiles, task: Task, meta_common: dict[str, Any], best_epoch: int, history, device) -> TrainResult:

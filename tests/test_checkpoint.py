@@ -55,7 +55,7 @@ def test_truncated_tensor_file(saved):
     st, _ = checkpoint_paths(path)
     data = st.read_bytes()
     st.write_bytes(data[: len(data) // 2])
-    _expect(path, "not a valid safetensors file")
+    _expect(path, "not a valid safetensors file|tensors_sha256: tensor file does not match")
 
 
 def test_garbage_json(saved):
@@ -106,7 +106,41 @@ def test_bad_tensors(saved, mutate, match):
     tensors = {k: v.clone() for k, v in m.state_dict().items()}
     mutate(tensors)
     save_file(tensors, str(checkpoint_paths(path)[0]))
+    _expect(path, "tensors_sha256: tensor file does not match")  # the JSON is tied to its tensors
+    doc = json.loads(path.read_text())
+    del doc["tensors_sha256"]  # a checkpoint from before the hash: the tensors are still validated one by one
+    path.write_text(json.dumps(doc))
     _expect(path, match)
+
+
+def test_same_shape_tensors_of_another_model_are_refused(saved, tmp_path):
+    m, path = saved
+    other = RSNN(m.cfg)  # same config, another initialisation: every name, shape and dtype matches
+    other_path = save_checkpoint(other, tmp_path / "other", task={"name": "x"})
+    checkpoint_paths(path)[0].write_bytes(checkpoint_paths(other_path)[0].read_bytes())
+    _expect(path, "tensors_sha256: tensor file does not match")
+
+
+def test_checkpoint_without_hash_loads_and_gets_one_on_next_save(saved, tmp_path):
+    _, path = saved
+    doc = json.loads(path.read_text())
+    del doc["tensors_sha256"]
+    path.write_text(json.dumps(doc))
+    ck = load_checkpoint(path)
+    again = save_checkpoint(ck.model, tmp_path / "again", **{k: ck.meta[k] for k in ("task",)})
+    assert len(json.loads(again.read_text())["tensors_sha256"]) == 64
+
+
+def test_files_are_world_readable_like_other_artifacts(saved):
+    import os
+    import stat
+
+    _, path = saved
+    st, js = checkpoint_paths(path)
+    mask = os.umask(0)
+    os.umask(mask)
+    for p in (st, js):
+        assert stat.S_IMODE(p.stat().st_mode) == 0o644 & ~mask, p
 
 
 def test_wrong_format(saved):

@@ -480,9 +480,9 @@ def test_npz_validation(tmp_path: Path, arrays: dict, error: type, pattern: str)
 
 
 def test_npz_file_problems(tmp_path: Path) -> None:
-    with pytest.raises(ValidationError, match=r"npz\.path: required"):
+    with pytest.raises(ValidationError, match=r"--data: required"):
         load_task("npz")
-    with pytest.raises(DataError, match=r"npz\.path: file not found"):
+    with pytest.raises(DataError, match=r"--data: file not found"):
         load_task("npz", path=tmp_path / "none.npz")
     junk = tmp_path / "junk.npz"
     junk.write_bytes(b"\x80\x04junk")  # looks like a pickle: must be refused, not loaded

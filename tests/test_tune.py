@@ -161,6 +161,10 @@ def test_default_pruner_is_median_with_warmup():
         ("sqlite:///:memory:", "in-memory"),
         ("sqlite:////no/such/folder/study.db", "does not exist"),
         ("postgresql+psycopg2://u:secret@127.0.0.1:1/db", "cannot open"),
+        ("postgresql://u:secret@127.0.0.1:1/db", "cannot open"),  # plain URL: psycopg2, closed local port
+        ("postgresql://u@127.0.0.1:1/db", "cannot open"),
+        ("postgresql+asyncpg://u:secret@127.0.0.1:1/db", "driver"),
+        ("postgresql://u:secret@127.0.0.1:notaport/db", "not a database URL"),
     ],
 )
 def test_bad_storage_url_is_one_line(tmp_path, capsys, url, needle):
@@ -274,9 +278,11 @@ def test_target_that_cannot_run_the_variant_is_refused_up_front(tmp_path, capsys
 def test_storage_helpers(tmp_path):
     assert check_storage_url(f"sqlite:///{tmp_path}/a.db") == "sqlite"
     assert check_storage_url("postgresql+psycopg2://u:p@h/db") == "postgresql"
+    assert check_storage_url("postgresql://u:p@h/db") == "postgresql"  # the installed driver (psycopg2) is chosen
     lock = StudyLock(f"sqlite:///{tmp_path}/a.db", "s")
     with lock.hold(), lock.hold():  # re-entrant within a worker
-        assert (tmp_path / "a.db.lock").exists()
+        assert (tmp_path / "a.db").exists()
+    assert not (tmp_path / "a.db.lock").exists()  # the database file itself is locked: nothing left behind
 
 
 # ----------------------------------------------------------------------------- experiments

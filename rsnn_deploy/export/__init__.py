@@ -60,11 +60,10 @@ def load_network(path: str | Path) -> Any:
     jp = _json_path(path)
     if not jp.is_file():
         raise ValidationError(f"{jp}: file not found; give a checkpoint or quantized network (NAME.json)")
-    try:
-        doc = json.loads(jp.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValidationError(f"{jp}: not valid JSON ({err})") from None
-    fmt = doc.get("format") if isinstance(doc, dict) else None
+    from rsnn_deploy.io import read_json_object
+
+    doc = read_json_object(jp)
+    fmt = doc.get("format")
     if fmt == checkpoint.FORMAT:
         return checkpoint.load_checkpoint(jp)
     if fmt == qnet.FORMAT:

@@ -34,7 +34,10 @@ from rsnn_deploy.hardware import HardwareProfile, load_profile
 from rsnn_deploy.io import atomic_path
 from rsnn_deploy.qnet import QuantizedNetwork, weight_exponent
 
-__all__ = ["BUNDLE_FORMAT", "RUNNER", "export_lava", "lava_network"]
+__all__ = ["BUNDLE_FILES", "BUNDLE_FORMAT", "RUNNER", "export_lava", "lava_network"]
+
+# the files a bundle folder holds (what `export --format lava` writes, and refuses to replace without --overwrite)
+BUNDLE_FILES: tuple[str, ...] = ("network.json", "run_lava.py", "README.md")
 
 BUNDLE_FORMAT = "rsnn-deploy/lava-bundle"
 RUNNER = Path(__file__).with_name("lava_run.py")

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.npyio import NpzFile
 
+from rsnn_deploy.config import MAX_UNITS
 from rsnn_deploy.errors import DataError, ValidationError
 from rsnn_deploy.tasks._params import check_choice, check_float, check_int, check_known, recorded_thresholds
 from rsnn_deploy.tasks._split import READOUT_MODES, EncodedSource, Split, Task
@@ -111,6 +112,10 @@ def _check_pair(owner: str, x: np.ndarray, y: np.ndarray, xk: str, yk: str) -> t
         )
     if y.size and y.min() < 0:
         raise ValidationError(f"{owner}.{yk}: labels must be >= 0 (got {y.min()}); number the classes 0..K-1")
+    if y.size and y.max() >= MAX_UNITS:  # checked before a one-hot or readout of that size is allocated
+        raise ValidationError(
+            f"{owner}.{yk}: labels must be below {MAX_UNITS} (got {y.max()}); number the classes 0..K-1"
+        )
     return x, y.astype(np.int64)
 
 
@@ -121,10 +126,10 @@ def _is_binary(x: np.ndarray) -> bool:
 def load(params: dict[str, Any], path: Any, seed: int) -> Task:
     p = check_known(NAME, params, DEFAULTS)
     if path is None:
-        raise ValidationError(f"{NAME}.path: required (got None); pass --path FILE.npz with arrays x and y")
+        raise ValidationError(f"--data: required with --task {NAME}; pass --data FILE.npz with arrays x and y")
     path = Path(path).expanduser().resolve()
     if not path.is_file():
-        raise DataError(f"{NAME}.path: file not found (got {path}); check the path of your .npz file")
+        raise DataError(f"--data: file not found (got {path}); check the path of your .npz file")
     encoding = check_choice(NAME, "encoding", p["encoding"], ENCODINGS)
     n_k = check_int(NAME, "n_thresholds", p["n_thresholds"], 1, 1024)
     start = check_choice(NAME, "start", p["start"], START_MODES)
@@ -158,7 +163,7 @@ def load(params: dict[str, Any], path: Any, seed: int) -> Task:
         x, x_test, y, y_test = x[~is_test], x[is_test], y[~is_test], y[is_test]
 
     n_seen = int(max(y.max(), y_test.max())) + 1
-    n_classes = n_seen if p["n_classes"] is None else check_int(NAME, "n_classes", p["n_classes"], n_seen, 10**6)
+    n_classes = n_seen if p["n_classes"] is None else check_int(NAME, "n_classes", p["n_classes"], n_seen, MAX_UNITS)
 
     binary = _is_binary(x) and _is_binary(x_test)
     if encoding == "auto":

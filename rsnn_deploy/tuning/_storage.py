@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import re
 import threading
 import warnings
 from collections.abc import Iterator
@@ -29,7 +30,18 @@ from typing import Any
 from rsnn_deploy.errors import ValidationError
 
 SUPPORTED = ("sqlite", "postgresql")
-_HINT = "use sqlite:///PATH/study.db or postgresql+psycopg2://USER:PASSWORD@HOST:PORT/DB"
+_HINT = "use sqlite:///PATH/study.db or postgresql://USER:PASSWORD@HOST:PORT/DB"
+# SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3, which is not a dependency; psycopg2 is (pyproject).
+_DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg2"}
+
+
+def normalize_storage_url(url: str) -> str:
+    """The URL with the installed driver made explicit (``postgresql://`` -> ``postgresql+psycopg2://``)."""
+    parsed = _parse_url(url)
+    driver = _DEFAULT_DRIVERS.get(parsed.drivername)
+    if driver is None:
+        return url
+    return parsed.set(drivername=driver).render_as_string(hide_password=False)
 
 
 def default_storage_url(out: str | Path) -> str:
@@ -44,7 +56,8 @@ def _parse_url(url: str) -> Any:
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError, TypeError):
-        raise ValidationError(f"--storage: not a database URL (got {url!r}); {_HINT}") from None
+        masked = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)  # never print a password
+        raise ValidationError(f"--storage: not a database URL (got {masked!r}); {_HINT}") from None
     return parsed
 
 
@@ -58,7 +71,7 @@ def safe_url(url: str) -> str:
 
 def check_storage_url(url: str) -> str:
     """The backend name (``sqlite`` / ``postgresql``) of a valid URL; a bad one is a ValidationError."""
-    parsed = _parse_url(url)
+    parsed = _parse_url(normalize_storage_url(url))
     backend = parsed.get_backend_name()
     if backend not in SUPPORTED:
         raise ValidationError(f"--storage: unsupported database {backend!r} (got {safe_url(url)!r}); {_HINT}")
@@ -73,7 +86,7 @@ def check_storage_url(url: str) -> str:
             raise ValidationError(f"--storage: folder of the SQLite file does not exist (got {url!r})")
     else:
         try:
-            parsed.get_dialect()
+            parsed.get_dialect().import_dbapi()
         except Exception as err:  # missing driver, e.g. postgresql+asyncpg
             raise ValidationError(
                 f"--storage: cannot load the database driver for {parsed.drivername!r} ({err}); {_HINT}"
@@ -95,6 +108,7 @@ def open_storage(url: str, *, heartbeat_interval: int = 10, grace_period: int | 
     import optuna
     from sqlalchemy.exc import SQLAlchemyError
 
+    url = normalize_storage_url(url)
     backend = check_storage_url(url)
     if heartbeat_interval < 1:
         raise ValidationError(f"--heartbeat-interval: must be at least 1 second (got {heartbeat_interval})")
@@ -122,19 +136,73 @@ def open_storage(url: str, *, heartbeat_interval: int = 10, grace_period: int | 
                 )
             }
         try:
-            return optuna.storages.RDBStorage(
+            return _storage_class()(
                 url,
                 engine_kwargs=engine_kwargs,
                 heartbeat_interval=heartbeat_interval,
                 grace_period=grace,
                 **callback,
             )
-        except (SQLAlchemyError, OSError, ValueError) as err:
+        except (SQLAlchemyError, OSError, ValueError, ImportError) as err:
             raise ValidationError(f"--storage: cannot open {safe_url(url)!r}: {_first_line(err)}") from None
         except RuntimeError as err:  # schema of another optuna version
             raise ValidationError(
                 f"--storage: {safe_url(url)!r}: {_first_line(err)}; run `optuna storage upgrade --storage URL`"
             ) from None
+
+
+_STORAGE_CLASS: Any = None
+
+
+def _storage_class() -> Any:
+    """``RDBStorage`` that also fails RUNNING trials that never recorded a heartbeat (built once, lazily).
+
+    Why: Optuna only declares a trial stale from its heartbeat row. A worker killed
+    between ``study.ask()`` and its first heartbeat leaves a RUNNING trial with no row;
+    Optuna never fails it, it counts against the trial cap, and every other worker waits
+    for it for ever. Our workers record the first heartbeat inside the study lock, in the
+    same critical section as ``ask()``, so a live worker's trial is never seen without
+    one; a trial without a heartbeat that stays so for ``grace_period`` seconds (timed on
+    this process's monotonic clock, so no two machines' clocks are compared) is dead.
+    """
+    global _STORAGE_CLASS
+    if _STORAGE_CLASS is not None:
+        return _STORAGE_CLASS
+    import time
+
+    import optuna
+    import sqlalchemy.orm as sqlalchemy_orm
+    from optuna.storages._rdb import models
+    from optuna.trial import TrialState
+
+    class ReclaimingRDBStorage(optuna.storages.RDBStorage):
+        _first_seen_without_heartbeat: dict[int, float]
+
+        def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+            stale = list(super()._get_stale_trial_ids(study_id))
+            grace = self.grace_period if self.grace_period is not None else 2 * (self.heartbeat_interval or 0)
+            seen = self.__dict__.setdefault("_first_seen_without_heartbeat", {})
+            now = time.monotonic()
+            with optuna.storages._rdb.storage._create_scoped_session(self.scoped_session) as session:
+                running = (
+                    session.query(models.TrialModel)
+                    .options(sqlalchemy_orm.selectinload(models.TrialModel.heartbeats))
+                    .filter(models.TrialModel.state == TrialState.RUNNING)
+                    .filter(models.TrialModel.study_id == study_id)
+                    .all()
+                )
+                orphans = {t.trial_id for t in running if not t.heartbeats}
+            for trial_id in list(seen):
+                if trial_id not in orphans:
+                    del seen[trial_id]
+            for trial_id in orphans:
+                first = seen.setdefault(trial_id, now)
+                if now - first > grace and trial_id not in stale:
+                    stale.append(trial_id)
+            return stale
+
+    _STORAGE_CLASS = ReclaimingRDBStorage
+    return _STORAGE_CLASS
 
 
 def _lock_key(study_name: str) -> int:
@@ -147,12 +215,15 @@ class StudyLock:
     """A mutex shared by every worker of one study, wherever it runs.
 
     PostgreSQL: a session advisory lock on its own connection (released by the server
-    if the worker dies). SQLite: ``flock`` on ``DB.lock`` beside the database file
-    (released by the kernel if the worker dies); SQLite is local, so that is enough.
+    if the worker dies). SQLite: ``flock`` on the database file itself (released by the
+    kernel if the worker dies; SQLite's own locks are POSIX record locks, which ``flock``
+    does not interact with on Linux), so no lock file is left behind. One study per
+    SQLite file is locked at a time, which is all a local study needs.
     The lock is re-entrant within a thread of one worker.
     """
 
     def __init__(self, url: str, study_name: str):
+        url = normalize_storage_url(url)
         self._backend = check_storage_url(url)
         self._url = url
         self._key = _lock_key(study_name)
@@ -160,8 +231,7 @@ class StudyLock:
         self._depth = 0
         self._engine: Any = None
         if self._backend == "sqlite":
-            db = Path(_parse_url(url).database)
-            self._lock_path = db.with_name(db.name + ".lock")
+            self._lock_path = Path(_parse_url(url).database)
 
     @contextlib.contextmanager
     def hold(self) -> Iterator[None]:

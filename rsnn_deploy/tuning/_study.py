@@ -294,7 +294,7 @@ def _prepare_dir(s: TuneSettings, trial: Any) -> tuple[Path, bool]:
     if history:
         src = Path(s.out) / "trials" / f"{history[-1]:04d}"
         if (src / "resume.json").is_file():
-            shutil.copytree(src, tdir)
+            shutil.copytree(src, tdir, ignore=shutil.ignore_patterns(".*.tmp"))  # not the dead writer's temps
             return tdir, True
     return tdir, False
 
@@ -401,9 +401,11 @@ def run_worker(task: Any, s: TuneSettings, echo: Echo = print) -> StudyOutcome:
     s = fit_to_target(s)
     objective_fn = emulated_fn() if s.objective == "emulated" else None
     epochs = validate_config(TrainConfig, s.fixed_train(), owner="train").epochs
-    Path(s.out).mkdir(parents=True, exist_ok=True)
-    lock = StudyLock(s.storage_url, s.study_name)
-    study = _open_study(s, task, lock, epochs)
+    from rsnn_deploy.io import cleanup_new_dirs_on_error
+
+    with cleanup_new_dirs_on_error(s.out):  # a study that cannot even be opened leaves no empty folder
+        lock = StudyLock(s.storage_url, s.study_name)
+        study = _open_study(s, task, lock, epochs)
     storage = study._storage
     c = _counts(study)
     echo(
@@ -425,6 +427,8 @@ def run_worker(task: Any, s: TuneSettings, echo: Echo = print) -> StudyOutcome:
                     with warnings.catch_warnings():  # we run the heartbeat ourselves (see Heartbeat)
                         warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
                         trial = study.ask()
+                    # first heartbeat in the same critical section as ask(): a trial seen without one is dead
+                    storage.record_heartbeat(trial._trial_id)
             if trial is None:
                 time.sleep(s.poll_s)  # every slot is running elsewhere; one may still die and need us
                 continue
