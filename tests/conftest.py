@@ -75,10 +75,24 @@ def _importable(module: str) -> bool:
     return True
 
 
-def _lava_present() -> bool:
-    from rsnn_deploy.lava_env import lava_python
+def lava_skip_reason() -> str | None:
+    """Why tests that run the real Lava cannot run here (None: they can). One line, naming what is missing.
 
-    return lava_python() is not None
+    The same text the ``lava`` backend gives when verify skips it.
+    """
+    from rsnn_deploy.lava_env import LavaUnavailable, find_base_python, lava_python, venv_dir
+
+    if lava_python() is not None:
+        return None
+    try:
+        base = find_base_python()
+    except LavaUnavailable as err:
+        return str(err)
+    return f"lava: side environment not built at {venv_dir()} (Python 3.10: {base}); run rsnn-deploy lava-env"
+
+
+def _lava_present() -> bool:
+    return lava_skip_reason() is None
 
 
 _CHECKS = {

@@ -226,11 +226,11 @@ def test_encode_refusals_are_one_line_and_write_nothing(shipped, tmp_path, capsy
         assert not (tmp_path / "out.npz").exists()
     (tmp_path / "taken.npz").write_bytes(b"keep me")
     assert main(["encode", str(MODEL), str(shipped["raw"]), "-o", str(tmp_path / "taken.npz")]) == 2
-    one_line_error(capsys, r"encode -o: .*taken\.npz exists; choose another path \(nothing was written\)")
+    one_line_error(capsys, r"-o: .*taken\.npz exists; pass --overwrite to replace it")
     assert (tmp_path / "taken.npz").read_bytes() == b"keep me"
     before = shipped["raw"].read_bytes()
     assert main(["encode", str(MODEL), str(shipped["raw"]), "-o", str(shipped["raw"])]) == 2
-    one_line_error(capsys, r"raw\.npz is the input file")
+    one_line_error(capsys, r"raw\.npz is an input of this command")
     assert shipped["raw"].read_bytes() == before
     assert main(["encode", str(tmp_path / "nothing"), str(shipped["raw"]), "-o", str(tmp_path / "o.npz")]) == 2
     one_line_error(capsys, r"nothing\.json: file not found")
