@@ -62,11 +62,13 @@ static void add_rows(int H, const int32_t *restrict w, const int32_t *restrict i
     }
 }
 
-void rsnn_loihi1_run(int B, int T, int H, int C, int latency, int nthreads, const uint8_t *restrict x,
+/* Returns 0, or 1 when a scratch allocation failed (spikes then undefined). */
+int rsnn_loihi1_run(int B, int T, int H, int C, int latency, int nthreads, const uint8_t *restrict x,
                      const int32_t *restrict w_in_t, const int32_t *restrict w_rec_t,
                      const int64_t *restrict decay_u, const int64_t *restrict decay_v,
                      const int64_t *restrict bias, const int64_t *restrict vth, int64_t vmin,
                      uint8_t *restrict spikes) {
+    int failed = 0;
 #pragma omp parallel num_threads(nthreads)
     {
         int64_t *u = (int64_t *)malloc(sizeof(int64_t) * (size_t)H);
@@ -75,13 +77,19 @@ void rsnn_loihi1_run(int B, int T, int H, int C, int latency, int nthreads, cons
         int64_t *ru = (int64_t *)malloc(sizeof(int64_t) * (size_t)H);
         int64_t *rv = (int64_t *)malloc(sizeof(int64_t) * (size_t)H);
         uint8_t *z = (uint8_t *)malloc((size_t)H);
-        int32_t *idx = (int32_t *)malloc(sizeof(int32_t) * (size_t)(H > C ? H : C));
-        for (int h = 0; h < H; h++) {
+        int32_t *idx = (int32_t *)malloc(sizeof(int32_t) * (size_t)(H > C ? H : C > 0 ? C : 1));
+        const int ok = u && v && q && ru && rv && z && idx;
+        if (!ok) {
+#pragma omp atomic write
+            failed = 1;
+        }
+        for (int h = 0; ok && h < H; h++) {
             ru[h] = 4096 - 1 - decay_u[h];
             rv[h] = 4096 - decay_v[h];
         }
 #pragma omp for schedule(static)
         for (int b = 0; b < B; b++) {
+            if (!ok) continue;
             memset(u, 0, sizeof(int64_t) * (size_t)H);
             memset(v, 0, sizeof(int64_t) * (size_t)H);
             memset(z, 0, (size_t)H);
@@ -110,4 +118,5 @@ void rsnn_loihi1_run(int B, int T, int H, int C, int latency, int nthreads, cons
         free(v);
         free(u);
     }
+    return failed;
 }
