@@ -373,7 +373,9 @@ static void surrogate_row(int H, const float *restrict p, const float *restrict 
  *
  * The carries hold the adjoints of the step after the block when has_next, and on return those
  * of the block's first step. gp_out may alias gi_out (no synapse). th is the stored threshold
- * theta + m (threshold kind; NULL: the constant theta).
+ * theta + m (threshold kind; NULL: the constant theta). dL/dz is gz_in [K, B, H], or, when gz_in is
+ * NULL, gz_w[k] * gz_sum[b] (the gradient of a time-weighted spike sum, formed here rather than
+ * written to and read back from a [K, B, H] buffer; the same single rounding as the torch product).
  */
 int rsnn_backward_block(int K, int B, int H, int nthreads, int has_next, const float *restrict gz_in,
                          const float *restrict p, const float *restrict z, const float *restrict rc, float theta,
@@ -381,7 +383,7 @@ int rsnn_backward_block(int K, int B, int H, int nthreads, int has_next, const f
                          const float *restrict a_mem, float *restrict gi_carry, float *restrict gp_carry,
                          float *gi_out, float *gp_out, int adapt_kind, const float *restrict th,
                          const float *restrict a_adapt, float strength, float *restrict gm_carry,
-                         float *restrict gm_out) {
+                         float *restrict gm_out, const float *restrict gz_w, const float *restrict gz_sum) {
     const int n_groups = (B + GEMV_ROWS - 1) / GEMV_ROWS;
     const size_t step = (size_t)B * H;
     int failed = 0;
@@ -407,14 +409,21 @@ int rsnn_backward_block(int K, int B, int H, int nthreads, int has_next, const f
                 for (int r = 0; r < R; r++) {
                     const size_t row = ((size_t)k * B + b0 + r) * H;
                     gi_next[r] = k < K - 1 ? gi_out + row + step : gi_carry + (size_t)(b0 + r) * H;
-                    init[r] = gz_in + row;
                     gz_r[r] = gz + (size_t)r * H;
+                    if (gz_in != NULL) {
+                        init[r] = gz_in + row;
+                    } else { /* formed in the scratch row, which gemv_rows then updates in place */
+                        const float wk = gz_w[k], *restrict gs = gz_sum + (size_t)(b0 + r) * H;
+                        for (int h = 0; h < H; h++) gz_r[r][h] = wk * gs[h];
+                        init[r] = gz_r[r];
+                    }
                 }
                 /* g_z = dL/dz + g_i[t+1] W_rec, for the group's rows at once */
                 if (next && w_rec != NULL)
                     gemv_rows(R, H, H, gi_next, w_rec, init, gz_r);
                 else
-                    for (int r = 0; r < R; r++) memcpy(gz_r[r], init[r], sizeof(float) * (size_t)H);
+                    for (int r = 0; r < R; r++)
+                        if (init[r] != gz_r[r]) memcpy(gz_r[r], init[r], sizeof(float) * (size_t)H);
                 for (int r = 0; r < R; r++) {
                     const size_t row = ((size_t)k * B + b0 + r) * H;
                     const size_t brow = (size_t)(b0 + r) * H;

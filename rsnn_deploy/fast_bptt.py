@@ -560,8 +560,19 @@ class _NativeBackward:
         self.carry_i, self.carry_p, self.carry_m = carry_i, carry_p, carry_m
         self.n_steps = z_all.shape[0]
 
-    def run(self, t0: int, t1: int, gz: Tensor, gi_out: Tensor, gp_out: Tensor, gm_out: Tensor | None) -> None:
-        """Adjoints of steps t0..t1-1 into gi_out, gp_out from ``gz`` = dL/dz of the block (contiguous)."""
+    def run(
+        self,
+        t0: int,
+        t1: int,
+        gz: Tensor | None,
+        gi_out: Tensor,
+        gp_out: Tensor,
+        gm_out: Tensor | None,
+        gz_w: Tensor | None = None,
+        gz_sum: Tensor | None = None,
+    ) -> None:
+        """Adjoints of steps t0..t1-1 into gi_out, gp_out from ``gz`` = dL/dz of the block (contiguous),
+        or (``gz`` None) from ``gz_w[k] * gz_sum``, formed in C."""
         spec, saved = self.spec, self.saved
         assert saved.p is not None
         rc = saved.rc[t0:t1] if saved.rc is not None else None
@@ -569,7 +580,7 @@ class _NativeBackward:
             t1 < self.n_steps, gz, saved.p[t0:t1], self.z_all[t0:t1], rc, spec.threshold,
             spec.surrogate, spec.slope, self.w_rec, self.a_syn, self.a_mem, self.carry_i, self.carry_p, gi_out, gp_out,
             spec.adapt_kind, saved.th[t0:t1] if saved.th is not None else None, self.a_adapt, spec.adapt_strength,
-            self.carry_m, gm_out, spec.isa,
+            self.carry_m, gm_out, spec.isa, gz_w, gz_sum,
         )  # fmt: skip
 
 
@@ -658,6 +669,7 @@ def _backward(
 
     p_all = saved.p
     assert p_all is not None
+    sum_c = grad_sum.contiguous() if grad_sum is not None else None
     last = n_steps - 1
     gi_next = gp_next = gm_next = None
     c_loop = (
@@ -669,11 +681,15 @@ def _backward(
     for t0 in reversed(range(0, n_steps, k_max)):
         t1 = min(t0 + k_max, n_steps)
         nb = t1 - t0
-        gz_b = block_grad(t0, t1)
-        if c_loop is not None:
-            c_loop.run(t0, t1, gz_b, gi_buf[:nb], gp_buf[:nb], gm_buf[:nb] if gm_buf is not None else None)
+        gm_b = gm_buf[:nb] if gm_buf is not None else None
+        if c_loop is not None and grad_z is None and grad_sum is not None:
+            # dL/dz = weights[t] grad_sum only: formed inside the C loop, no [K, B, H] buffer
+            assert weights is not None
+            c_loop.run(t0, t1, None, gi_buf[:nb], gp_buf[:nb], gm_b, weights[t0:t1].contiguous(), sum_c)
+        elif c_loop is not None:
+            c_loop.run(t0, t1, block_grad(t0, t1), gi_buf[:nb], gp_buf[:nb], gm_b)
         else:
-            gzs = gz_b.unbind(0)
+            gzs = block_grad(t0, t1).unbind(0)
             sg, q = sg_buf[:nb], q_buf[:nb]
             # Time-independent factors for the whole block: sg(u) and a_m (1 - z), masked by rc.
             if saved.th is not None:

@@ -322,7 +322,7 @@ def _declare(lib: ctypes.CDLL) -> None:
     fwd = [i, i, i, i, p, i, p, p, p, p, p, p, f, i, f, i, p, p, p, p, p, p, p, p, i, p, f, p, p, p]
     lib.rsnn_forward_block.argtypes = fwd
     lib.rsnn_backward_block.restype = i
-    lib.rsnn_backward_block.argtypes = [i, i, i, i, i, p, p, p, p, f, i, f, p, p, p, p, p, p, p, i, p, p, f, p, p]
+    lib.rsnn_backward_block.argtypes = [i, i, i, i, i, p, p, p, p, f, i, f, p, p, p, p, p, p, p, i, p, p, f, p, p, p, p]
     lib.rsnn_loihi1_run.restype = i
     lib.rsnn_loihi1_run.argtypes = [i, i, i, i, i, i, p, p, p, p, p, p, p, ctypes.c_int64, p]
     lib.rsnn_spike_outer_block.restype = i
@@ -434,7 +434,7 @@ def forward_block(
 
 def backward_block(
     has_next: bool,
-    gz_in: Tensor,
+    gz_in: Tensor | None,
     p: Tensor,
     z: Tensor,
     rc: Tensor | None,
@@ -455,10 +455,18 @@ def backward_block(
     gm_carry: Tensor | None = None,
     gm_out: Tensor | None = None,
     isa: str | None = None,
+    gz_w: Tensor | None = None,
+    gz_sum: Tensor | None = None,
 ) -> None:
-    """Reverse-time adjoints of one block in place (see ``rsnn_backward_block`` in the C file)."""
+    """Reverse-time adjoints of one block in place (see ``rsnn_backward_block`` in the C file).
+
+    dL/dz is ``gz_in`` ``[K, B, H]``, or (``gz_in`` None) ``gz_w[k] * gz_sum[b]`` formed in C.
+    """
     lib = _training_lib(isa)
-    k, b, h = gz_in.shape
+    k, b, h = p.shape
+    if gz_in is None:
+        _require("gz_w", gz_w, "without gz_in")
+        _require("gz_sum", gz_sum, "without gz_in")
     blk, row, vec = (k, b, h), (b, h), (h,)
     if surrogate not in SURROGATE_CODES:
         raise ValueError(f"native kernel argument surrogate: one of {list(SURROGATE_CODES)} (got {surrogate!r})")
@@ -476,6 +484,7 @@ def backward_block(
         _ptr("gi_carry", gi_carry, row), _ptr("gp_carry", gp_carry, row), _ptr("gi_out", gi_out, blk),
         _ptr("gp_out", gp_out, blk), ADAPT_CODES[adapt_kind], _ptr("th", th, blk), _ptr("a_adapt", a_adapt, vec),
         strength, _ptr("gm_carry", gm_carry, row), _ptr("gm_out", gm_out, blk),
+        _ptr("gz_w", gz_w, (k,)), _ptr("gz_sum", gz_sum, row),
     )  # fmt: skip
     _check(status, "backward_block")
 
