@@ -384,11 +384,11 @@ def loihi2_step(
 
 def _q_bound(qnet: QuantizedNetwork) -> np.ndarray:
     """Largest |q| each neuron can receive in one step (all positive or all negative inputs at once)."""
-    pos = np.clip(qnet.w_in, 0, None).sum(axis=1)
-    neg = -np.clip(qnet.w_in, None, 0).sum(axis=1)
+    pos = np.maximum(qnet.w_in, 0).sum(axis=1)
+    neg = -np.minimum(qnet.w_in, 0).sum(axis=1)
     if qnet.w_rec is not None:
-        pos = pos + np.clip(qnet.w_rec, 0, None).sum(axis=1)
-        neg = neg - np.clip(qnet.w_rec, None, 0).sum(axis=1)
+        pos = pos + np.maximum(qnet.w_rec, 0).sum(axis=1)
+        neg = neg - np.minimum(qnet.w_rec, 0).sum(axis=1)
     return np.maximum(pos, neg)
 
 
@@ -490,11 +490,12 @@ def _check_spikes(spikes_in: np.ndarray, n_inputs: int) -> np.ndarray:
 
 
 def _native_loihi1_ok(prof: HardwareProfile, p: Loihi1Params | Loihi2Params) -> bool:
-    """Whether the C loop (``emulator_kernels.c``) covers this run: loihi1 with every wrap, the
-    refractory bookkeeping and the voltage ceiling proven no-ops (see :func:`params_for`)."""
+    """Whether the C loop (``emulator_kernels.c``) covers this run: loihi1 with the wraps of q and u,
+    the refractory bookkeeping and the voltage ceiling proven no-ops (see :func:`params_for`); the
+    int32 wrap of v (networks without a voltage floor) is in the C loop too."""
     if prof.semantics != "nengo-loihi-1.1" or not isinstance(p, Loihi1Params):
         return False
-    if p.wrap_q or p.wrap_u or p.wrap_u2 or p.wrap_v32 or p.has_refractory or p.clip_vmax:
+    if p.wrap_q or p.wrap_u or p.wrap_u2 or p.has_refractory or p.clip_vmax:
         return False
     from rsnn_deploy import native
 
@@ -520,6 +521,7 @@ def _native_loihi1(qnet: QuantizedNetwork, x: np.ndarray, p: Loihi1Params) -> np
         i64(p.vth),
         int(p.vmin),
         int(qnet.input_latency),
+        bool(p.wrap_v32),
     )
 
 

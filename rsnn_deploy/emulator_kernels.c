@@ -9,12 +9,14 @@
  *   q = sum of W_rec^T rows of the hidden neurons that spiked at n - 1
  *     + sum of W_in^T rows of the inputs active at step k (none outside 0 <= k < T)
  *   u = trunc(u * (4096 - 1 - du) / 4096) + q
- *   v = max(trunc(v * (4096 - dv) / 4096) + u + bias, vmin)
+ *   v = max(wrap32(trunc(v * (4096 - dv) / 4096) + u + bias), vmin)   (wrap32 only when wrap_v32)
  *   z = v > vth,  v = 0 where z
  *
  * Integers throughout, so the result is bit-exact by construction: weights and q in int32 (no wrap
  * of q means |q| < 2^21), u and v in int64. Inputs and spikes are binary, so q is a sum over the
- * spikes only. Batch rows are independent (OpenMP).
+ * spikes only. Batch rows are independent (OpenMP). wrap32 is nengo-loihi's int32 voltage
+ * (two's complement): it matters for networks without a voltage floor (vmin = -2^31 + 1), where
+ * a voltage near the floor plus a negative input leaves int32.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -67,7 +69,7 @@ int rsnn_loihi1_run(int B, int T, int H, int C, int latency, int nthreads, const
                      const int32_t *restrict w_in_t, const int32_t *restrict w_rec_t,
                      const int64_t *restrict decay_u, const int64_t *restrict decay_v,
                      const int64_t *restrict bias, const int64_t *restrict vth, int64_t vmin,
-                     uint8_t *restrict spikes) {
+                     int wrap_v32, uint8_t *restrict spikes) {
     int failed = 0;
 #pragma omp parallel num_threads(nthreads)
     {
@@ -101,6 +103,8 @@ int rsnn_loihi1_run(int B, int T, int H, int C, int latency, int nthreads, const
                 for (int h = 0; h < H; h++) {
                     u[h] = decay12(u[h], ru[h]) + q[h];
                     int64_t vv = decay12(v[h], rv[h]) + u[h] + bias[h];
+                    const int64_t w32 = ((vv + ((int64_t)1 << 31)) & (((int64_t)1 << 32) - 1)) - ((int64_t)1 << 31);
+                    vv = wrap_v32 ? w32 : vv;
                     vv = vv < vmin ? vmin : vv;
                     const int64_t fire = vv > vth[h];
                     q[h] = (int32_t)fire; /* q is free again: the spikes, for the narrowing pass below */
@@ -119,4 +123,32 @@ int rsnn_loihi1_run(int B, int T, int H, int C, int latency, int nthreads, const
         free(u);
     }
     return failed;
+}
+
+/*
+ * The host readout's leaky integration (rsnn_deploy.trace.host_readout), float64, per sample b and
+ * step t, with exactly the numpy loop's operations and rounding (built with -ffp-contract=off):
+ *
+ *   y = y * decay;  y = y + drive[b, t];  y = y + bias;  readout[b, t] = (float)y;  total = total + y
+ *
+ * y and total are [B, K] and hold the final state and the sum over steps on return (zeroed here).
+ */
+void rsnn_readout_scan(int B, int T, int K, const double *restrict drive, const double *restrict bias, double decay,
+                       float *restrict readout, double *restrict y, double *restrict total) {
+    for (int b = 0; b < B; b++) {
+        double *restrict yb = y + (size_t)b * K, *restrict sb = total + (size_t)b * K;
+        for (int k = 0; k < K; k++) yb[k] = sb[k] = 0.0;
+        for (int t = 0; t < T; t++) {
+            const double *restrict d = drive + ((size_t)b * T + t) * K;
+            float *restrict r = readout + ((size_t)b * T + t) * K;
+            for (int k = 0; k < K; k++) {
+                double v = yb[k] * decay;
+                v = v + d[k];
+                v = v + bias[k];
+                yb[k] = v;
+                r[k] = (float)v;
+                sb[k] = sb[k] + v;
+            }
+        }
+    }
 }

@@ -324,7 +324,9 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.rsnn_backward_block.restype = i
     lib.rsnn_backward_block.argtypes = [i, i, i, i, i, p, p, p, p, f, i, f, p, p, p, p, p, p, p, i, p, p, f, p, p, p, p]
     lib.rsnn_loihi1_run.restype = i
-    lib.rsnn_loihi1_run.argtypes = [i, i, i, i, i, i, p, p, p, p, p, p, p, ctypes.c_int64, p]
+    lib.rsnn_loihi1_run.argtypes = [i, i, i, i, i, i, p, p, p, p, p, p, p, ctypes.c_int64, i, p]
+    lib.rsnn_readout_scan.restype = None
+    lib.rsnn_readout_scan.argtypes = [i, i, i, p, p, ctypes.c_double, p, p, p]
     lib.rsnn_spike_outer_block.restype = i
     lib.rsnn_spike_outer_block.argtypes = [i, i, i, i, i, p, p, p]
 
@@ -514,8 +516,11 @@ def loihi1_run(
     vth: np.ndarray,
     vmin: int,
     latency: int,
+    wrap_v32: bool = False,
 ) -> np.ndarray:
-    """Hidden spikes ``[B, T, H]`` (bool) of the ``loihi1`` chip loop without wraps (``emulator_kernels.c``).
+    """Hidden spikes ``[B, T, H]`` (bool) of the ``loihi1`` chip loop (``emulator_kernels.c``).
+
+    No wraps of q or u (the caller has proven them impossible); the int32 wrap of v when ``wrap_v32``.
 
     ``x`` is uint8 0/1 ``[B, T, C]``; weights are int32, transposed (``[C, H]``, ``[H, H]``), and
     every sum of them fits int32 (the caller has proven that q cannot wrap at 21 bits).
@@ -531,12 +536,37 @@ def loihi1_run(
         raise ValueError(f"native kernel arguments vmin, latency: out of range (got {vmin}, {latency})")
     spikes = np.zeros((b, t, h), dtype=np.uint8)
     i64 = np.int64
+    # One thread for small batches: waking an OpenMP team for a few samples cost milliseconds
+    # per call on a loaded machine (a second thread waits for a core), more than the loop itself.
+    threads = max(1, min(torch.get_num_threads(), b // 64))
     status = lib.rsnn_loihi1_run(
-        b, t, h, c, latency, torch.get_num_threads(), _np_ptr("x", x, (b, t, c), np.uint8),
+        b, t, h, c, latency, threads, _np_ptr("x", x, (b, t, c), np.uint8),
         _np_ptr("w_in_t", w_in_t, (c, h), np.int32), _np_ptr("w_rec_t", w_rec_t, (h, h), np.int32),
         _np_ptr("decay_u", decay_u, (h,), i64), _np_ptr("decay_v", decay_v, (h,), i64),
-        _np_ptr("bias", bias, (h,), i64), _np_ptr("vth", vth, (h,), i64), vmin,
+        _np_ptr("bias", bias, (h,), i64), _np_ptr("vth", vth, (h,), i64), vmin, int(wrap_v32),
         _np_ptr("spikes", spikes, (b, t, h), np.uint8),
     )  # fmt: skip
     _check(status, "loihi1_run")
     return spikes.view(bool)
+
+
+def readout_scan(drive: np.ndarray, bias: np.ndarray, decay: float, readout: np.ndarray, y: np.ndarray,
+                 total: np.ndarray) -> bool:
+    """The host readout's integration in C (see ``rsnn_readout_scan``); False (nothing done) without the library.
+
+    ``drive`` float64 ``[B, T, K]``, ``bias`` ``[K]``; fills ``readout`` float32 ``[B, T, K]``,
+    the final state ``y`` and the sum over steps ``total`` (float64 ``[B, K]``).
+    """
+    if os.environ.get("RSNN_DEPLOY_NATIVE", "1") == "0":
+        return False
+    lib = library(caller="host readout")
+    if lib is None:
+        return False
+    b, t, k = drive.shape
+    f64 = np.float64
+    lib.rsnn_readout_scan(
+        b, t, k, _np_ptr("drive", drive, (b, t, k), f64), _np_ptr("bias", bias, (k,), f64), float(decay),
+        _np_ptr("readout", readout, (b, t, k), np.float32), _np_ptr("y", y, (b, k), f64),
+        _np_ptr("total", total, (b, k), f64),
+    )  # fmt: skip
+    return True
