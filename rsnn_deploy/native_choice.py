@@ -155,4 +155,4 @@ def default_threads() -> tuple[int, str]:
     except (AttributeError, OSError):
         return 1, "load average unknown"
     idle = max(1, min(cpus, math.floor(cpus - load + 0.5)))
-    return idle, f"{cpus} CPUs, load average {load:.2f}: {idle} idle; --threads to override"
+    return idle, f"{cpus} CPUs, load average {load:.2f}: {idle} for the idle cores, at least 1; --threads to override"
