@@ -524,3 +524,15 @@ int rsnn_spike_outer_block(int K, int B, int N, int H, int nthreads, const float
     free(priv);
     return failed;
 }
+
+/* 1 when every x[i] is 0.0 or 1.0 (the engine then sums weight rows over the active inputs). */
+int rsnn_is_binary(int64_t n, const float *restrict x) {
+    int ok = 1;
+    for (int64_t i0 = 0; i0 < n && ok; i0 += 4096) { /* chunks: stop early on the first graded value */
+        const int64_t i1 = i0 + 4096 < n ? i0 + 4096 : n;
+        int c = 1;
+        for (int64_t i = i0; i < i1; i++) c &= (x[i] == 0.0f) | (x[i] == 1.0f);
+        ok = c;
+    }
+    return ok;
+}

@@ -315,7 +315,7 @@ def _run(xs: Tensor, p: NeuronParams, cfg: ModelConfig, weights: Tensor | None) 
     )
     isa = _native_isa(xs.dtype, spec.refractory_steps)[0]
     if isa is not None:
-        binary = bool(((xs == 0) | (xs == 1)).all())
+        binary = native.is_binary(xs, isa)
         spec = dataclasses.replace(spec, native=True, isa=isa, binary_input=binary and not xs.requires_grad)
     tensors = (xs, p.w_in, p.w_rec, bias, a_syn, a_mem, a_adapt)
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):

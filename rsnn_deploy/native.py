@@ -325,6 +325,8 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.rsnn_backward_block.argtypes = [i, i, i, i, i, p, p, p, p, f, i, f, p, p, p, p, p, p, p, i, p, p, f, p, p, p, p]
     lib.rsnn_loihi1_run.restype = i
     lib.rsnn_loihi1_run.argtypes = [i, i, i, i, i, i, p, p, p, p, p, p, p, ctypes.c_int64, i, p]
+    lib.rsnn_is_binary.restype = i
+    lib.rsnn_is_binary.argtypes = [ctypes.c_int64, p]
     lib.rsnn_readout_scan.restype = None
     lib.rsnn_readout_scan.argtypes = [i, i, i, p, p, ctypes.c_double, p, p, p]
     lib.rsnn_spike_outer_block.restype = i
@@ -489,6 +491,13 @@ def backward_block(
         _ptr("gz_w", gz_w, (k,)), _ptr("gz_sum", gz_sum, row),
     )  # fmt: skip
     _check(status, "backward_block")
+
+
+def is_binary(x: Tensor, isa: str | None = None) -> bool:
+    """Whether every entry of the float32 tensor ``x`` is 0 or 1 (one pass in C; torch's took 4)."""
+    lib = _training_lib(isa)
+    x = x.contiguous()
+    return bool(lib.rsnn_is_binary(x.numel(), _ptr("x", x, tuple(x.shape))))
 
 
 def spike_outer_block(gi: Tensor, pre: Tensor, g_out_t: Tensor, isa: str | None = None) -> None:
