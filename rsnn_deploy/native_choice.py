@@ -77,7 +77,8 @@ def calibrate(candidates: list[str] | None = None) -> dict[str, float]:
         candidates = [isa for isa in native.cpu_isas() if native.library(isa) is not None] + [TORCH]
     threads = torch.get_num_threads()
     times: dict[str, list[float]] = {c: [] for c in candidates}
-    with torch.random.fork_rng(devices=[]):
+    # The first use may come under no_grad or inference_mode (an evaluation): the step needs autograd.
+    with torch.inference_mode(False), torch.enable_grad(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         cfg = ModelConfig(n_in=28, n_hidden=128, n_out=10, variant="rec-syn", tau_mem_ms=10.0, tau_syn_ms=5.0)
         model = RSNN(cfg)
@@ -114,6 +115,17 @@ def _describe(record: dict) -> tuple[str | None, str]:
     return (None if chosen == TORCH else chosen), why
 
 
+def _measure() -> dict:
+    ms = calibrate()
+    return {
+        "cpu": native.cpu_model(),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "torch": torch.__version__,
+        "ms_per_step": ms,
+        "chosen": min(ms, key=ms.__getitem__),
+    }
+
+
 def fastest() -> tuple[str | None, str]:
     """The default training loops (a C variant, or None for the torch loops) and why; measured once per CPU."""
     cached = native._state.get("choice")
@@ -122,22 +134,17 @@ def fastest() -> tuple[str | None, str]:
     key = _key()
     record = _read_cache().get(key)
     if not isinstance(record, dict) or record.get("chosen") is None:
-        with native.file_lock(native.cache_dir() / "calibration.lock"):  # one process measures
-            data = _read_cache()
-            record = data.get(key)
-            if not isinstance(record, dict) or record.get("chosen") is None:
-                ms = calibrate()
-                record = {
-                    "cpu": native.cpu_model(),
-                    "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                    "torch": torch.__version__,
-                    "ms_per_step": ms,
-                    "chosen": min(ms, key=ms.__getitem__),
-                }
-                data[key] = record
-                tmp = _cache_file().with_suffix(f".tmp{os.getpid()}")
-                tmp.write_text(json.dumps(data, indent=1) + "\n")
-                os.replace(tmp, _cache_file())
+        try:
+            with native.file_lock(native.cache_dir() / "calibration.lock"):  # one process measures
+                data = _read_cache()
+                record = data.get(key)
+                if not isinstance(record, dict) or record.get("chosen") is None:
+                    record = data[key] = _measure()
+                    tmp = _cache_file().with_suffix(f".tmp{os.getpid()}")
+                    tmp.write_text(json.dumps(data, indent=1) + "\n")
+                    os.replace(tmp, _cache_file())
+        except OSError:  # a read-only cache: measure in this process, keep it in memory only
+            record = _measure()
     chosen = record["chosen"]
     if chosen != TORCH and (chosen not in native.cpu_isas() or native.library(chosen) is None):
         choice: tuple[str | None, str] = (None, f"the measured fastest ({chosen}) cannot be loaded")
