@@ -45,6 +45,7 @@ import logging
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -230,6 +231,19 @@ def _timeout() -> float:
         return 120.0
 
 
+def _compile(cmd: list[str]) -> tuple[int, str]:
+    """Run the compiler in its own process group; on timeout the whole group (cc1, as, ld) is killed."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        _, stderr = proc.communicate(timeout=_timeout())
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(OSError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise RuntimeError(f"{cmd[0]} took longer than {_timeout():.0f} s (RSNN_DEPLOY_CC_TIMEOUT)") from None
+    return proc.returncode, stderr
+
+
 def _build(sources: dict[str, bytes], compiler: str, isa: str) -> Path:
     flags = [*_FLAGS, *_MARCH[isa]]
     parts = [*sources.values(), " ".join(flags).encode(), compiler.encode()]
@@ -249,15 +263,10 @@ def _build(sources: dict[str, bytes], compiler: str, isa: str) -> Path:
             errors = ""
             for extra in ([_OPENMP], []):
                 cmd = [compiler, *flags, *extra, *paths, "-o", str(lib), "-lm"]
-                try:
-                    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=_timeout())
-                except subprocess.TimeoutExpired:
-                    raise RuntimeError(
-                        f"{compiler} took longer than {_timeout():.0f} s (RSNN_DEPLOY_CC_TIMEOUT)"
-                    ) from None
-                if proc.returncode == 0:
+                returncode, stderr = _compile(cmd)
+                if returncode == 0:
                     break
-                errors = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"
+                errors = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit {returncode}"
             else:
                 raise RuntimeError(f"{compiler} failed: {errors}")
             os.replace(lib, out)  # atomic: a reader never sees half a file

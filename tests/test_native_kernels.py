@@ -317,6 +317,16 @@ def test_compiler_timeout(monkeypatch: pytest.MonkeyPatch, tmp_path, caplog: pyt
     (msg,) = [r.getMessage() for r in caplog.records]
     assert "native BPTT kernels unavailable" in msg and "longer than 1 s" in msg and "torch loops" in msg
     assert not list((tmp_path / "cache" / "native").glob(".build-*"))
+    # the compiler's whole process group was killed: no stalled child is left behind
+    left = subprocess.run(["pgrep", "-f", "sleep 30"], capture_output=True, text=True).stdout.split()
+    assert not [pid for pid in left if str(tmp_path) in _environ(pid)]
+
+
+def _environ(pid: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/environ").read_text(errors="ignore")
+    except OSError:  # gone meanwhile, or not ours
+        return ""
 
 
 def test_fallback_warning_names_the_caller(monkeypatch: pytest.MonkeyPatch, tmp_path, caplog) -> None:
