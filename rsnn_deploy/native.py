@@ -568,8 +568,9 @@ def loihi1_run(
     return spikes.view(bool)
 
 
-def readout_scan(drive: np.ndarray, bias: np.ndarray, decay: float, readout: np.ndarray, y: np.ndarray,
-                 total: np.ndarray) -> bool:
+def readout_scan(
+    drive: np.ndarray, bias: np.ndarray, decay: float, readout: np.ndarray, y: np.ndarray, total: np.ndarray
+) -> bool:
     """The host readout's integration in C (see ``rsnn_readout_scan``); False (nothing done) without the library.
 
     ``drive`` float64 ``[B, T, K]``, ``bias`` ``[K]``; fills ``readout`` float32 ``[B, T, K]``,
