@@ -4,19 +4,28 @@ One random recurrent network (64 inputs -> 128 LIF neurons, T = 40 as for MNIST-
 built in nengo and discretized by nengo-loihi; its integers are read back
 (``qnet_from_nengo_loihi``), so both sides run the very same integers. nengo-loihi is
 run as a user would: one ``Simulator`` per sample (it cannot reset), build included.
-Because that is slow, it runs on a subset (``--nengo-samples``) and its samples/s is
-extrapolated; our emulator runs all samples in one batched call. The hidden spikes of
-the subset are compared bit for bit.
+
+How it measures (interleaved, the same statistic on both sides)
+---------------------------------------------------------------
+Each repetition times, in a rotated order: nengo-loihi on one sample (build + run);
+our ``emulator.run`` on that one sample (batch 1: a host loop stepping samples one by
+one; averaged over ``--batch1-calls`` calls so that the clock resolves it); and our
+``emulator.run`` on ``--samples`` samples at once (batch 1000 by default). Each is
+reported as samples/s, the median over repetitions, by CPU time (one thread: other jobs
+on the machine disturb it least) and by wall clock; each ratio is taken per repetition,
+then the median. Batch 1 and batch 1000 are reported separately. The hidden spikes of
+every sample nengo-loihi ran are compared bit for bit with both of ours.
 
 Usage::
 
-    python benchmarks/emulator_throughput.py            # 1000 samples, nengo-loihi on 50
-    python benchmarks/emulator_throughput.py --quick    # 200 samples, nengo-loihi on 10
+    python benchmarks/emulator_throughput.py                 # 15 repetitions
+    python benchmarks/emulator_throughput.py --quick         # 5
     python benchmarks/emulator_throughput.py --out results/emulator_throughput.json
 
-On ``loihi1`` networks whose states cannot wrap (this one), ``emulator.run`` runs its time
-loop in C (``rsnn_deploy/emulator_kernels.c``) where a compiler is present;
-``RSNN_DEPLOY_NATIVE=0`` measures the numpy loop instead.
+On ``loihi1`` networks whose q and u cannot wrap (this one), ``emulator.run`` runs its
+time loop in C (``rsnn_deploy/emulator_kernels.c``) where a compiler is present;
+``RSNN_DEPLOY_NATIVE=0`` measures the numpy loop instead. The JSON records the CPU
+model and SIMD flags, threads, load before and after, library versions and the commit.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
+import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
@@ -75,10 +85,18 @@ def load_inputs(args: argparse.Namespace) -> tuple[np.ndarray, str]:
     return x, f"Bernoulli p={args.rate}"
 
 
+def _clocked(fn) -> tuple[float, float]:
+    """(wall, CPU) seconds of one call of ``fn``."""
+    w, c = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - w, time.process_time() - c
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--samples", type=int, default=1000, help="samples for our emulator (default 1000)")
-    parser.add_argument("--nengo-samples", type=int, default=50, help="samples run through nengo-loihi")
+    parser.add_argument("--samples", type=int, default=1000, help="batch size of the large-batch runs (default 1000)")
+    parser.add_argument("--reps", type=int, default=15, help="interleaved repetitions = samples nengo-loihi runs")
+    parser.add_argument("--batch1-calls", type=int, default=50, help="batch-1 calls averaged per repetition")
     parser.add_argument("--inputs", type=int, default=64)
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--steps", type=int, default=40)
@@ -86,14 +104,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--w-in", type=float, default=0.003, help="std of the float input weights")
     parser.add_argument("--w-rec", type=float, default=0.001, help="std of the float recurrent weights")
     parser.add_argument("--data", choices=("random", "mnist1d"), default="random")
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs of our emulator (best is reported)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quick", action="store_true", help="200 samples, nengo-loihi on 10")
+    parser.add_argument("--threads", type=int, default=1, help="threads of our C loop (default 1)")
+    parser.add_argument("--quick", action="store_true", help="5 repetitions")
     parser.add_argument("--out", type=str, default=None, help="also write the results to this JSON file")
     args = parser.parse_args(argv)
     if args.quick:
-        args.samples, args.nengo_samples = min(args.samples, 200), min(args.nengo_samples, 10)
-    args.nengo_samples = min(args.nengo_samples, args.samples)
+        args.reps = min(args.reps, 5)
+    args.samples = max(args.samples, args.reps)
 
     # nengo / nengo-loihi build chatter (version check, NaN placeholders, LIF initial voltage, lossy
     # weight exponents): none of it changes the integers, which are read back and compared
@@ -101,78 +119,98 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"nengo(_loihi)?\.")
     warnings.filterwarnings("ignore", message="invalid value encountered in cast")
     import nengo_loihi
+    import torch
 
+    from rsnn_deploy import native, provenance
     from rsnn_deploy.emulator import run
     from rsnn_deploy.nengo_loihi_readback import qnet_from_nengo_loihi
 
+    torch.set_num_threads(args.threads)  # the C loop's OpenMP team follows torch's thread count
+    record = provenance.collect(args.threads, ["benchmarks/emulator_throughput.py", *(argv or sys.argv[1:])])
+    print(provenance.summary(record))
     x, what = load_inputs(args)
     n, t_steps, c = x.shape
     latency = 1
 
-    # nengo-loihi, sample by sample, as a user would run it (network + Simulator per sample)
-    ref_spikes = []
-    qnet = None
-    run_s = 0.0
-    t0 = time.perf_counter()
-    for i in range(args.nengo_samples):
+    def nengo_one(i: int) -> np.ndarray:
         net, hid, inp, probe = build_network(args.seed, x[i], args.hidden, args.w_in, args.w_rec)
         with nengo_loihi.Simulator(net, target="sim", progress_bar=False) as sim:
-            t_run = time.perf_counter()
             sim.run_steps(t_steps + latency)
-            run_s += time.perf_counter() - t_run
-            if qnet is None:
-                qnet = qnet_from_nengo_loihi(sim, hid, inp, source="benchmark")
-        ref_spikes.append(sim.data[probe][latency:] > 0)
-    nengo_s = time.perf_counter() - t0
-    assert qnet is not None
-    nengo_rate = args.nengo_samples / nengo_s
-    nengo_run_rate = args.nengo_samples / run_s
+            if state.get("qnet") is None:
+                state["qnet"] = qnet_from_nengo_loihi(sim, hid, inp, source="benchmark")
+        return sim.data[probe][latency:] > 0
 
-    # ours: the whole batch at once, best of a few runs
-    times = []
-    for _ in range(max(1, args.repeats)):
-        t1 = time.perf_counter()
-        trace = run(qnet, x)
-        times.append(time.perf_counter() - t1)
-    ours_rate = n / min(times)
+    state: dict[str, object] = {}
+    ref0 = nengo_one(0)  # also reads back the integers (and warms nengo-loihi up)
+    qnet = state["qnet"]
+    big = run(qnet, x)  # warm-up (and the compile of the C loop, once per machine)
+    same = np.array_equal(big.spikes[0], ref0)
+    times: dict[str, list[tuple[float, float]]] = {"nengo-loihi": [], "ours-batch1": [], "ours-batch": []}
+    for r in range(args.reps):
+        i = r % n
+        out: dict[str, object] = {}
 
-    same = all(np.array_equal(trace.spikes[i], ref_spikes[i]) for i in range(args.nengo_samples))
-    rate = float(trace.spikes.mean())
+        def nl(i: int = i, out: dict = out) -> None:
+            out["ref"] = nengo_one(i)
+
+        def one(i: int = i, out: dict = out) -> None:
+            for _ in range(args.batch1_calls):
+                out["one"] = run(qnet, x[i : i + 1])
+
+        def batch(out: dict = out) -> None:
+            out["big"] = run(qnet, x)
+
+        jobs = [("nengo-loihi", nl, 1), ("ours-batch1", one, args.batch1_calls), ("ours-batch", batch, n)]
+        for name, fn, samples in jobs[r % 3 :] + jobs[: r % 3]:
+            wall, cpu = _clocked(fn)
+            times[name].append((samples / wall, samples / max(cpu, 1e-9)))
+        ref = out["ref"]
+        same = same and np.array_equal(out["one"].spikes[0], ref) and np.array_equal(out["big"].spikes[i], ref)
+        print(f"  rep {r + 1}/{args.reps}: " + "  ".join(f"{k} {v[-1][1]:.0f}" for k, v in times.items())
+              + " samples/s (CPU)", flush=True)  # fmt: skip
+    rate = float(big.spikes.mean())
     print(f"network : {c} inputs -> {qnet.n_hidden} recurrent LIF, T = {t_steps}; input {what}")
-    print(f"activity: {rate * 1000:.0f} Hz mean hidden rate (dt = 1 ms); overflow {dict(trace.overflow)}")
-    print(
-        f"nengo-loihi {nengo_loihi.__version__} (target='sim'): {nengo_rate:8.1f} samples/s "
-        f"(measured on {args.nengo_samples} samples, build + run per sample, extrapolated to {n})"
-    )
-    print(f"  of which Simulator.run_steps alone: {nengo_run_rate:8.1f} samples/s (build excluded)")
-    print(f"rsnn_deploy.emulator.run (batch {n}): {ours_rate:8.0f} samples/s (best of {len(times)})")
-    print(
-        f"speed-up: {ours_rate / nengo_rate:.0f}x against nengo-loihi as a user runs it, "
-        f"{ours_rate / nengo_run_rate:.0f}x against its stepping alone"
-    )
-    print(f"bit-identical hidden spikes on the {args.nengo_samples} compared samples: {'yes' if same else 'NO'}")
+    print(f"activity: {rate * 1000:.0f} Hz mean hidden rate (dt = 1 ms); overflow {dict(big.overflow)}")
+    table: dict[str, dict[str, float]] = {}
+    for clock, k in (("cpu", 1), ("wall", 0)):
+        for name, v in times.items():
+            row = table.setdefault(name, {})
+            row[f"{clock}_samples_per_s"] = statistics.median(s[k] for s in v)
+            if name != "nengo-loihi":
+                row[f"{clock}_speedup"] = statistics.median(
+                    a[k] / b[k] for a, b in zip(v, times["nengo-loihi"], strict=True)
+                )
+    label = {"nengo-loihi": f"nengo-loihi {nengo_loihi.__version__} (build + run per sample)",
+             "ours-batch1": "emulator.run, batch 1", "ours-batch": f"emulator.run, batch {n}"}  # fmt: skip
+    print(f"\n{'':42} {'CPU samples/s':>14} {'vs nengo-loihi':>15} {'wall samples/s':>15} {'vs nengo-loihi':>15}")
+    for name, row in table.items():
+        sp_c, sp_w = row.get("cpu_speedup"), row.get("wall_speedup")
+        print(f"{label[name]:42} {row['cpu_samples_per_s']:14.1f} {'' if sp_c is None else f'{sp_c:.0f}x':>15}"
+              f" {row['wall_samples_per_s']:15.1f} {'' if sp_w is None else f'{sp_w:.0f}x':>15}")  # fmt: skip
+    targets = {"ours-batch": 1000.0, "ours-batch1": 200.0}
+    met = {k: table[k]["cpu_speedup"] >= v for k, v in targets.items()}
+    print(f"targets (CPU time): batch {n} >= 1000x {'MET' if met['ours-batch'] else 'NOT MET'}, "
+          f"batch 1 >= 200x {'MET' if met['ours-batch1'] else 'NOT MET'}")  # fmt: skip
+    print(f"bit-identical hidden spikes on the {min(args.reps, n)} samples nengo-loihi ran: {'yes' if same else 'NO'}")
+    provenance.finish(record)
+    print(f"load average after: {record['load_average_after']}")
     if args.out:
-        import datetime as dt
         import json
 
-        from rsnn_deploy import native
         from rsnn_deploy.io import atomic_path
 
-        record = {
-            "command": "python " + " ".join(["benchmarks/emulator_throughput.py", *(argv or sys.argv[1:])]),
-            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        record.update({
             "nengo_loihi": nengo_loihi.__version__,
             "network": {"inputs": c, "hidden": qnet.n_hidden, "steps": t_steps, "hidden_rate_hz": rate * 1000},
-            "samples": n,
-            "nengo_samples": args.nengo_samples,
+            "batch": n,
+            "repetitions": args.reps,
+            "batch1_calls_per_rep": args.batch1_calls,
             "native_loop": native.enabled(),
-            "nengo_loihi_samples_per_s": nengo_rate,
-            "nengo_loihi_stepping_samples_per_s": nengo_run_rate,
-            "ours_samples_per_s": ours_rate,
-            "speedup": ours_rate / nengo_rate,
-            "speedup_vs_stepping": ours_rate / nengo_run_rate,
+            "results": table,
+            "targets": targets,
+            "targets_met": met,
             "bit_identical": same,
-        }
+        })  # fmt: skip
         with atomic_path(args.out) as tmp:
             tmp.write_text(json.dumps(record, indent=2) + "\n")
         print(f"wrote {args.out}")

@@ -19,6 +19,9 @@
  *
  * Layout: time-major float32, [K, B, H] blocks, [B, H] states, row-major matrices.
  * Batch rows are independent, so both loops are parallel over the batch (OpenMP).
+ *
+ * Each entry point returns 0, or 1 when a scratch allocation failed (the outputs are then
+ * undefined; rsnn_deploy.native raises MemoryError).
  */
 #include <math.h>
 #ifdef _OPENMP
@@ -27,16 +30,27 @@
 static int omp_get_thread_num(void) { return 0; }
 static int omp_get_num_threads(void) { return 1; }
 #endif
-#ifdef __AVX512F__
+#if defined(__AVX2__)
 #include <immintrin.h>
 #endif
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define RSNN_KERNELS_ABI 2
+#define RSNN_KERNELS_ABI 3
 
 int rsnn_abi_version(void) { return RSNN_KERNELS_ABI; }
+
+/* The vector width this build was compiled for (rsnn_deploy.native checks it matches the variant). */
+const char *rsnn_isa(void) {
+#if defined(__AVX512F__)
+    return "avx512";
+#elif defined(__AVX2__)
+    return "avx2";
+#else
+    return "generic";
+#endif
+}
 
 enum { SG_FAST_SIGMOID = 0, SG_TRIANGLE = 1, SG_ARCTAN = 2, SG_SIGMOID = 3 };
 enum { ADAPT_NONE = 0, ADAPT_THRESHOLD = 1, ADAPT_CURRENT = 2 };
@@ -56,28 +70,41 @@ enum { ADAPT_NONE = 0, ADAPT_THRESHOLD = 1, ADAPT_CURRENT = 2 };
  * p_out, rc_out (floor mask p >= v_floor), i_out, n_out (n after the jump) and th_out (theta + m,
  * threshold kind) are stored when not NULL.
  */
-/* 16 floats, unaligned: GCC/Clang vector extensions, lowered to AVX-512, 2 x AVX2 or SSE as the CPU has.
- * Written out because GCC otherwise "vectorises" the loop over rows with gathers. */
-typedef float v16 __attribute__((vector_size(64), aligned(4)));
+/* The build's native vector of floats, unaligned (GCC/Clang vector extensions): 16 floats on AVX-512,
+ * 8 on AVX/AVX2, 4 otherwise. Wider types than the registers are lowered badly (through the stack, on
+ * AVX2), so every explicit vector loop uses this one. Written out because GCC otherwise "vectorises"
+ * the loop over rows with gathers. */
+#if defined(__AVX512F__)
+typedef float vn __attribute__((vector_size(64), aligned(4)));
+#define SUM_VECS 4
+#elif defined(__AVX__)
+typedef float vn __attribute__((vector_size(32), aligned(4)));
+#define SUM_VECS 8
+#else
+typedef float vn __attribute__((vector_size(16), aligned(4)));
+#define SUM_VECS 8
+#endif
+#define VN_LANES ((int)(sizeof(vn) / sizeof(float)))
+#define SUM_COLS (VN_LANES * SUM_VECS)
 
 /* rec[0:H] = sum over q of rows[idx[q]][0:H], added in increasing q from +0 (the BLAS order for
- * binary-by-dense products); chunks of 64 stay in registers. */
+ * binary-by-dense products); chunks of SUM_COLS columns stay in registers (the order per column does
+ * not depend on the chunk, so every build gives the same bits). */
 static void sum_rows(int H, const float *restrict rows, const int32_t *restrict idx, int n, float *restrict rec) {
     int h0 = 0;
-    for (; h0 + 64 <= H; h0 += 64) {
-        v16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+    for (; h0 + SUM_COLS <= H; h0 += SUM_COLS) {
+        vn a[SUM_VECS];
+        for (int c = 0; c < SUM_VECS; c++) a[c] = (vn){0};
         for (int q = 0; q < n; q++) {
-            const v16 *w = (const v16 *)(rows + (size_t)idx[q] * H + h0);
-            a0 += w[0];
-            a1 += w[1];
-            a2 += w[2];
-            a3 += w[3];
+            const vn *w = (const vn *)(rows + (size_t)idx[q] * H + h0);
+            for (int c = 0; c < SUM_VECS; c++) a[c] += w[c];
         }
-        v16 *out = (v16 *)(rec + h0);
-        out[0] = a0;
-        out[1] = a1;
-        out[2] = a2;
-        out[3] = a3;
+        for (int c = 0; c < SUM_VECS; c++) ((vn *)(rec + h0))[c] = a[c];
+    }
+    for (; h0 + VN_LANES <= H; h0 += VN_LANES) {
+        vn a0 = {0};
+        for (int q = 0; q < n; q++) a0 += *(const vn *)(rows + (size_t)idx[q] * H + h0);
+        *(vn *)(rec + h0) = a0;
     }
     for (int h = h0; h < H; h++) {
         float acc = 0.0f;
@@ -87,42 +114,105 @@ static void sum_rows(int H, const float *restrict rows, const int32_t *restrict 
 }
 
 /* out_r[0:H] = init_r[0:H] + g_r[0:J] M[0:J, 0:H] for R <= 4 rows r (M row-major): each load of M
- * serves every row, and 16 independent accumulators hide the FMA latency. Fused multiply-adds are
- * allowed here (gradients need no bit-exactness). */
+ * serves every row, and independent accumulators hide the FMA latency. The column chunk is sized to
+ * the vector registers the build has (2 x 4 accumulators plus 2 loads of M must fit): 64 columns in
+ * 16 zmm on AVX-512, 16 columns in 8 ymm on AVX2 (64 columns there need 32 ymm, and GCC spilled them
+ * to the stack: a step ran 3x slower, see /work/shared/MEASURED.md), 8 columns in 8 xmm otherwise.
+ * Every column is summed over j in increasing order with one FMA per term, so the AVX2 and AVX-512
+ * builds give identical bits; the generic x86-64 build has no FMA instruction and rounds the product
+ * separately. Fused multiply-adds are allowed here (gradients need no bit-exactness). */
 #define GEMV_ROWS 4
+#if defined(__AVX512F__)
+#define GEMV_VECS 4
+#else
+#define GEMV_VECS 2
+#endif
+#define GEMV_COLS (VN_LANES * GEMV_VECS)
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((optimize("fp-contract=fast")))
+#endif
+static inline __attribute__((always_inline)) void gemv_body(int R, int J, int H, const float *const *g,
+                                                          const float *restrict m, const float *const *init,
+                                                          float *const *out) {
+    int h0 = 0;
+    for (; h0 + GEMV_COLS <= H; h0 += GEMV_COLS) {
+        vn a[GEMV_ROWS][GEMV_VECS];
+        for (int r = 0; r < GEMV_ROWS; r++)
+            for (int c = 0; c < GEMV_VECS; c++) a[r][c] = r < R ? ((const vn *)(init[r] + h0))[c] : (vn){0};
+        for (int j = 0; j < J; j++) {
+            const vn *w = (const vn *)(m + (size_t)j * H + h0);
+            vn wc[GEMV_VECS];
+            for (int c = 0; c < GEMV_VECS; c++) wc[c] = w[c];
+            for (int r = 0; r < GEMV_ROWS; r++) {
+                const float gj = r < R ? g[r][j] : 0.0f;
+                for (int c = 0; c < GEMV_VECS; c++) a[r][c] = gj * wc[c] + a[r][c];
+            }
+        }
+        for (int r = 0; r < R; r++)
+            for (int c = 0; c < GEMV_VECS; c++) ((vn *)(out[r] + h0))[c] = a[r][c];
+    }
+    for (int r = 0; r < R; r++)
+        for (int h = h0; h < H; h++) {
+            float acc = init[r][h];
+#ifdef __FMA__
+            for (int j = 0; j < J; j++) acc = fmaf(g[r][j], m[(size_t)j * H + h], acc);
+#else /* as the vector chunks round without FMA (and a software fmaf would be slow) */
+            for (int j = 0; j < J; j++) acc = g[r][j] * m[(size_t)j * H + h] + acc;
+#endif
+            out[r][h] = acc;
+        }
+}
+
+/* z = p > th (1.0 or 0.0), v = p (1 - z): the same IEEE operations as the scalar loop, written with
+ * vector compares so that no build branches on the (unpredictable) spikes; GCC's AVX2 cost model
+ * left the scalar loop branchy, 3x slower than its AVX-512 masked version. */
+static void spike_reset(int H, const float *restrict p, const float *restrict th, float *restrict z,
+                        float *restrict v) {
+    typedef int32_t vi __attribute__((vector_size(sizeof(vn)), aligned(4)));
+    const vn one = (vn){0} + 1.0f;
+    int h = 0;
+    for (; h + VN_LANES <= H; h += VN_LANES) {
+        const vn ph = *(const vn *)(p + h);
+        const vi fire = ph > *(const vn *)(th + h); /* -1 where p > th, else 0 */
+        const vn zh = (vn)(fire & (vi)one);
+        *(vn *)(z + h) = zh;
+        *(vn *)(v + h) = ph * (one - zh);
+    }
+    for (; h < H; h++) {
+        const float zh = p[h] > th[h] ? 1.0f : 0.0f;
+        z[h] = zh;
+        v[h] = p[h] * (1.0f - zh);
+    }
+}
+
+/* The full 4-row groups (all but the batch's last) with R a constant: no per-row tests inside the loop. */
 #if defined(__GNUC__) && !defined(__clang__)
 __attribute__((optimize("fp-contract=fast")))
 #endif
 static void gemv_rows(int R, int J, int H, const float *const *g, const float *restrict m, const float *const *init,
                       float *const *out) {
-    int h0 = 0;
-    for (; h0 + 64 <= H; h0 += 64) {
-        v16 a[GEMV_ROWS][4];
-        for (int r = 0; r < GEMV_ROWS; r++)
-            for (int c = 0; c < 4; c++) a[r][c] = r < R ? ((const v16 *)(init[r] + h0))[c] : (v16){0};
-        for (int j = 0; j < J; j++) {
-            const v16 *w = (const v16 *)(m + (size_t)j * H + h0);
-            const v16 w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3];
-            for (int r = 0; r < GEMV_ROWS; r++) {
-                const float gj = r < R ? g[r][j] : 0.0f;
-                a[r][0] = gj * w0 + a[r][0];
-                a[r][1] = gj * w1 + a[r][1];
-                a[r][2] = gj * w2 + a[r][2];
-                a[r][3] = gj * w3 + a[r][3];
-            }
-        }
-        for (int r = 0; r < R; r++)
-            for (int c = 0; c < 4; c++) ((v16 *)(out[r] + h0))[c] = a[r][c];
-    }
-    for (int r = 0; r < R; r++)
-        for (int h = h0; h < H; h++) {
-            float acc = init[r][h];
-            for (int j = 0; j < J; j++) acc = fmaf(g[r][j], m[(size_t)j * H + h], acc);
-            out[r][h] = acc;
-        }
+    if (R == GEMV_ROWS)
+        gemv_body(GEMV_ROWS, J, H, g, m, init, out);
+    else
+        gemv_body(R, J, H, g, m, init, out);
 }
 
-/* idx[0:n] = the h with z[h] != 0, in increasing order; returns n. */
+#if defined(__AVX2__) && !defined(__AVX512F__)
+/* compress_lut[m]: the set bits of the 8-bit mask m, as byte indices in increasing order (AVX2 has no
+ * compress instruction; a permutation from this table does it). Filled when the library loads. */
+static uint64_t compress_lut[256];
+__attribute__((constructor)) static void init_compress_lut(void) {
+    for (int m = 0; m < 256; m++) {
+        uint64_t v = 0;
+        for (int b = 0, k = 0; b < 8; b++)
+            if (m >> b & 1) v |= (uint64_t)b << (8 * k++);
+        compress_lut[m] = v;
+    }
+}
+#endif
+
+/* idx[0:n] = the h with z[h] != 0, in increasing order; returns n. idx must hold H entries (the
+ * vector paths store a full vector at idx + n, n <= h). */
 static int compact_spikes(int H, const float *restrict z, int32_t *restrict idx) {
     int n = 0, h = 0;
 #ifdef __AVX512F__
@@ -136,6 +226,13 @@ static int compact_spikes(int H, const float *restrict z, int32_t *restrict idx)
         n += __builtin_popcount(m);
         ids = _mm512_add_epi32(ids, step);
     }
+#elif defined(__AVX2__)
+    for (; h + 8 <= H; h += 8) {
+        const int m = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(z + h), _mm256_setzero_ps(), _CMP_NEQ_UQ));
+        const __m256i perm = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)compress_lut[m]));
+        _mm256_storeu_si256((__m256i *)(idx + n), _mm256_add_epi32(perm, _mm256_set1_epi32(h)));
+        n += __builtin_popcount((unsigned)m);
+    }
 #endif
     for (; h < H; h++) { /* branch-free: spikes are unpredictable */
         idx[n] = h;
@@ -144,7 +241,7 @@ static int compact_spikes(int H, const float *restrict z, int32_t *restrict idx)
     return n;
 }
 
-void rsnn_forward_block(int K, int B, int H, int nthreads, const float *restrict drive, int C,
+int rsnn_forward_block(int K, int B, int H, int nthreads, const float *restrict drive, int C,
                         const float *restrict x, const float *restrict w_in_t, const float *restrict w_rec_t, const float *restrict a_syn,
                         const float *restrict a_mem, const float *restrict bias, float theta, int has_floor,
                         float v_floor, int first_block, float *restrict i_state, float *restrict v_state,
@@ -152,6 +249,7 @@ void rsnn_forward_block(int K, int B, int H, int nthreads, const float *restrict
                         float *restrict p_out, float *restrict rc_out, float *restrict i_out, int adapt_kind,
                         const float *restrict a_adapt, float strength, float *restrict n_state,
                         float *restrict n_out, float *restrict th_out) {
+    int failed = 0;
 #pragma omp parallel num_threads(nthreads)
     {
         float *th = (float *)malloc(sizeof(float) * (size_t)H);
@@ -159,8 +257,14 @@ void rsnn_forward_block(int K, int B, int H, int nthreads, const float *restrict
         float *pv = (float *)malloc(sizeof(float) * (size_t)H);
         float *dr = (float *)malloc(sizeof(float) * (size_t)H);
         int32_t *xi = (int32_t *)malloc(sizeof(int32_t) * (size_t)(C > 0 ? C : 1));
+        const int ok = th && rec && pv && dr && xi;
+        if (!ok) {
+#pragma omp atomic write
+            failed = 1;
+        }
 #pragma omp for schedule(static)
         for (int b = 0; b < B; b++) {
+            if (!ok) continue;
             float *restrict ib = i_state + (size_t)b * H;
             float *restrict vb = v_state + (size_t)b * H;
             float *restrict nb = n_state + (size_t)b * H;
@@ -205,11 +309,7 @@ void rsnn_forward_block(int K, int B, int H, int nthreads, const float *restrict
                 } else {
                     for (int h = 0; h < H; h++) th[h] = theta;
                 }
-                for (int h = 0; h < H; h++) {
-                    const float z = pv[h] > th[h] ? 1.0f : 0.0f;
-                    zr[h] = z;
-                    vb[h] = pv[h] * (1.0f - z);
-                }
+                spike_reset(H, pv, th, zr, vb);
                 if (adapt_kind != ADAPT_NONE) {
                     for (int h = 0; h < H; h++) nb[h] = nb[h] + strength * zr[h];
                     if (n_out != NULL) memcpy(n_out + row, nb, sizeof(float) * (size_t)H);
@@ -224,6 +324,7 @@ void rsnn_forward_block(int K, int B, int H, int nthreads, const float *restrict
         free(rec);
         free(th);
     }
+    return failed;
 }
 
 /* out[h] = surrogate derivative at u = p[h] - threshold (th[h], or theta when th is NULL), with the
@@ -272,24 +373,33 @@ static void surrogate_row(int H, const float *restrict p, const float *restrict 
  *
  * The carries hold the adjoints of the step after the block when has_next, and on return those
  * of the block's first step. gp_out may alias gi_out (no synapse). th is the stored threshold
- * theta + m (threshold kind; NULL: the constant theta).
+ * theta + m (threshold kind; NULL: the constant theta). dL/dz is gz_in [K, B, H], or, when gz_in is
+ * NULL, gz_w[k] * gz_sum[b] (the gradient of a time-weighted spike sum, formed here rather than
+ * written to and read back from a [K, B, H] buffer; the same single rounding as the torch product).
  */
-void rsnn_backward_block(int K, int B, int H, int nthreads, int has_next, const float *restrict gz_in,
+int rsnn_backward_block(int K, int B, int H, int nthreads, int has_next, const float *restrict gz_in,
                          const float *restrict p, const float *restrict z, const float *restrict rc, float theta,
                          int kind, float slope, const float *restrict w_rec, const float *restrict a_syn,
                          const float *restrict a_mem, float *restrict gi_carry, float *restrict gp_carry,
                          float *gi_out, float *gp_out, int adapt_kind, const float *restrict th,
                          const float *restrict a_adapt, float strength, float *restrict gm_carry,
-                         float *restrict gm_out) {
+                         float *restrict gm_out, const float *restrict gz_w, const float *restrict gz_sum) {
     const int n_groups = (B + GEMV_ROWS - 1) / GEMV_ROWS;
     const size_t step = (size_t)B * H;
+    int failed = 0;
 #pragma omp parallel num_threads(nthreads)
     {
         float *gz = (float *)malloc(sizeof(float) * (size_t)H * GEMV_ROWS);
         float *sg = (float *)malloc(sizeof(float) * (size_t)H);
         float *gp = (float *)malloc(sizeof(float) * (size_t)H);
+        const int ok = gz && sg && gp;
+        if (!ok) {
+#pragma omp atomic write
+            failed = 1;
+        }
 #pragma omp for schedule(static)
         for (int grp = 0; grp < n_groups; grp++) {
+            if (!ok) continue;
             const int b0 = grp * GEMV_ROWS;
             const int R = B - b0 < GEMV_ROWS ? B - b0 : GEMV_ROWS;
             for (int k = K - 1; k >= 0; k--) {
@@ -299,14 +409,21 @@ void rsnn_backward_block(int K, int B, int H, int nthreads, int has_next, const 
                 for (int r = 0; r < R; r++) {
                     const size_t row = ((size_t)k * B + b0 + r) * H;
                     gi_next[r] = k < K - 1 ? gi_out + row + step : gi_carry + (size_t)(b0 + r) * H;
-                    init[r] = gz_in + row;
                     gz_r[r] = gz + (size_t)r * H;
+                    if (gz_in != NULL) {
+                        init[r] = gz_in + row;
+                    } else { /* formed in the scratch row, which gemv_rows then updates in place */
+                        const float wk = gz_w[k], *restrict gs = gz_sum + (size_t)(b0 + r) * H;
+                        for (int h = 0; h < H; h++) gz_r[r][h] = wk * gs[h];
+                        init[r] = gz_r[r];
+                    }
                 }
                 /* g_z = dL/dz + g_i[t+1] W_rec, for the group's rows at once */
                 if (next && w_rec != NULL)
                     gemv_rows(R, H, H, gi_next, w_rec, init, gz_r);
                 else
-                    for (int r = 0; r < R; r++) memcpy(gz_r[r], init[r], sizeof(float) * (size_t)H);
+                    for (int r = 0; r < R; r++)
+                        if (init[r] != gz_r[r]) memcpy(gz_r[r], init[r], sizeof(float) * (size_t)H);
                 for (int r = 0; r < R; r++) {
                     const size_t row = ((size_t)k * B + b0 + r) * H;
                     const size_t brow = (size_t)(b0 + r) * H;
@@ -359,6 +476,7 @@ void rsnn_backward_block(int K, int B, int H, int nthreads, int has_next, const 
         free(sg);
         free(gz);
     }
+    return failed;
 }
 
 /*
@@ -369,18 +487,25 @@ void rsnn_backward_block(int K, int B, int H, int nthreads, int has_next, const 
  * matrices are then added in thread order, so the result does not depend on timing (a seeded
  * run stays reproducible).
  */
-void rsnn_spike_outer_block(int K, int B, int N, int H, int nthreads, const float *restrict gi,
+int rsnn_spike_outer_block(int K, int B, int N, int H, int nthreads, const float *restrict gi,
                             const float *restrict pre, float *restrict g_out) {
     const size_t size = (size_t)N * H;
     float *priv = nthreads > 1 ? (float *)calloc(size * (size_t)(nthreads - 1), sizeof(float)) : NULL;
     if (nthreads > 1 && priv == NULL) nthreads = 1; /* out of memory: one thread, same result */
+    int failed = 0;
 #pragma omp parallel num_threads(nthreads)
     {
         const int tid = omp_get_thread_num(), team = omp_get_num_threads();
         float *acc = tid == 0 ? g_out : priv + size * (size_t)(tid - 1);
-        int32_t *idx = (int32_t *)malloc(sizeof(int32_t) * (size_t)N);
+        int32_t *idx = (int32_t *)malloc(sizeof(int32_t) * (size_t)(N > 0 ? N : 1));
+        const int ok = idx != NULL;
+        if (!ok) {
+#pragma omp atomic write
+            failed = 1;
+        }
 #pragma omp for schedule(static)
         for (int b = 0; b < B; b++) {
+            if (!ok) continue;
             for (int k = 0; k < K; k++) {
                 const size_t row = (size_t)k * B + b;
                 const int n = compact_spikes(N, pre + row * N, idx);
@@ -397,4 +522,17 @@ void rsnn_spike_outer_block(int K, int B, int N, int H, int nthreads, const floa
             for (int t = 1; t < team; t++) g_out[e] += priv[size * (size_t)(t - 1) + e];
     }
     free(priv);
+    return failed;
+}
+
+/* 1 when every x[i] is 0.0 or 1.0 (the engine then sums weight rows over the active inputs). */
+int rsnn_is_binary(int64_t n, const float *restrict x) {
+    int ok = 1;
+    for (int64_t i0 = 0; i0 < n && ok; i0 += 4096) { /* chunks: stop early on the first graded value */
+        const int64_t i1 = i0 + 4096 < n ? i0 + 4096 : n;
+        int c = 1;
+        for (int64_t i = i0; i < i1; i++) c &= (x[i] == 0.0f) | (x[i] == 1.0f);
+        ok = c;
+    }
+    return ok;
 }

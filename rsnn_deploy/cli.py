@@ -112,15 +112,27 @@ def load_task_from_options(task_name: str, data_path: str | None, data_dir: str 
 @click.option("--overwrite", is_flag=True, help="Replace a finished run in OUT.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--threads", type=int, default=None,
-              help="torch CPU threads (1 is often fastest for small networks on a busy machine).")
+              help="torch CPU threads (default: the cores the load average leaves idle, at least 1).")
 @click.option("-o", "--out", type=click.Path(), required=True, help="Output folder of the run.")
 def train(task_name, data_path, data_dir, task_params, config, resume, overwrite, quiet, threads, out,
           **flags) -> None:
     """Train an RSNN variant; write the best checkpoint to OUT/model.{safetensors,json}."""
-    if threads is not None:
-        import torch
+    import torch
 
-        torch.set_num_threads(max(1, threads))
+    from rsnn_deploy.errors import ValidationError
+
+    if threads is not None:
+        if threads < 1:
+            raise ValidationError(f"--threads: must be at least 1 (got {threads})")
+        torch.set_num_threads(threads)
+        thread_why = "--threads"
+    else:  # all cores (torch's default) made an epoch several times slower on a loaded machine
+        from rsnn_deploy.native_choice import default_threads
+
+        n, thread_why = default_threads()
+        torch.set_num_threads(n)
+    if not quiet:
+        click.echo(f"threads: {torch.get_num_threads()} ({thread_why})")
     from rsnn_deploy.config import ModelConfig, TrainConfig, validate_config
     from rsnn_deploy.io import check_writable_path, guard_outputs
     from rsnn_deploy.train import model_config_for

@@ -236,6 +236,11 @@ def verify_cmd(checkpoint: str | None, use_default: bool, target: str | None, ba
     guard_outputs([folder / n for n in ("report.json", "report.md", *([] if no_figures else FIGURES))],
                   inputs=inputs, overwrite=overwrite)
     use_profile(profile_path)
+    import torch
+
+    from rsnn_deploy.native_choice import default_threads
+
+    torch.set_num_threads(default_threads()[0])  # all cores made every backend wait on a loaded machine
     load_plugins()
     result = verify(path, target, backends=_backend_list(backends), split=split, limit=limit, slow_limit=slow_limit,
                     qnet_path=qnet_path, calib=calib, data_dir=data_dir, progress=_progress_enabled(quiet))

@@ -36,7 +36,9 @@ warns once; ``strict=True`` raises :class:`EmulatorOverflowError` at the first o
 from __future__ import annotations
 
 import warnings
-from typing import NamedTuple
+import weakref
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -400,11 +402,11 @@ def loihi2_step(
 
 def _q_bound(qnet: QuantizedNetwork) -> np.ndarray:
     """Largest |q| each neuron can receive in one step (all positive or all negative inputs at once)."""
-    pos = np.clip(qnet.w_in, 0, None).sum(axis=1)
-    neg = -np.clip(qnet.w_in, None, 0).sum(axis=1)
+    pos = np.maximum(qnet.w_in, 0).sum(axis=1)
+    neg = -np.minimum(qnet.w_in, 0).sum(axis=1)
     if qnet.w_rec is not None:
-        pos = pos + np.clip(qnet.w_rec, 0, None).sum(axis=1)
-        neg = neg - np.clip(qnet.w_rec, None, 0).sum(axis=1)
+        pos = pos + np.maximum(qnet.w_rec, 0).sum(axis=1)
+        neg = neg - np.minimum(qnet.w_rec, 0).sum(axis=1)
     return np.maximum(pos, neg)
 
 
@@ -514,11 +516,12 @@ def _check_spikes(spikes_in: np.ndarray, n_inputs: int) -> np.ndarray:
 
 
 def _native_loihi1_ok(prof: HardwareProfile, p: Loihi1Params | Loihi2Params) -> bool:
-    """Whether the C loop (``emulator_kernels.c``) covers this run: loihi1 with every wrap, the
-    refractory bookkeeping and the voltage ceiling proven no-ops (see :func:`params_for`)."""
+    """Whether the C loop (``emulator_kernels.c``) covers this run: loihi1 with the wraps of q and u,
+    the refractory bookkeeping and the voltage ceiling proven no-ops (see :func:`params_for`); the
+    int32 wrap of v (networks without a voltage floor) is in the C loop too."""
     if prof.semantics != "nengo-loihi-1.1" or not isinstance(p, Loihi1Params):
         return False
-    if p.wrap_q or p.wrap_u or p.wrap_u2 or p.wrap_v32 or p.has_refractory or p.clip_vmax:
+    if p.wrap_q or p.wrap_u or p.wrap_u2 or p.has_refractory or p.clip_vmax:
         return False
     if (p.decay_bits, p.u_offset, p.v_offset) != (12, 1, 0):  # the C loop implements 12-bit decays, offsets 1/0
         return False
@@ -527,7 +530,24 @@ def _native_loihi1_ok(prof: HardwareProfile, p: Loihi1Params | Loihi2Params) -> 
     return native.enabled()
 
 
-def _native_loihi1(qnet: QuantizedNetwork, x: np.ndarray, p: Loihi1Params) -> np.ndarray:
+# Per network and profile: the step parameters and the C loop's arrays. A QuantizedNetwork is
+# frozen and its arrays are read-only, so both stay valid as long as the network lives; a host
+# loop calling run() per sample then pays neither the bounds of params_for nor the conversions.
+_PREPARED: weakref.WeakKeyDictionary[QuantizedNetwork, dict[object, object]] = weakref.WeakKeyDictionary()
+
+
+def _prepared(qnet: QuantizedNetwork, prof: HardwareProfile, what: str, make: Callable[[], Any]) -> Any:
+    try:
+        per = _PREPARED.setdefault(qnet, {})
+    except TypeError:  # not weak-referenceable: compute every time
+        return make()
+    key = (what, prof.sha256 or id(prof), prof.semantics)
+    if key not in per:
+        per[key] = make()
+    return per[key]
+
+
+def _native_loihi1(qnet: QuantizedNetwork, x: np.ndarray, p: Loihi1Params, prof: HardwareProfile) -> np.ndarray:
     from rsnn_deploy import native
 
     def i64(a: np.ndarray) -> np.ndarray:
@@ -536,16 +556,22 @@ def _native_loihi1(qnet: QuantizedNetwork, x: np.ndarray, p: Loihi1Params) -> np
     def i32(a: np.ndarray) -> np.ndarray:  # exact: |q| < 2**21 bounds every weight and every sum
         return np.ascontiguousarray(a, dtype=np.int32)
 
+    def arrays() -> tuple:
+        w_rec = i32(qnet.w_rec.T) if qnet.w_rec is not None else None
+        return i32(qnet.w_in.T), w_rec, i64(p.decay_u), i64(p.decay_v), i64(p.bias), i64(p.vth)
+
+    w_in_t, w_rec_t, decay_u, decay_v, bias, vth = _prepared(qnet, prof, "native", arrays)
     return native.loihi1_run(
         np.ascontiguousarray(x, dtype=np.uint8),
-        i32(qnet.w_in.T),
-        i32(qnet.w_rec.T) if qnet.w_rec is not None else None,
-        i64(p.decay_u),
-        i64(p.decay_v),
-        i64(p.bias),
-        i64(p.vth),
+        w_in_t,
+        w_rec_t,
+        decay_u,
+        decay_v,
+        bias,
+        vth,
         int(p.vmin),
         int(qnet.input_latency),
+        bool(p.wrap_v32),
     )
 
 
@@ -656,10 +682,10 @@ def run(
     """
     prof = _resolve_profile(qnet, profile)
     x = _check_spikes(spikes_in, qnet.n_inputs)
-    params = params_for(qnet, prof)
+    params = _prepared(qnet, prof, "params", lambda: params_for(qnet, prof))
     names = _OVERFLOW_NAMES[prof.semantics]
     if not record_states and _native_loihi1_ok(prof, params):
-        spikes = _native_loihi1(qnet, x, params)  # type: ignore[arg-type]
+        spikes = _native_loihi1(qnet, x, params, prof)  # type: ignore[arg-type]
         cur = vol = ada = refr = None
         total_over = np.zeros(3, dtype=np.int64)  # wraps were proven impossible (params_for)
     else:

@@ -9,12 +9,14 @@
  *   q = sum of W_rec^T rows of the hidden neurons that spiked at n - 1
  *     + sum of W_in^T rows of the inputs active at step k (none outside 0 <= k < T)
  *   u = trunc(u * (4096 - 1 - du) / 4096) + q
- *   v = max(trunc(v * (4096 - dv) / 4096) + u + bias, vmin)
+ *   v = max(wrap32(trunc(v * (4096 - dv) / 4096) + u + bias), vmin)   (wrap32 only when wrap_v32)
  *   z = v > vth,  v = 0 where z
  *
  * Integers throughout, so the result is bit-exact by construction: weights and q in int32 (no wrap
  * of q means |q| < 2^21), u and v in int64. Inputs and spikes are binary, so q is a sum over the
- * spikes only. Batch rows are independent (OpenMP).
+ * spikes only. Batch rows are independent (OpenMP). wrap32 is nengo-loihi's int32 voltage
+ * (two's complement): it matters for networks without a voltage floor (vmin = -2^31 + 1), where
+ * a voltage near the floor plus a negative input leaves int32.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -62,11 +64,13 @@ static void add_rows(int H, const int32_t *restrict w, const int32_t *restrict i
     }
 }
 
-void rsnn_loihi1_run(int B, int T, int H, int C, int latency, int nthreads, const uint8_t *restrict x,
+/* Returns 0, or 1 when a scratch allocation failed (spikes then undefined). */
+int rsnn_loihi1_run(int B, int T, int H, int C, int latency, int nthreads, const uint8_t *restrict x,
                      const int32_t *restrict w_in_t, const int32_t *restrict w_rec_t,
                      const int64_t *restrict decay_u, const int64_t *restrict decay_v,
                      const int64_t *restrict bias, const int64_t *restrict vth, int64_t vmin,
-                     uint8_t *restrict spikes) {
+                     int wrap_v32, uint8_t *restrict spikes) {
+    int failed = 0;
 #pragma omp parallel num_threads(nthreads)
     {
         int64_t *u = (int64_t *)malloc(sizeof(int64_t) * (size_t)H);
@@ -75,13 +79,19 @@ void rsnn_loihi1_run(int B, int T, int H, int C, int latency, int nthreads, cons
         int64_t *ru = (int64_t *)malloc(sizeof(int64_t) * (size_t)H);
         int64_t *rv = (int64_t *)malloc(sizeof(int64_t) * (size_t)H);
         uint8_t *z = (uint8_t *)malloc((size_t)H);
-        int32_t *idx = (int32_t *)malloc(sizeof(int32_t) * (size_t)(H > C ? H : C));
-        for (int h = 0; h < H; h++) {
+        int32_t *idx = (int32_t *)malloc(sizeof(int32_t) * (size_t)(H > C ? H : C > 0 ? C : 1));
+        const int ok = u && v && q && ru && rv && z && idx;
+        if (!ok) {
+#pragma omp atomic write
+            failed = 1;
+        }
+        for (int h = 0; ok && h < H; h++) {
             ru[h] = 4096 - 1 - decay_u[h];
             rv[h] = 4096 - decay_v[h];
         }
 #pragma omp for schedule(static)
         for (int b = 0; b < B; b++) {
+            if (!ok) continue;
             memset(u, 0, sizeof(int64_t) * (size_t)H);
             memset(v, 0, sizeof(int64_t) * (size_t)H);
             memset(z, 0, (size_t)H);
@@ -93,6 +103,8 @@ void rsnn_loihi1_run(int B, int T, int H, int C, int latency, int nthreads, cons
                 for (int h = 0; h < H; h++) {
                     u[h] = decay12(u[h], ru[h]) + q[h];
                     int64_t vv = decay12(v[h], rv[h]) + u[h] + bias[h];
+                    const int64_t w32 = ((vv + ((int64_t)1 << 31)) & (((int64_t)1 << 32) - 1)) - ((int64_t)1 << 31);
+                    vv = wrap_v32 ? w32 : vv;
                     vv = vv < vmin ? vmin : vv;
                     const int64_t fire = vv > vth[h];
                     q[h] = (int32_t)fire; /* q is free again: the spikes, for the narrowing pass below */
@@ -109,5 +121,34 @@ void rsnn_loihi1_run(int B, int T, int H, int C, int latency, int nthreads, cons
         free(q);
         free(v);
         free(u);
+    }
+    return failed;
+}
+
+/*
+ * The host readout's leaky integration (rsnn_deploy.trace.host_readout), float64, per sample b and
+ * step t, with exactly the numpy loop's operations and rounding (built with -ffp-contract=off):
+ *
+ *   y = y * decay;  y = y + drive[b, t];  y = y + bias;  readout[b, t] = (float)y;  total = total + y
+ *
+ * y and total are [B, K] and hold the final state and the sum over steps on return (zeroed here).
+ */
+void rsnn_readout_scan(int B, int T, int K, const double *restrict drive, const double *restrict bias, double decay,
+                       float *restrict readout, double *restrict y, double *restrict total) {
+    for (int b = 0; b < B; b++) {
+        double *restrict yb = y + (size_t)b * K, *restrict sb = total + (size_t)b * K;
+        for (int k = 0; k < K; k++) yb[k] = sb[k] = 0.0;
+        for (int t = 0; t < T; t++) {
+            const double *restrict d = drive + ((size_t)b * T + t) * K;
+            float *restrict r = readout + ((size_t)b * T + t) * K;
+            for (int k = 0; k < K; k++) {
+                double v = yb[k] * decay;
+                v = v + d[k];
+                v = v + bias[k];
+                yb[k] = v;
+                r[k] = (float)v;
+                sb[k] = sb[k] + v;
+            }
+        }
     }
 }

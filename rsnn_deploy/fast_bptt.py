@@ -204,6 +204,7 @@ class _Spec:
     block: int
     native: bool = False  # inner loops in C (rsnn_deploy.native), see native_supports
     a_refr: Tensor | None = None  # ATRLIF: the refractory state's decay [H], a constant (no gradient)
+    isa: str | None = None  # native: the C variant (rsnn_deploy.native.ISAS), fixed for forward and backward
     binary_input: bool = False  # native, and the inputs are 0/1: W_in x and its gradient as sums over spikes
 
     @property
@@ -254,26 +255,28 @@ def supports(cfg: ModelConfig, p: NeuronParams) -> bool:
     return all(_is_vector(a, h) and a.dtype == p.w_in.dtype for a in decays)
 
 
-def _why_not_native(dtype: torch.dtype, refractory_steps: int, adapt_kind: str | None = None) -> str | None:
-    """Why the C loops cannot run (None: they can); the one place that decides it."""
+def _native_isa(dtype: torch.dtype, refractory_steps: int, adapt_kind: str | None = None) -> tuple[str | None, str]:
+    """The C variant the loops run on (None: the torch loops), and why; the one place that decides it."""
     if adapt_kind == "atrlif":
-        return "ATRLIF: not in the C loops"
+        return None, "ATRLIF: not in the C loops"
     if dtype != torch.float32:
-        return f"{str(dtype).removeprefix('torch.')}: the C loops are float32"
+        return None, f"{str(dtype).removeprefix('torch.')}: the C loops are float32"
     if refractory_steps > 0:
-        return "refractory period: not in the C loops"
-    return native.disabled_reason()
+        return None, "refractory period: not in the C loops"
+    return native.training_isa()
 
 
 def loops_description(p: NeuronParams) -> str:
-    """Which time loops :func:`run` will use for parameters ``p``, and why not the C ones (for logs)."""
-    why = _why_not_native(p.w_in.dtype, int(p.refractory_steps), p.adapt_kind)
-    return f"torch loops ({why})" if why else f"native C loops, {torch.get_num_threads()} thread(s)"
+    """Which time loops :func:`run` will use for parameters ``p``, and why (for logs)."""
+    isa, why = _native_isa(p.w_in.dtype, int(p.refractory_steps), p.adapt_kind)
+    if isa is None:
+        return f"torch loops ({why})"
+    return f"native C loops ({isa}), {torch.get_num_threads()} thread(s): {why}"
 
 
 def native_supports(spec: _Spec, dtype: torch.dtype) -> bool:
-    """Whether the C inner loops cover this run: float32 and no refractory period."""
-    return _why_not_native(dtype, spec.refractory_steps, spec.adapt_kind) is None
+    """Whether the C inner loops cover this run: float32, no refractory period, no ATRLIF, and C chosen."""
+    return _native_isa(dtype, spec.refractory_steps, spec.adapt_kind)[0] is not None
 
 
 def run(xs: Tensor, p: NeuronParams, cfg: ModelConfig) -> Tensor:
@@ -327,9 +330,10 @@ def _run(xs: Tensor, p: NeuronParams, cfg: ModelConfig, weights: Tensor | None) 
         block=block_steps(batch, h, xs.dtype, n_steps),
         a_refr=vec(p.a_refr) if p.adapt_kind == "atrlif" and p.a_refr is not None else None,
     )
-    if native_supports(spec, xs.dtype):
-        binary = bool(((xs == 0) | (xs == 1)).all())
-        spec = dataclasses.replace(spec, native=True, binary_input=binary and not xs.requires_grad)
+    isa = _native_isa(xs.dtype, spec.refractory_steps, spec.adapt_kind)[0]
+    if isa is not None:
+        binary = native.is_binary(xs, isa)
+        spec = dataclasses.replace(spec, native=True, isa=isa, binary_input=binary and not xs.requires_grad)
     tensors = (xs, p.w_in, p.w_rec, bias, a_syn, a_mem, a_adapt)
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
         return _FastBPTT.apply(spec, weights, *tensors)
@@ -562,7 +566,7 @@ class _NativeForward:
             drives, x, self.w_in_t, self.w_rec_t, self.a_syn, self.a_mem, self.bias, spec.threshold, spec.v_floor,
             t0 == 0, self.i, self.v, self.act, self.n_act,
             z_all[t0:t1], block(saved.p), block(saved.rc), block(saved.i),
-            spec.adapt_kind, self.a_adapt, spec.adapt_strength, self.n, block(saved.n), block(saved.th),
+            spec.adapt_kind, self.a_adapt, spec.adapt_strength, self.n, block(saved.n), block(saved.th), spec.isa,
         )  # fmt: skip
 
 
@@ -593,8 +597,19 @@ class _NativeBackward:
         self.carry_i, self.carry_p, self.carry_m = carry_i, carry_p, carry_m
         self.n_steps = z_all.shape[0]
 
-    def run(self, t0: int, t1: int, gz: Tensor, gi_out: Tensor, gp_out: Tensor, gm_out: Tensor | None) -> None:
-        """Adjoints of steps t0..t1-1 into gi_out, gp_out from ``gz`` = dL/dz of the block (contiguous)."""
+    def run(
+        self,
+        t0: int,
+        t1: int,
+        gz: Tensor | None,
+        gi_out: Tensor,
+        gp_out: Tensor,
+        gm_out: Tensor | None,
+        gz_w: Tensor | None = None,
+        gz_sum: Tensor | None = None,
+    ) -> None:
+        """Adjoints of steps t0..t1-1 into gi_out, gp_out from ``gz`` = dL/dz of the block (contiguous),
+        or (``gz`` None) from ``gz_w[k] * gz_sum``, formed in C."""
         spec, saved = self.spec, self.saved
         assert saved.p is not None
         rc = saved.rc[t0:t1] if saved.rc is not None else None
@@ -602,7 +617,7 @@ class _NativeBackward:
             t1 < self.n_steps, gz, saved.p[t0:t1], self.z_all[t0:t1], rc, spec.threshold,
             spec.surrogate, spec.slope, self.w_rec, self.a_syn, self.a_mem, self.carry_i, self.carry_p, gi_out, gp_out,
             spec.adapt_kind, saved.th[t0:t1] if saved.th is not None else None, self.a_adapt, spec.adapt_strength,
-            self.carry_m, gm_out,
+            self.carry_m, gm_out, spec.isa, gz_w, gz_sum,
         )  # fmt: skip
 
 
@@ -692,6 +707,7 @@ def _backward(
 
     p_all = saved.p
     assert p_all is not None
+    sum_c = grad_sum.contiguous() if grad_sum is not None else None
     last = n_steps - 1
     gi_next = gp_next = gm_next = None
     c_loop = (
@@ -703,11 +719,15 @@ def _backward(
     for t0 in reversed(range(0, n_steps, k_max)):
         t1 = min(t0 + k_max, n_steps)
         nb = t1 - t0
-        gz_b = block_grad(t0, t1)
-        if c_loop is not None:
-            c_loop.run(t0, t1, gz_b, gi_buf[:nb], gp_buf[:nb], gm_buf[:nb] if gm_buf is not None else None)
+        gm_b = gm_buf[:nb] if gm_buf is not None else None
+        if c_loop is not None and grad_z is None and grad_sum is not None:
+            # dL/dz = weights[t] grad_sum only: formed inside the C loop, no [K, B, H] buffer
+            assert weights is not None
+            c_loop.run(t0, t1, None, gi_buf[:nb], gp_buf[:nb], gm_b, weights[t0:t1].contiguous(), sum_c)
+        elif c_loop is not None:
+            c_loop.run(t0, t1, block_grad(t0, t1), gi_buf[:nb], gp_buf[:nb], gm_b)
         else:
-            gzs = gz_b.unbind(0)
+            gzs = block_grad(t0, t1).unbind(0)
             sg, q = sg_buf[:nb], q_buf[:nb]
             # Time-independent factors for the whole block: sg(u) and a_m (1 - z), masked by rc.
             if atr:  # u = (v - r) - (theta + m); v is not reset, so v[t] carries a_m fully
@@ -784,7 +804,7 @@ def _backward(
         # Gradients that are sums over time: one big kernel per block.
         gi_b, gp_b = gi_buf[:nb], gp_buf[:nb]
         if need_w_in and spec.binary_input:  # a sum over the input spikes only
-            native.spike_outer_block(gi_b, xs[t0:t1], grads["w_in_t"])
+            native.spike_outer_block(gi_b, xs[t0:t1], grads["w_in_t"], spec.isa)
         elif need_w_in:
             grads["w_in_t"].addmm_(xs[t0:t1].reshape(-1, n_in).t(), gi_b.reshape(-1, h))
         if g_x is not None:
@@ -796,7 +816,7 @@ def _backward(
         prev = slice(t0 + lo - 1, t1 - 1)
         if lo < nb:
             if need_w_rec and spec.native:  # a sum over the spikes only
-                native.spike_outer_block(gi_b[lo:], z_all[prev], grads["w_rec"])
+                native.spike_outer_block(gi_b[lo:], z_all[prev], grads["w_rec"], spec.isa)
             elif need_w_rec:
                 zp = z_all[prev].reshape(-1, h)
                 grads["w_rec"].addmm_(gi_b[lo:].reshape(-1, h).t(), zp)

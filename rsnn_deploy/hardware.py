@@ -334,6 +334,7 @@ class HardwareProfile(_Section):
         return tuple(self.features.adaptation)
 
 
+@lru_cache(maxsize=1)
 def _repo_hardware_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "hardware"
 
@@ -424,7 +425,24 @@ def load_profile(name_or_path: str | Path) -> HardwareProfile:
             f"HardwareProfile.name: unknown profile (got {text!r}); "
             f"use one of {', '.join(BUILTIN_PROFILES)} or a path to a .toml file"
         )
-    if not path.is_file():
+    # The file is re-read and hashed only when its size or modification time changed: a host
+    # loop calling emulator.run per sample paid that on every call.
+    try:
+        st = path.stat()
+    except OSError:
+        st = None
+    if st is None or not path.is_file():
         raise ValidationError(f"{path}: hardware profile file not found")
+    stamp = (text, st.st_mtime_ns, st.st_size, st.st_ino)
+    hit = _STAT_CACHE.get(text)
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
     sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
-    return _load_cached(str(path.resolve()), sha256)
+    profile = _load_cached(str(path.resolve()), sha256)
+    if len(_STAT_CACHE) > 64:
+        _STAT_CACHE.clear()
+    _STAT_CACHE[text] = (stamp, profile)
+    return profile
+
+
+_STAT_CACHE: dict[str, tuple[tuple[object, ...], HardwareProfile]] = {}

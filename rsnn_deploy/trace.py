@@ -119,15 +119,38 @@ def host_readout(
     readout = np.empty((b, t_steps, k), dtype=np.float32)
     y = np.zeros((b, k), dtype=np.float64)
     total = np.zeros((b, k), dtype=np.float64)
-    z = np.empty((b, h), dtype=np.float64)
-    drive = np.empty((b, k), dtype=np.float64)
-    for t in range(t_steps):  # per step: small operands stay in cache (no [B*T, H] float copy)
-        np.copyto(z, spikes[:, t])
-        np.matmul(z, w.T, out=drive)
+    if b == 0 or t_steps == 0:
+        return readout, (total if mode == "mean" else y.copy())
+    # The drive z @ W^T of every step of a batch chunk in one matmul (a per-step loop of small
+    # matmuls was most of the cost at batch 1); chunks bound the float64 copy of the spikes.
+    chunk = max(1, (1 << 20) // (t_steps * max(h, k)))
+    drive = np.empty((min(b, chunk), t_steps, k), dtype=np.float64)
+    wt = np.ascontiguousarray(w.T)
+    for b0 in range(0, b, chunk):
+        b1 = min(b, b0 + chunk)
+        d = drive[: b1 - b0]
+        np.matmul(spikes[b0:b1].reshape(-1, h).astype(np.float64), wt, out=d.reshape(-1, k))
+        _integrate(d, bias, float(decay), readout[b0:b1], y[b0:b1], total[b0:b1])
+    logits = total / max(t_steps, 1) if mode == "mean" else y.copy()
+    return readout, logits
+
+
+def _integrate(
+    drive: np.ndarray, bias: np.ndarray, decay: float, readout: np.ndarray, y: np.ndarray, total: np.ndarray
+) -> None:
+    """y = decay y + drive[t] + bias step by step, into ``readout`` [B, T, K]; ``y``, ``total`` [B, K] (zeros in).
+
+    In C where the native library is built (``rsnn_readout_scan``: the same operations in the
+    same order, so the same bits), else this numpy loop.
+    """
+    from rsnn_deploy import native
+
+    bias = np.ascontiguousarray(bias, dtype=np.float64)
+    if native.readout_scan(drive, bias, decay, readout, y, total):
+        return
+    for t in range(drive.shape[1]):
         y *= decay
-        y += drive
+        y += drive[:, t]
         y += bias
         readout[:, t] = y
         total += y
-    logits = total / max(t_steps, 1) if mode == "mean" else y.copy()
-    return readout, logits

@@ -95,6 +95,7 @@ CASES = {
     "bias-driven": dict(bias=2.0),
     "refractory": dict(tau_ref=0.003, bias=1.0),
     "negative-floor": dict(min_voltage=-1.0, bias=1.0),
+    "no-floor": dict(min_voltage=-1e12, bias=1.0),  # vmin = -2**31 + 1: the int32 wrap of v is live
     "du0-dv0": dict(relu=True, tau_s=5.0),
     "du0-dv4095": dict(tau_rc=1e-5, tau_s=5.0),
     "no-synapse-du4094": dict(tau_s=None),
@@ -310,7 +311,9 @@ def test_pure_int64_steps_equal_batched_run():
 
 @pytest.mark.nengo_loihi
 @pytest.mark.requires("cc")
-@pytest.mark.parametrize("case", ["default", "bias-driven", "negative-floor", "feedforward", "split-blocks"])
+@pytest.mark.parametrize(
+    "case", ["default", "bias-driven", "negative-floor", "no-floor", "feedforward", "split-blocks"]
+)
 def test_native_loop_equals_numpy_loop(case, monkeypatch):
     """The C time loop (used where no state can wrap) gives the numpy loop's spikes on a batch."""
     from rsnn_deploy.emulator import _native_loihi1_ok, params_for
@@ -320,10 +323,40 @@ def test_native_loop_equals_numpy_loop(case, monkeypatch):
     _, _, qnet = nengo_run(0, x, **cfg)
     prof = load_profile("loihi1")
     assert _native_loihi1_ok(prof, params_for(qnet, prof))
+    assert params_for(qnet, prof).wrap_v32 == (case == "no-floor")
     batch = (np.random.RandomState(7).rand(33, 60, 20) < 0.25).astype(np.uint8)
     fast = run(qnet, batch)
     monkeypatch.setenv("RSNN_DEPLOY_NATIVE", "0")
     slow = run(qnet, batch)
     assert 0.0 < slow.spikes.mean() < 1.0
+    np.testing.assert_array_equal(fast.spikes, slow.spikes)
+    np.testing.assert_array_equal(fast.logits, slow.logits)
+
+
+def test_native_loop_wraps_v_at_32_bits_without_a_floor(monkeypatch):
+    """No voltage floor (vmin = -2**31 + 1) and a leak-free voltage driven down: v leaves int32 and
+    wraps to a large positive value, which spikes (nengo-loihi keeps v in int32). The C loop runs
+    this network too and gives the numpy loop's spikes."""
+    from dataclasses import replace
+
+    from rsnn_deploy import native
+    from rsnn_deploy.emulator import _native_loihi1_ok, params_for
+
+    if native.library() is None:
+        pytest.skip("no C compiler: the native loop cannot be built")
+    prof = load_profile("loihi1")
+    # weights 0 so that no state but v can wrap; bias -2**22 per step reaches -2**31 in ~512 steps
+    qnet = replace(
+        _tiny_qnet(), w_in=np.zeros((5, 3), dtype=np.int64), w_rec=np.zeros((5, 5), dtype=np.int64),
+        bias=-(np.arange(1, 6) << 20), decay_v=np.zeros(5, dtype=np.int64), refractory=np.ones(5, dtype=np.int64),
+        vmin=-(2**31) + 1,
+    )  # fmt: skip
+    params = params_for(qnet, prof)
+    assert params.wrap_v32 and _native_loihi1_ok(prof, params)
+    x = np.zeros((2, 3000, 3), dtype=np.uint8)
+    fast = run(qnet, x)
+    monkeypatch.setenv("RSNN_DEPLOY_NATIVE", "0")
+    slow = run(qnet, x)
+    assert slow.spikes.any()  # the wrap happened (without it v would sit at the floor, silent)
     np.testing.assert_array_equal(fast.spikes, slow.spikes)
     np.testing.assert_array_equal(fast.logits, slow.logits)

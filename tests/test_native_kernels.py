@@ -4,18 +4,26 @@ The native loops run for float32 models without a refractory period. They
 are checked at shapes that exercise every code path of ``bptt_kernels.c``: neuron
 counts that are and are not multiples of 64 and 16 (vector chunks and scalar tails),
 batch sizes that are not multiples of the 4-row groups of the backward pass, and
-sequences that end inside a block.
+sequences that end inside a block. Every vector-width variant this CPU can run
+(``native.cpu_isas()``: AVX-512, AVX2, generic) is checked against the torch loops; the
+other tests run the widest (forced, so that they do not depend on the calibration).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 from test_fast_bptt import _inputs, _model, _run
 
-from rsnn_deploy import fast_bptt, native
+from rsnn_deploy import fast_bptt, native, native_choice
+from rsnn_deploy.errors import ValidationError
 
 pytestmark = pytest.mark.requires("cc")  # tests/conftest.py: skips naming the compiler package
 
@@ -43,6 +51,12 @@ def _uses_native(model) -> bool:
         v_floor=p.v_floor, refractory_steps=p.refractory_steps, surrogate="fast-sigmoid", slope=5.0, block=1,
     )  # fmt: skip
     return fast_bptt.native_supports(spec, p.w_in.dtype)
+
+
+@pytest.fixture(autouse=True)
+def _widest_isa(monkeypatch: pytest.MonkeyPatch):
+    """The widest variant, forced: these tests check the C loops, whatever the calibration chose."""
+    monkeypatch.setenv(native.ENV_ISA, native.cpu_isas()[0])
 
 
 @pytest.fixture(autouse=True)
@@ -136,7 +150,7 @@ def test_fresh_build_into_empty_cache(monkeypatch: pytest.MonkeyPatch, tmp_path)
     lib = native.library()
     assert lib is not None and lib.rsnn_abi_version() == native.ABI_VERSION
     assert len(list((tmp_path / "native").glob("*.so"))) == 1
-    assert not list((tmp_path / "native").glob("tmp*"))  # the temporary build directory is gone
+    assert not list((tmp_path / "native").glob(".build-*"))  # the temporary build directory is gone
 
 
 @pytest.mark.parametrize("n_in", [28, 112, 300])
@@ -162,9 +176,181 @@ def test_non_binary_inputs_use_the_matmul() -> None:
 def test_engine_description_says_which_loops(monkeypatch: pytest.MonkeyPatch) -> None:
     """Training logs this line once: it must name the loops that actually run."""
     model = _model(torch.float32, variant="rec-syn")
-    assert "native C loops" in model.engine_description()
+    widest = native.cpu_isas()[0]
+    assert f"native C loops ({widest})" in model.engine_description()
+    assert f"{native.ENV_ISA}={widest}" in model.engine_description()  # and why
     assert model.engine_description("eager") == "eager reference loop"
     assert "float64" in _model(torch.float64, variant="rec-syn").engine_description()
     assert "refractory" in _model(torch.float32, variant="rec-syn", refractory_steps=2).engine_description()
     monkeypatch.setenv("RSNN_DEPLOY_NATIVE", "0")
     assert "RSNN_DEPLOY_NATIVE=0" in model.engine_description()
+
+
+# ----------------------------------------------------------------------------- vector-width variants
+
+
+def _isa_libs() -> list[str]:
+    return [isa for isa in native.cpu_isas() if native.library(isa) is not None]
+
+
+def _run_isa(model, x: torch.Tensor, isa: str | None):
+    with native.use_isa(isa):
+        return _run(model, x, "fast")
+
+
+@pytest.mark.parametrize("isa", native.ISAS)
+@pytest.mark.parametrize("variant,adapt_kind", VARIANTS)
+@pytest.mark.parametrize("n_hidden,batch,v_floor", [(128, 9, None), (37, 5, 0.0), (200, 6, -0.5)])
+def test_each_isa_matches_torch_loops(
+    isa: str, variant: str, adapt_kind: str, n_hidden: int, batch: int, v_floor: float | None
+) -> None:
+    """Each variant the CPU runs: spikes bit-identical to the torch loops (and eager), gradients to tolerance."""
+    if isa not in _isa_libs():
+        pytest.skip(f"this CPU cannot run the {isa} kernels (it runs {', '.join(native.cpu_isas())})")
+    model = _model(torch.float32, variant=variant, adapt_kind=adapt_kind, n_hidden=n_hidden, bias=True, v_floor=v_floor)
+    x = _inputs(torch.float32, steps=45, batch=batch)
+    z_c, g_c = _run_isa(model, x, isa)
+    z_t, g_t = _run_isa(model, x, None)
+    assert torch.equal(z_c, z_t), f"{isa}: {int((z_c != z_t).sum())} spikes differ from the torch loops"
+    assert 0.02 < z_c.mean() < 0.6
+    for name, gt in g_t.items():
+        err = float((g_c[name] - gt).abs().max() / gt.abs().max().clamp_min(1e-30))
+        assert err < 1e-4, f"{isa} {name}: error {err:.2e} of the largest gradient"
+
+
+@pytest.mark.parametrize("variant,adapt_kind", VARIANTS)
+def test_avx2_and_avx512_gradients_bit_identical(variant: str, adapt_kind: str) -> None:
+    """The two FMA builds sum every gradient in the same order: identical bits, not just close."""
+    if not {"avx2", "avx512"} <= set(_isa_libs()):
+        pytest.skip("needs a CPU with AVX-512 (to run both the avx2 and the avx512 kernels)")
+    model = _model(torch.float32, variant=variant, adapt_kind=adapt_kind, n_hidden=150, bias=True, v_floor=0.0)
+    x = _inputs(torch.float32, steps=50, batch=11)
+    z2, g2 = _run_isa(model, x, "avx2")
+    z5, g5 = _run_isa(model, x, "avx512")
+    assert torch.equal(z2, z5)
+    for name in g5:
+        assert torch.equal(g2[name], g5[name]), name
+
+
+def test_each_build_reports_its_isa() -> None:
+    for isa in _isa_libs():
+        assert native.library(isa).rsnn_isa().decode() == isa
+
+
+def test_forced_isa_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    isa = native.cpu_isas()[-1]  # the narrowest (generic), which every CPU runs
+    monkeypatch.setenv(native.ENV_ISA, isa)
+    assert native.training_isa() == (isa, f"{native.ENV_ISA}={isa}")
+    monkeypatch.setenv(native.ENV_ISA, "avx1024")
+    with pytest.raises(ValidationError, match=native.ENV_ISA):
+        native.training_isa()
+    if "avx512" not in native.cpu_isas():
+        monkeypatch.setenv(native.ENV_ISA, "avx512")
+        with pytest.raises(ValidationError, match="cannot run avx512"):
+            native.training_isa()
+
+
+def test_calibration_picks_the_fastest_and_is_cached(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """Without a forced variant the default is measured once, written with the CPU, and then read back."""
+    monkeypatch.delenv(native.ENV_ISA)
+    monkeypatch.setenv("RSNN_DEPLOY_CACHE", str(tmp_path))
+    monkeypatch.setattr(native, "_state", {})
+    with torch.inference_mode():  # a first use inside an evaluation still calibrates with autograd
+        isa, why = native.training_isa()
+    data = json.loads((tmp_path / "native" / "calibration.json").read_text())
+    (record,) = data.values()
+    ms = record["ms_per_step"]
+    assert set(ms) == {*_isa_libs(), native_choice.TORCH}
+    assert record["chosen"] == min(ms, key=ms.__getitem__) == (isa or native_choice.TORCH)
+    assert record["cpu"] == native.cpu_model() and "fastest measured" in why
+    monkeypatch.setattr(native, "_state", {})  # a new process: reads the cache, measures nothing
+
+    def no_measuring(*_a, **_k):
+        raise AssertionError("calibrated again")
+
+    monkeypatch.setattr(native_choice, "calibrate", no_measuring)
+    assert native.training_isa()[0] == isa
+
+
+def test_default_threads_leave_busy_cores_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.9, 1.0, 1.0))
+    assert native_choice.default_threads()[0] == 1
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.1, 1.0, 1.0))
+    assert native_choice.default_threads()[0] == 2
+    monkeypatch.setattr(os, "getloadavg", lambda: (7.0, 1.0, 1.0))
+    assert native_choice.default_threads()[0] == 1
+
+
+# ----------------------------------------------------------------------------- build hardening
+
+
+def _counting_cc(tmp_path: Path, sleep: float = 0.0) -> Path:
+    """A compiler wrapper that logs each call (and optionally stalls) before running the real one."""
+    real = os.environ.get("CC") or "cc"
+    script = tmp_path / "cc-wrapper"
+    script.write_text(f'#!/bin/sh\necho call >> {tmp_path / "cc.log"}\nsleep {sleep}\nexec {real} "$@"\n')
+    script.chmod(0o755)
+    return script
+
+
+def test_concurrent_processes_compile_once(tmp_path) -> None:
+    """Three processes start on an empty cache at once: one compiles, the others wait and load its library."""
+    cc = _counting_cc(tmp_path, sleep=0.5)
+    env = {**os.environ, "CC": str(cc), "RSNN_DEPLOY_CACHE": str(tmp_path / "cache"), native.ENV_ISA: "generic"}
+    code = "from rsnn_deploy import native; assert native.library('generic') is not None"
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env) for _ in range(3)]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0, 0]
+    assert (tmp_path / "cc.log").read_text().count("call") == 1  # OpenMP builds at the first try
+    out = tmp_path / "cache" / "native"
+    assert len(list(out.glob("*.so"))) == 1 and not list(out.glob(".build-*"))
+
+
+def test_compiler_timeout(monkeypatch: pytest.MonkeyPatch, tmp_path, caplog: pytest.LogCaptureFixture) -> None:
+    """A hanging compiler is stopped: the BPTT kernels fall back with a warning, the temp dir is gone."""
+    monkeypatch.setattr(native, "_state", {})
+    monkeypatch.setenv("CC", str(_counting_cc(tmp_path, sleep=30)))
+    monkeypatch.setenv("RSNN_DEPLOY_CC_TIMEOUT", "1")
+    monkeypatch.setenv("RSNN_DEPLOY_CACHE", str(tmp_path / "cache"))
+    with caplog.at_level(logging.WARNING, logger="rsnn_deploy.native"):
+        assert native.library("generic") is None
+    (msg,) = [r.getMessage() for r in caplog.records]
+    assert "native BPTT kernels unavailable" in msg and "longer than 1 s" in msg and "torch loops" in msg
+    assert not list((tmp_path / "cache" / "native").glob(".build-*"))
+    # the compiler's whole process group was killed: no stalled child is left behind
+    left = subprocess.run(["pgrep", "-f", "sleep 30"], capture_output=True, text=True).stdout.split()
+    assert not [pid for pid in left if str(tmp_path) in _environ(pid)]
+
+
+def _environ(pid: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/environ").read_text(errors="ignore")
+    except OSError:  # gone meanwhile, or not ours
+        return ""
+
+
+def test_fallback_warning_names_the_caller(monkeypatch: pytest.MonkeyPatch, tmp_path, caplog) -> None:
+    monkeypatch.setattr(native, "_state", {})
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
+    with caplog.at_level(logging.WARNING, logger="rsnn_deploy.native"):
+        assert not native.enabled()  # the emulator asks first
+        assert native.library() is None  # then the training kernels
+    msgs = [r.getMessage() for r in caplog.records]
+    assert len(msgs) == 2
+    assert "native emulator unavailable" in msgs[0] and "numpy loop" in msgs[0]
+    assert "native BPTT kernels unavailable" in msgs[1] and "torch loops" in msgs[1]
+
+
+def test_kernel_argument_checks_raise() -> None:
+    """Wrong dtype, shape or layout: a ValueError naming the argument (never a silent bad pointer)."""
+    k, b, h = 3, 2, 16
+    g = torch.zeros(k, b, h)
+    pre = torch.zeros(k, b, 8)
+    with pytest.raises(ValueError, match="g_out_t"):
+        native.spike_outer_block(g, pre, torch.zeros(8, h, dtype=torch.float64))
+    with pytest.raises(ValueError, match="g_out_t"):
+        native.spike_outer_block(g, pre, torch.zeros(h, 8).t())  # strided
+    with pytest.raises(ValueError, match="gi"):
+        native.spike_outer_block(g.transpose(0, 1), pre, torch.zeros(8, h))
+    with pytest.raises(ValueError, match="x, w_in_t"):
+        native.loihi1_run(torch.zeros(2, 3, 4).numpy(), None, None, None, None, None, None, 0, 0)  # type: ignore[arg-type]
