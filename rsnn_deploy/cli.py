@@ -177,7 +177,8 @@ def _register_optional_commands() -> None:
     """Commands that live in their own modules register themselves on ``cli``."""
     import importlib
 
-    for mod in ("rsnn_deploy.cli_deploy", "rsnn_deploy.cli_tune", "rsnn_deploy.cli_export", "rsnn_deploy.cli_hil"):
+    for mod in ("rsnn_deploy.cli_deploy", "rsnn_deploy.cli_tune", "rsnn_deploy.cli_export", "rsnn_deploy.cli_hil",
+                "rsnn_deploy.cli_xylo"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as err:

@@ -195,6 +195,14 @@ def verify_cmd(checkpoint: str | None, use_default: bool, target: str | None, ba
 
     if use_default and checkpoint:
         raise ValidationError("verify: pass either CHECKPOINT or --default, not both")
+    from rsnn_deploy.xylo.profile import is_xylo_profile
+
+    if target and is_xylo_profile(target):  # Xylo has its own model and pipeline (rsnn_deploy/xylo/)
+        from rsnn_deploy.cli_xylo import run_xylo_verify
+
+        run_xylo_verify(None if use_default else checkpoint, target, "train" if split == "train" else "test", limit,
+                        backends or "float,fake-quant,emulator,xylosim", out)
+        return
     path = default_checkpoint() if (use_default or not checkpoint) else checkpoint
     load_plugins()
     result = verify(path, target, backends=_backend_list(backends), split=split, limit=limit, slow_limit=slow_limit,
