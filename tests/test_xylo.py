@@ -88,8 +88,8 @@ def test_saturation_order_matters_and_the_cases_exercise_it(monkeypatch):
     assert ours.saturated["synapse"] > 0 and ours.saturated["hidden"] > 0
     assert ours.spikes.max() > 1  # multi-spike steps occur
 
-    def naive(state, counts, w):
-        return np.clip(state + counts @ w, emulator.S16_MIN, emulator.S16_MAX), 0
+    def naive(state, counts, ws):
+        return np.clip(state + counts @ ws[0], emulator.S16_MIN, emulator.S16_MAX), 0
 
     monkeypatch.setattr(emulator, "_deliver", naive)
     wrong = emulator.run(net, x)
