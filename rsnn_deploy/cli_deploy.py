@@ -81,7 +81,13 @@ def quantize(checkpoint: str, target: str, out: str, calib: int, data_dir: str |
     from rsnn_deploy.io import write_json_atomic, write_text_atomic
     from rsnn_deploy.qnet import qnet_paths, save_qnet
     from rsnn_deploy.verify import quantize_checkpoint
+    from rsnn_deploy.xylo.profile import is_xylo_profile
 
+    if is_xylo_profile(target):  # Xylo checkpoints and integers have their own types (rsnn_deploy/xylo/)
+        from rsnn_deploy.cli_xylo import run_xylo_quantize
+
+        run_xylo_quantize(checkpoint, target, out)
+        return
     ckpt = load_checkpoint(checkpoint)
     qnet, report = quantize_checkpoint(ckpt, target, calib, data_dir=data_dir)
     json_path = save_qnet(qnet, out, checkpoint=str(ckpt.path), calibration_samples=calib, quantize_report=report)

@@ -72,6 +72,32 @@ def run_xylo_verify(
     return rep
 
 
+def run_xylo_quantize(checkpoint: str, target: str, out: str) -> None:
+    """``rsnn-deploy quantize CKPT --target xylo-*``: a Xylo checkpoint -> ``OUT.json`` (Rockpool spec) +
+    ``OUT.report.json``; a Loihi-style checkpoint is refused in one line."""
+    from rsnn_deploy.errors import UnsupportedError
+    from rsnn_deploy.io import read_json_object, write_json_atomic
+    from rsnn_deploy.xylo.export import write_spec
+    from rsnn_deploy.xylo.profile import load_xylo_profile
+    from rsnn_deploy.xylo.quantize import quantize_model
+    from rsnn_deploy.xylo.train import FORMAT, load_xylo_checkpoint
+
+    js = Path(checkpoint).with_suffix(".json")
+    if js.is_file() and read_json_object(js).get("format") != FORMAT:
+        raise UnsupportedError(
+            f"{js}: an rsnn-deploy (Loihi-style) checkpoint does not map onto {target}: Xylo resets by "
+            "subtraction, spikes on v >= th and filters its input; train a XyloRSNN (docs/xylo.md)"
+        )
+    model, meta = load_xylo_checkpoint(checkpoint)
+    x_cal, _ = _data(meta, "train", 200)
+    net, rep = quantize_model(model, load_xylo_profile(target), x_cal)
+    stem = Path(out).with_suffix("")
+    write_spec(net, stem.with_suffix(".json"))
+    write_json_atomic(f"{stem}.report.json", rep)
+    taus = ", ".join(f"{t['tau']} {t['trained_ms']['mean']:.3g} -> {t['grid_ms']} ms" for t in rep["time_constants"])
+    click.echo(f"{Path(checkpoint).stem} -> {rep['profile']}: shifts {rep['weight_shift']}, {taus} -> {stem}.json")
+
+
 @cli.group()
 def xylo() -> None:
     """SynSense Xylo (profiles xylo-audio2, xylo-imu): verify against xylosim, export for Rockpool."""

@@ -157,6 +157,17 @@ def test_cli_xylo_verify_and_export(tmp_path, capsys):
     assert "exists; pass --overwrite" in capsys.readouterr().err
 
 
+def test_cli_quantize_dispatches_on_a_xylo_target(tmp_path, capsys):
+    assert main(["quantize", str(SHIPPED) + ".json", "--target", "xylo-audio2", "-o", str(tmp_path / "q")]) == 0
+    assert load_spec(tmp_path / "q.json").n_hidden == 96
+    rep = json.loads((tmp_path / "q.report.json").read_text())
+    assert rep["profile"] == "xylo-audio2" and len(rep["time_constants"]) == 4
+    loihi = REPO / "models" / "mnist1d-rec-syn-loihi1.json"
+    assert main(["quantize", str(loihi), "--target", "xylo-audio2", "-o", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "Loihi-style) checkpoint does not map onto xylo-audio2" in err and len(err.strip().splitlines()) == 1
+
+
 def test_cli_one_line_errors(tmp_path, capsys):
     assert main(["xylo", "verify", str(tmp_path / "nope"), "--backends", "emulator"]) == 2
     assert "Xylo checkpoint file not found" in capsys.readouterr().err
