@@ -271,7 +271,7 @@ def _register_optional_commands() -> None:
     import importlib
 
     for mod in ("rsnn_deploy.cli_deploy", "rsnn_deploy.cli_tune", "rsnn_deploy.cli_export", "rsnn_deploy.cli_hil",
-                "rsnn_deploy.cli_encode", "rsnn_deploy.cli_import"):
+                "rsnn_deploy.cli_encode", "rsnn_deploy.cli_import", "rsnn_deploy.cli_xylo"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as err:

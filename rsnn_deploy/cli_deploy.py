@@ -101,7 +101,13 @@ def quantize(checkpoint: str, target: str, out: str, calib: int, data_dir: str |
     from rsnn_deploy.io import artifact_inputs, check_writable_path, guard_outputs, write_json_atomic, write_text_atomic
     from rsnn_deploy.qnet import qnet_paths, save_qnet
     from rsnn_deploy.verify import quantize_checkpoint
+    from rsnn_deploy.xylo.profile import is_xylo_profile
 
+    if is_xylo_profile(target):  # Xylo checkpoints and integers have their own types (rsnn_deploy/xylo/)
+        from rsnn_deploy.cli_xylo import run_xylo_quantize
+
+        run_xylo_quantize(checkpoint, target, out, overwrite)
+        return
     check_writable_path(out, "-o")
     st_out, json_out = qnet_paths(out)
     stem = json_out.with_suffix("")
@@ -229,6 +235,14 @@ def verify_cmd(checkpoint: str | None, use_default: bool, target: str | None, ba
 
     if use_default and checkpoint:
         raise ValidationError("verify: pass either CHECKPOINT or --default, not both")
+    from rsnn_deploy.xylo.profile import is_xylo_profile
+
+    if target and is_xylo_profile(target):  # Xylo has its own model and pipeline (rsnn_deploy/xylo/)
+        from rsnn_deploy.cli_xylo import run_xylo_verify
+
+        run_xylo_verify(None if use_default else checkpoint, target, "train" if split == "train" else "test", limit,
+                        backends or "float,fake-quant,emulator,xylosim", out, overwrite)
+        return
     path = default_checkpoint() if (use_default or not checkpoint) else checkpoint
     folder = check_writable_path(out, "-o", is_dir=True)
     inputs = [*artifact_inputs(path), *(artifact_inputs(qnet_path) if qnet_path else []),

@@ -29,11 +29,13 @@ COMPONENTS: dict[str, str] = {
     "norse": "needs Norse: pip install --no-deps norse==1.1.0",
     "spikingjelly": "needs SpikingJelly: pip install --no-deps spikingjelly==2.0.0",
     "neurobench": "needs NeuroBench: pip install --no-deps neurobench==2.3.0",
+    "xylosim": "needs xylosim 0.1.3 (SynSense's Xylo simulator, a C++ sdist): pip install xylosim==0.1.3 "
+    "(needs g++; .ci/run caches its wheel)",
     "lava": "needs Lava 0.10: Python 3.10 (pyenv's 3.10.13, or RSNN_DEPLOY_LAVA_PYTHON) and its side environment, "
     "built by rsnn-deploy lava-env",
 }
 # component -> the module whose import proves it is there
-_MODULES = {"norse": "norse.torch", "spikingjelly": "spikingjelly", "neurobench": "neurobench"}
+_MODULES = {"norse": "norse.torch", "spikingjelly": "spikingjelly", "neurobench": "neurobench", "xylosim": "xylosim"}
 
 
 def _fashion_present() -> bool:

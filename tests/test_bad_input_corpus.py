@@ -344,6 +344,12 @@ CASES = [
          _file("g.nir", b"not an hdf5 file")),
     Case("import-output-exists", ["import", "{case}/g.nir", "-o", "{ws}/run", "--dt", "1e-3"], r"exists",
          _file("g.nir", b"not an hdf5 file")),
+    # ---------------------------------------------------------------- xylo
+    Case("xylo-verify-missing-checkpoint", ["xylo", "verify", "{case}/none.json"], r"none"),
+    Case("xylo-verify-unknown-backend", ["xylo", "verify", "--backends", "bogus"], r"--backends"),
+    Case("xylo-export-output-exists", ["xylo", "export", "-o", "{ws}/card.md"], r"exists; pass --overwrite"),
+    Case("xylo-quantize-loihi-checkpoint", ["quantize", RUN, "--target", "xylo-audio2", "-o", "{case}/q"],
+         r"Loihi-style checkpoint"),
     # ---------------------------------------------------------------- lava-env
     Case("lava-env-unknown-flag", ["lava-env", "--chek"], r"--chek"),
     # ---------------------------------------------------------------- storage URLs (a closed local port only)
