@@ -43,10 +43,16 @@ def _backends(value: str) -> list[str]:
 
 
 def run_xylo_verify(
-    checkpoint: str | None, target: str, split: str, limit: int | None, backends: str, out: str | None
+    checkpoint: str | None, target: str, split: str, limit: int | None, backends: str, out: str | None,
+    overwrite: bool = False,
 ) -> dict:
     """Quantize a Xylo checkpoint for ``target`` and run the backends; print and optionally write the report."""
-    from rsnn_deploy.io import write_json_atomic
+    from rsnn_deploy.io import artifact_inputs, check_writable_path, guard_outputs, write_json_atomic
+
+    if out:  # refuse before any work: an existing report is the user's (--overwrite replaces it)
+        check_writable_path(out, "-o", is_dir=True)
+        guard_outputs([Path(out) / "report.json"], inputs=artifact_inputs(checkpoint) if checkpoint else [],
+                      overwrite=overwrite)
     from rsnn_deploy.xylo.profile import load_xylo_profile
     from rsnn_deploy.xylo.quantize import quantize_model
     from rsnn_deploy.xylo.train import load_xylo_checkpoint

@@ -349,7 +349,7 @@ CASES = [
     Case("xylo-verify-unknown-backend", ["xylo", "verify", "--backends", "bogus"], r"--backends"),
     Case("xylo-export-output-exists", ["xylo", "export", "-o", "{ws}/card.md"], r"exists; pass --overwrite"),
     Case("xylo-quantize-loihi-checkpoint", ["quantize", RUN, "--target", "xylo-audio2", "-o", "{case}/q"],
-         r"Loihi-style checkpoint"),
+         r"model\.json: an rsnn-deploy \(Loihi-style\) checkpoint"),
     # ---------------------------------------------------------------- lava-env
     Case("lava-env-unknown-flag", ["lava-env", "--chek"], r"--chek"),
     # ---------------------------------------------------------------- storage URLs (a closed local port only)
