@@ -13,6 +13,7 @@ import functools
 import importlib
 import os
 import shutil
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,6 +32,8 @@ COMPONENTS: dict[str, str] = {
     "neurobench": "needs NeuroBench: pip install --no-deps neurobench==2.3.0",
     "xylosim": "needs xylosim 0.1.3 (SynSense's Xylo simulator, a C++ sdist): pip install xylosim==0.1.3 "
     "(needs g++; .ci/run caches its wheel)",
+    "nir-1.0.4": "needs the nir 1.0.4 wheel (what Rockpool / Sinabs pin): pip download --no-deps nir==1.0.4 -d "
+    ".ci/wheels (or set RSNN_DEPLOY_NIR_1_0_4_WHEEL)",
     "lava": "needs Lava 0.10: Python 3.10 (pyenv's 3.10.13, or RSNN_DEPLOY_LAVA_PYTHON) and its side environment, "
     "built by rsnn-deploy lava-env",
 }
@@ -77,6 +80,12 @@ def _importable(module: str) -> bool:
     return True
 
 
+def nir_104_wheel() -> Path:
+    """Where the nir 1.0.4 wheel is expected (``.ci/run`` downloads it; tests unpack it into a temporary folder)."""
+    env = os.environ.get("RSNN_DEPLOY_NIR_1_0_4_WHEEL")
+    return Path(env) if env else Path(__file__).resolve().parents[1] / ".ci" / "wheels" / "nir-1.0.4-py3-none-any.whl"
+
+
 def lava_skip_reason() -> str | None:
     """Why tests that run the real Lava cannot run here (None: they can). One line, naming what is missing.
 
@@ -99,6 +108,7 @@ def _lava_present() -> bool:
 
 _CHECKS = {
     "lava": _lava_present,
+    "nir-1.0.4": lambda: nir_104_wheel().is_file(),
     "fashion-mnist": _fashion_present,
     "postgres": _postgres_present,
     "cc": _cc_present,

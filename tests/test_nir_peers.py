@@ -118,14 +118,10 @@ def test_spikingjelly_refuses_the_li_readout(tmp_path):
 
 
 def _nir_104_wheel():
-    import os
-    from pathlib import Path
+    from conftest import nir_104_wheel, require
 
-    env = os.environ.get("RSNN_DEPLOY_NIR_1_0_4_WHEEL")
-    path = Path(env) if env else Path(__file__).resolve().parents[1] / ".ci" / "wheels" / "nir-1.0.4-py3-none-any.whl"
-    if not path.is_file():
-        pytest.skip("nir 1.0.4 wheel missing: .ci/run downloads it to .ci/wheels (or set RSNN_DEPLOY_NIR_1_0_4_WHEEL)")
-    return path
+    require("nir-1.0.4")
+    return nir_104_wheel()
 
 
 @pytest.mark.parametrize("variant", ["rec-syn", "rec", "lif"])

@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MNIST1D_MODELS = sorted(
     p.with_suffix("") for p in (ROOT / "models").glob("*.json")
     if json.loads(p.read_text()).get("task", {}).get("name") == "mnist1d"
+    and json.loads(p.read_text()).get("format") == "rsnn-deploy/checkpoint"  # Xylo's: tests/test_xylo_model.py
 )  # fmt: skip
 
 
