@@ -95,6 +95,7 @@ def run(out: Path, n: int, steps: int, slow: int, rate: float) -> dict[str, Any]
     from rsnn_deploy.cli import main as cli
     from rsnn_deploy.errors import RsnnError
     from rsnn_deploy.export._nir_parity import compare_spikes, generated_spikes, reader_hidden_spikes
+    from rsnn_deploy.lava_env import lava_python
     from rsnn_deploy.model import logits_from_spikes
     from rsnn_deploy.verify import verify
 
@@ -141,7 +142,8 @@ def run(out: Path, n: int, steps: int, slow: int, rate: float) -> dict[str, Any]
         print(f"  {convention}: our readout on snnTorch's hidden spikes agrees with its prediction on "
               f"{100 * readout_only:.1f} %", flush=True)
         for target in targets:
-            backends = list(CHAIN) if target == "loihi1" else list(CHAIN[:3])
+            # loihi1's chip simulator is nengo-loihi; loihi2's is Lava itself (where its side environment exists)
+            backends = list(CHAIN) if target == "loihi1" else [*CHAIN[:3], *(["lava"] if lava_python() else [])]
             try:
                 res = verify(ck / "model.json", target, backends=backends, split="test", slow_limit=slow,
                              calib=min(n, 200), progress=False)
@@ -150,7 +152,7 @@ def run(out: Path, n: int, steps: int, slow: int, rate: float) -> dict[str, Any]
                 print(f"  {convention} on {target}: refused: {err}", flush=True)
                 continue
             rep, traces = res.report, res.figure_data["traces"]
-            names = [b for b in CHAIN if b in traces]
+            names = [b for b in (*CHAIN, "lava") if b in traces]
             stages = [_agreement(traces, a, b) for a, b in itertools.pairwise(names)]
             if "emulator" in traces and "torch-float" in traces:
                 stages.append(_agreement(traces, "torch-float", "emulator"))
