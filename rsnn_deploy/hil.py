@@ -135,7 +135,8 @@ class EmulatorStepper:
     name = "emulator"
 
     def __init__(self, qnet: QuantizedNetwork, batch: int = 1) -> None:
-        from rsnn_deploy.emulator import initial_state, loihi1_step, loihi2_step, params_for
+        from rsnn_deploy import semantics
+        from rsnn_deploy.emulator import initial_state, params_for
         from rsnn_deploy.hardware import load_profile
 
         self.qnet = qnet
@@ -143,7 +144,7 @@ class EmulatorStepper:
         self.batch, self.n_inputs, self.n_hidden = int(batch), qnet.n_inputs, qnet.n_hidden
         self.input_latency = int(qnet.input_latency)
         self._params = params_for(qnet, self.profile)
-        self._step = loihi1_step if self.profile.semantics == "nengo-loihi-1.1" else loihi2_step
+        self._step = semantics.for_profile(self.profile).step
         self._initial = initial_state
         self._w_in_t = np.ascontiguousarray(qnet.w_in.T, dtype=np.int64)
         self._w_rec_t = None if qnet.w_rec is None else np.ascontiguousarray(qnet.w_rec.T, dtype=np.int64)
@@ -273,11 +274,12 @@ class NengoLoihiStepper:
     name = "nengo-loihi"
 
     def __init__(self, qnet: QuantizedNetwork, batch: int = 1, target: str = "sim", dt: float = 0.001) -> None:
+        from rsnn_deploy import semantics
         from rsnn_deploy.hardware import load_profile
         from rsnn_deploy.nengo_build import refuse_adaptive_on_loihi
 
         refuse_adaptive_on_loihi(qnet)
-        if load_profile(qnet.profile).semantics != "nengo-loihi-1.1":
+        if semantics.for_profile(load_profile(qnet.profile)).chip_backend != "nengo-loihi":
             raise UnsupportedError(
                 f"--backend nengo-loihi: runs nengo-loihi 1.1 semantics (profile loihi1); the network is quantized "
                 f"for {qnet.profile!r}; use --backend emulator or onnx"
@@ -556,9 +558,10 @@ class StreamResult:
 
 
 def _overflow_names(qnet: QuantizedNetwork) -> tuple[str, ...]:
+    from rsnn_deploy import semantics
     from rsnn_deploy.hardware import load_profile
 
-    return ("q", "u", "u2") if load_profile(qnet.profile).semantics == "nengo-loihi-1.1" else ("q", "u", "theta")
+    return semantics.for_profile(load_profile(qnet.profile)).overflow_names
 
 
 def stream(

@@ -296,6 +296,7 @@ class VerifyResult:
 
 
 def _resolve_backends(names: Sequence[str], qnet: Any, explicit: bool) -> tuple[list[str], list[dict[str, str]]]:
+    from rsnn_deploy import semantics
     from rsnn_deploy.backends import backend_spec
     from rsnn_deploy.hardware import load_profile
 
@@ -307,7 +308,7 @@ def _resolve_backends(names: Sequence[str], qnet: Any, explicit: bool) -> tuple[
                 skipped.append({"backend": name,
                                 "reason": "threshold adaptation: nengo-loihi builds AdaptiveLIF as LIF"})
                 continue
-            if load_profile(qnet.profile).semantics != "nengo-loihi-1.1":
+            if semantics.for_profile(load_profile(qnet.profile)).chip_backend != name:
                 skipped.append({"backend": name, "reason": f"profile {qnet.profile} is not nengo-loihi's"})
                 continue
         if name == "lava" and not explicit:
@@ -323,10 +324,11 @@ def _resolve_backends(names: Sequence[str], qnet: Any, explicit: bool) -> tuple[
 
 def _lava_skip_reason(qnet: Any) -> str | None:
     """Why the default ``lava`` backend does not run for ``qnet`` (None: it runs)."""
+    from rsnn_deploy import semantics
     from rsnn_deploy.hardware import load_profile
     from rsnn_deploy.lava_env import LavaUnavailable, find_base_python, lava_python
 
-    if load_profile(qnet.profile).semantics != "lava-lif-atrlif":
+    if semantics.for_profile(load_profile(qnet.profile)).chip_backend != "lava":
         return f"profile {qnet.profile} is not Lava's (loihi2)"
     if qnet.adapt_kind == "threshold":
         return "threshold adaptation with reset is no Lava process (train with adapt_kind atrlif)"

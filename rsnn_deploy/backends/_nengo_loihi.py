@@ -25,12 +25,13 @@ class NengoLoihiBackend:
     name = "nengo-loihi"
 
     def __init__(self, qnet: Any, record_states: bool = False, progress: Any = None, chunk: int = 25):
+        from rsnn_deploy import semantics
         from rsnn_deploy.errors import UnsupportedError
         from rsnn_deploy.hardware import load_profile
         from rsnn_deploy.nengo_build import refuse_adaptive_on_loihi
 
         refuse_adaptive_on_loihi(qnet)
-        if load_profile(qnet.profile).semantics != "nengo-loihi-1.1":
+        if semantics.for_profile(load_profile(qnet.profile)).chip_backend != self.name:
             raise UnsupportedError(
                 f"backend nengo-loihi: runs nengo-loihi 1.1 semantics (profile loihi1), the network is quantized "
                 f"for {qnet.profile!r}; use --backends nengo for it"
