@@ -219,7 +219,7 @@ def register() -> None:
     """Register ``onnx`` (idempotent: the registry accepts the same factory twice)."""
     from rsnn_deploy.backends import register_backend
 
-    register_backend("onnx", needs="qnet", description="onnxruntime, exported integer step graph")(_make)
+    register_backend("onnx", needs="qnet", description="onnxruntime, exported integer step graph", integer=True)(_make)
 
 
 def _make(source: Any) -> OnnxBackend:
