@@ -129,9 +129,7 @@ def _loihi1(o: _Ops, qnet: QuantizedNetwork, prof: HardwareProfile, q: str, st: 
     ``vth < vmax``, the sign handling of v's decay when ``vmin >= 0``. Skipping a no-op is
     exact, and it made the graph about twice as fast in onnxruntime.
     """
-    from rsnn_deploy.emulator import params_for
-
-    p = params_for(qnet, prof)
+    p = semantics.loihi1.params(qnet, prof)  # the numpy step's own parameters (the graph is tested against it)
     b, s = o.b, prof.state
     none = b.const([0], _I64)
     qw = o.wrap(q, s.q_bits) if p.wrap_q else q

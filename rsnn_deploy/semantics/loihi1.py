@@ -193,7 +193,7 @@ def params(qnet: QuantizedNetwork, profile: HardwareProfile) -> Loihi1Params:
 
 def initial_state(batch: int, n_hidden: int, dtype: type = np.int64) -> Loihi1State:
     """All-zero state (the chip at rest); ``ref_count`` is always int64."""
-    z = np.zeros((batch, n_hidden), dtype=dtype)
+    z: np.ndarray = np.zeros((batch, n_hidden), dtype=dtype)
     s = np.zeros((batch, n_hidden), dtype=bool)
     rc = np.zeros((batch, n_hidden), dtype=np.int64)
     return Loihi1State(u=z, v=z.copy(), ref_count=rc, spikes=s, overflow=np.zeros(3, dtype=np.int64))

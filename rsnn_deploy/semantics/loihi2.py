@@ -155,7 +155,7 @@ def params(qnet: QuantizedNetwork, profile: HardwareProfile) -> Loihi2Params:
 
 def initial_state(batch: int, n_hidden: int, dtype: type = np.int64) -> Loihi2State:
     """All-zero state (the chip at rest)."""
-    z = np.zeros((batch, n_hidden), dtype=dtype)
+    z: np.ndarray = np.zeros((batch, n_hidden), dtype=dtype)
     s = np.zeros((batch, n_hidden), dtype=bool)
     return Loihi2State(u=z, v=z.copy(), theta=z.copy(), r=z.copy(), spikes=s, overflow=np.zeros(3, dtype=np.int64))
 
