@@ -231,7 +231,9 @@ def _resume_from_recorded(out, flags, task_name, data_path, task_params, config,
         section = rec["model"] if name in model_keys else rec["train"] if name in train_keys else None
         if section is not None and section.get(name) != value:
             refuse(name, section.get(name), value)
-    task = task_for_checkpoint({"task": rec_task}, data_dir=data_dir)
+    # the recorded model (its n_in) and input code let the task be rebuilt as the run encoded it
+    meta = {"task": rec_task, "model": rec["model"], **({"encoder": rec["encoder"]} if "encoder" in rec else {})}
+    task = task_for_checkpoint(meta, data_dir=data_dir)
     result = run_training(task, rec["model_cfg"], rec["train_cfg"], out, resume=True,
                           device=flags.get("device"), progress=not quiet)
     _echo_result(task, rec["model_cfg"], result)
