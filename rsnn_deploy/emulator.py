@@ -59,7 +59,7 @@ from rsnn_deploy.semantics._int import (  # noqa: F401  (re-exported; tests use 
 )
 from rsnn_deploy.semantics.loihi1 import Loihi1Params, Loihi1State, loihi1_step
 from rsnn_deploy.semantics.loihi2 import Loihi2Params, Loihi2State, loihi2_step
-from rsnn_deploy.trace import Trace, host_readout
+from rsnn_deploy.trace import Trace, host_readout, is_binary
 
 __all__ = [
     "EmulatorOverflowError",
@@ -126,7 +126,7 @@ def _check_spikes(spikes_in: np.ndarray, n_inputs: int) -> np.ndarray:
     if x.dtype != np.bool_:
         if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
             raise ValidationError(f"run.spikes_in: must be bool or 0/1 (got dtype {x.dtype})")
-        if x.size and (x.min() < 0 or x.max() > 1 or (np.issubdtype(x.dtype, np.floating) and np.any(x % 1))):
+        if not is_binary(x):
             raise ValidationError(f"run.spikes_in: must hold only 0 and 1 (got values in [{x.min()}, {x.max()}])")
     return x
 

@@ -65,6 +65,7 @@ import numpy as np
 
 from rsnn_deploy.errors import DataError, UnsupportedError, ValidationError
 from rsnn_deploy.qnet import QuantizedNetwork
+from rsnn_deploy.trace import is_binary
 
 __all__ = [
     "HIL_BACKENDS",
@@ -119,7 +120,7 @@ def _frame(frame: np.ndarray, batch: int, n_inputs: int, owner: str) -> np.ndarr
     if x.shape != (batch, n_inputs):
         raise ValidationError(f"{owner}.frame: must be [{batch}, {n_inputs}] spikes (got shape {np.shape(frame)})")
     if x.dtype != np.bool_:
-        if x.size and (x.min() < 0 or x.max() > 1 or not np.all(np.equal(np.mod(x, 1), 0))):
+        if not is_binary(x):
             raise ValidationError(f"{owner}.frame: must hold only 0 and 1 (got values in [{x.min()}, {x.max()}])")
         x = x.astype(bool)
     return x
@@ -523,7 +524,7 @@ def load_stream(path: str | Path, n_inputs: int | None = None) -> StreamData:
         raise ValidationError(f"{p}: x: must be [T, C] or [N, T, C] spikes (got shape {x.shape})")
     if x.dtype != np.bool_ and not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
         raise ValidationError(f"{p}: x: must be bool or 0/1 numbers (got dtype {x.dtype})")
-    if x.dtype != np.bool_ and (x.min() < 0 or x.max() > 1 or not np.all(np.equal(np.mod(x, 1), 0))):
+    if not is_binary(x):
         raise ValidationError(f"{p}: x: must hold only 0 and 1 spikes (got values in [{x.min()}, {x.max()}]); "
                               "turn raw signals into spikes with rsnn-deploy encode MODEL RAW.npz -o STREAM.npz")
     if n_inputs is not None and x.shape[2] != n_inputs:

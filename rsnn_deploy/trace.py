@@ -24,7 +24,7 @@ import numpy as np
 
 from rsnn_deploy.errors import ValidationError
 
-__all__ = ["ReadoutMode", "Trace", "first_divergence", "host_readout"]
+__all__ = ["ReadoutMode", "Trace", "first_divergence", "host_readout", "is_binary"]
 
 ReadoutMode = Literal["mean", "last"]
 
@@ -177,3 +177,18 @@ def first_divergence(a: Any, b: Any, fields: tuple[str, ...] = ("spikes", "volta
             best = {"sample": s, "step": t, "neuron": n, "variable": name,
                     "a": np.asarray(x)[s, t, n].item(), "b": np.asarray(y)[s, t, n].item()}
     return best
+
+
+def is_binary(x: np.ndarray) -> bool:
+    """Whether every entry of ``x`` is 0 or 1: the one rule every runner checks its input spikes with.
+
+    Bool always is; numbers by min/max and, for floats, integrality (NaN is not 0/1). Min/max
+    rather than ``np.isin``, which sorts (94M values in one verify). Each caller keeps its own
+    one-line message naming its argument, and its own policy on which dtypes it takes.
+    """
+    x = np.asarray(x)
+    if x.dtype == np.bool_ or x.size == 0:
+        return True
+    if x.min() < 0 or x.max() > 1:
+        return False
+    return not np.issubdtype(x.dtype, np.floating) or bool(np.array_equal(x, x.astype(bool)))

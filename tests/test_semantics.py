@@ -116,3 +116,25 @@ def test_no_module_compares_the_semantics_string():
         for pattern in (r"semantics\s*[!=]=", r'"nengo-loihi-1\.1"', r'"lava-lif-atrlif"'):
             offenders += [f"{path.relative_to(PACKAGE)}: {m.group(0)}" for m in re.finditer(pattern, text)]
     assert not offenders, offenders
+
+
+@pytest.mark.parametrize(
+    ("values", "dtype", "want"),
+    [
+        ([0, 1, 1], np.int64, True),
+        ([0, 2], np.uint8, False),
+        ([-1, 0], np.int8, False),
+        ([0.0, 1.0], np.float32, True),
+        ([0.5, 1.0], np.float64, False),
+        ([0.0, np.nan], np.float64, False),
+        ([True, False], np.bool_, True),
+        ([], np.float64, True),
+    ],
+)
+def test_one_input_rule(values, dtype, want):
+    """``trace.is_binary`` is the 0/1 rule of the emulator, backends, ONNX runner, hil and the input code."""
+    from rsnn_deploy.trace import is_binary
+
+    x = np.asarray(values, dtype=dtype)
+    assert is_binary(x) is want
+    assert is_binary(x) == bool(np.isin(x, (0, 1)).all())  # the definition, without the sort

@@ -43,7 +43,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 
 from rsnn_deploy.errors import UnsupportedError, ValidationError
-from rsnn_deploy.trace import Trace
+from rsnn_deploy.trace import Trace, is_binary
 
 __all__ = [
     "PLUGIN_MODULES",
@@ -235,7 +235,7 @@ def check_input(spikes: np.ndarray, n_inputs: int, owner: str) -> np.ndarray:
         raise ValidationError(f"{owner}.spikes: must be [B, T, {n_inputs}] (got shape {x.shape})")
     if x.dtype != np.bool_ and not np.issubdtype(x.dtype, np.integer):
         raise ValidationError(f"{owner}.spikes: must be bool or 0/1 integers (got dtype {x.dtype})")
-    if x.size and x.dtype != np.bool_ and (x.min() < 0 or x.max() > 1):
+    if not is_binary(x):
         raise ValidationError(f"{owner}.spikes: must hold only 0 and 1 (got values in [{x.min()}, {x.max()}])")
     return x.astype(np.uint8, copy=False)
 
