@@ -56,3 +56,19 @@ def test_the_nengo_neuron_type_runs_the_toy_step(toy):
     emu = toy["run"](toy["qnet"], x, profile=toy["prof"])
     got = run_nengo_core(toy["qnet"], x, profile=toy["prof"])
     assert np.array_equal(got.spikes, emu.spikes)
+
+
+def test_the_hil_emulator_stepper_runs_the_toy_step(toy):
+    from rsnn_deploy import hardware
+    from rsnn_deploy.hil import EmulatorStepper
+
+    hardware.register_profile(toy["path"])  # the network names its profile "toy"; --profile PATH does this
+    try:
+        qnet, x, trace = toy["qnet"], toy["x"], toy["trace"]
+        lat, t_steps = qnet.input_latency, x.shape[1]
+        stepper = EmulatorStepper(qnet, batch=x.shape[0])
+        frames = [x[:, k] for k in range(t_steps)] + [np.zeros_like(x[:, 0])] * lat
+        chip = np.stack([stepper.step(f) for f in frames], axis=1)  # chip step n integrates frame n - lat
+        assert np.array_equal(chip[:, lat:], trace.spikes)
+    finally:
+        hardware._REGISTERED.pop("toy", None)
