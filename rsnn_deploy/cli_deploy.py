@@ -417,9 +417,12 @@ def model_card(checkpoint: str, target: str | None, train_cmd: str | None, slow_
     guard_outputs([out], inputs=[*artifact_inputs(checkpoint), *_profile_inputs(target)], overwrite=overwrite)
     ckpt = load_checkpoint(checkpoint)
     prof = target_of(ckpt, target)
-    loihi1 = load_profile(prof).semantics == "nengo-loihi-1.1"
-    integer = "nengo-loihi" if loihi1 else "nengo"
-    chosen = ["torch-float", "emulator", integer] + ([] if loihi1 else ["lava"])  # loihi2: Lava's own processes
+    from rsnn_deploy import semantics
+
+    # loihi1: nengo-loihi; loihi2: nengo core and Lava's own processes
+    deploy_backends = semantics.for_profile(load_profile(prof)).deploy_backends
+    integer = deploy_backends[0]
+    chosen = ["torch-float", "emulator", *deploy_backends]
     result = verify(checkpoint, prof, backends=chosen, slow_limit=slow_limit, data_dir=data_dir,
                     progress=not quiet)
     st, js = checkpoint_paths(checkpoint)

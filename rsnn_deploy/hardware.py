@@ -32,6 +32,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
+from rsnn_deploy import semantics
 from rsnn_deploy.errors import ValidationError
 
 __all__ = [
@@ -44,10 +45,6 @@ __all__ = [
 
 BUILTIN_PROFILES: tuple[str, ...] = ("loihi1", "loihi2")
 SCHEMA_VERSION = 1
-
-# Which integer step of rsnn_deploy.emulator a profile uses, and the comparison that step makes.
-_SEMANTICS_COMPARISON = {"nengo-loihi-1.1": ">", "lava-lif-atrlif": ">"}
-
 
 class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -286,7 +283,7 @@ class HardwareProfile(_Section):
     schema_version: Literal[1]
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]*$")
     description: str
-    semantics: Literal["nengo-loihi-1.1", "lava-lif-atrlif"]
+    semantics: str  # a key of rsnn_deploy.semantics (checked below: unknown keys are refused)
     dt_ms: float | None = Field(default=None, gt=0)
     weight: WeightFormat
     decay: DecayFormat
@@ -306,11 +303,10 @@ class HardwareProfile(_Section):
 
     @model_validator(mode="after")
     def _check_consistency(self) -> HardwareProfile:
-        expected = _SEMANTICS_COMPARISON[self.semantics]
-        if self.threshold.comparison != expected:
+        if self.semantics not in semantics.known():
             raise ValueError(
-                f"threshold.comparison: must be {expected!r} for semantics {self.semantics!r} "
-                f"(got {self.threshold.comparison!r})"
+                f"semantics: unknown integer semantics (got {self.semantics!r}); "
+                f"use one of {', '.join(semantics.known())}"
             )
         if self.features.adaptation and self.adaptation is None:
             raise ValueError("adaptation: section required when features.adaptation is not empty")
@@ -327,6 +323,9 @@ class HardwareProfile(_Section):
                 "features.voltage_floor: must be true exactly when voltage.floor_exponent_min < "
                 f"floor_exponent_max (got voltage_floor={self.features.voltage_floor})"
             )
+        refusal = semantics.get(self.semantics).refusal(self)  # fields its step cannot honour
+        if refusal:
+            raise ValueError(refusal)
         return self
 
     @property

@@ -65,6 +65,7 @@ import numpy as np
 
 from rsnn_deploy.errors import DataError, UnsupportedError, ValidationError
 from rsnn_deploy.qnet import QuantizedNetwork
+from rsnn_deploy.trace import is_binary
 
 __all__ = [
     "HIL_BACKENDS",
@@ -119,7 +120,7 @@ def _frame(frame: np.ndarray, batch: int, n_inputs: int, owner: str) -> np.ndarr
     if x.shape != (batch, n_inputs):
         raise ValidationError(f"{owner}.frame: must be [{batch}, {n_inputs}] spikes (got shape {np.shape(frame)})")
     if x.dtype != np.bool_:
-        if x.size and (x.min() < 0 or x.max() > 1 or not np.all(np.equal(np.mod(x, 1), 0))):
+        if not is_binary(x):
             raise ValidationError(f"{owner}.frame: must hold only 0 and 1 (got values in [{x.min()}, {x.max()}])")
         x = x.astype(bool)
     return x
@@ -135,7 +136,8 @@ class EmulatorStepper:
     name = "emulator"
 
     def __init__(self, qnet: QuantizedNetwork, batch: int = 1) -> None:
-        from rsnn_deploy.emulator import initial_state, loihi1_step, loihi2_step, params_for
+        from rsnn_deploy import semantics
+        from rsnn_deploy.emulator import initial_state, params_for
         from rsnn_deploy.hardware import load_profile
 
         self.qnet = qnet
@@ -143,7 +145,7 @@ class EmulatorStepper:
         self.batch, self.n_inputs, self.n_hidden = int(batch), qnet.n_inputs, qnet.n_hidden
         self.input_latency = int(qnet.input_latency)
         self._params = params_for(qnet, self.profile)
-        self._step = loihi1_step if self.profile.semantics == "nengo-loihi-1.1" else loihi2_step
+        self._step = semantics.for_profile(self.profile).step
         self._initial = initial_state
         self._w_in_t = np.ascontiguousarray(qnet.w_in.T, dtype=np.int64)
         self._w_rec_t = None if qnet.w_rec is None else np.ascontiguousarray(qnet.w_rec.T, dtype=np.int64)
@@ -273,11 +275,12 @@ class NengoLoihiStepper:
     name = "nengo-loihi"
 
     def __init__(self, qnet: QuantizedNetwork, batch: int = 1, target: str = "sim", dt: float = 0.001) -> None:
+        from rsnn_deploy import semantics
         from rsnn_deploy.hardware import load_profile
         from rsnn_deploy.nengo_build import refuse_adaptive_on_loihi
 
         refuse_adaptive_on_loihi(qnet)
-        if load_profile(qnet.profile).semantics != "nengo-loihi-1.1":
+        if semantics.for_profile(load_profile(qnet.profile)).chip_backend != "nengo-loihi":
             raise UnsupportedError(
                 f"--backend nengo-loihi: runs nengo-loihi 1.1 semantics (profile loihi1); the network is quantized "
                 f"for {qnet.profile!r}; use --backend emulator or onnx"
@@ -521,7 +524,7 @@ def load_stream(path: str | Path, n_inputs: int | None = None) -> StreamData:
         raise ValidationError(f"{p}: x: must be [T, C] or [N, T, C] spikes (got shape {x.shape})")
     if x.dtype != np.bool_ and not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
         raise ValidationError(f"{p}: x: must be bool or 0/1 numbers (got dtype {x.dtype})")
-    if x.dtype != np.bool_ and (x.min() < 0 or x.max() > 1 or not np.all(np.equal(np.mod(x, 1), 0))):
+    if not is_binary(x):
         raise ValidationError(f"{p}: x: must hold only 0 and 1 spikes (got values in [{x.min()}, {x.max()}]); "
                               "turn raw signals into spikes with rsnn-deploy encode MODEL RAW.npz -o STREAM.npz")
     if n_inputs is not None and x.shape[2] != n_inputs:
@@ -556,9 +559,10 @@ class StreamResult:
 
 
 def _overflow_names(qnet: QuantizedNetwork) -> tuple[str, ...]:
+    from rsnn_deploy import semantics
     from rsnn_deploy.hardware import load_profile
 
-    return ("q", "u", "u2") if load_profile(qnet.profile).semantics == "nengo-loihi-1.1" else ("q", "u", "theta")
+    return semantics.for_profile(load_profile(qnet.profile)).overflow_names
 
 
 def stream(

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from rsnn_deploy import semantics
 from rsnn_deploy.config import ModelConfig
 from rsnn_deploy.errors import UnsupportedError
 from rsnn_deploy.hardware import HardwareProfile, load_profile
@@ -49,7 +50,7 @@ CALIBRATION_MARGIN = 0.5  # measured peaks may use at most this fraction of a st
 
 def _decay_limits(profile: HardwareProfile, offset: int) -> tuple[int, int]:
     d_max = profile.decay.max
-    if profile.semantics == "nengo-loihi-1.1" and offset == 1:
+    if semantics.for_profile(profile).u_decay_never_max and offset == 1:
         # nengo-loihi derives du = round(clip(decay*4095 - 1, 0, 4095)) from tau, which never reaches 4095
         d_max -= 1
     return 0, d_max
@@ -378,7 +379,7 @@ def quantize_model(model: RSNN, profile: str | HardwareProfile, calib_x: Tensor 
         w_top = prof.weight.mantissa_max * 2 ** (prof.weight.exponent_max + prof.weight.exponent_offset)
         top_used = any(np.abs(q[post, pre]).max(initial=0) == w_top for _, _, q, pre in tiles)
         low_input = block_report[0]["exponent"] < prof.weight.exponent_max
-        if prof.semantics == "nengo-loihi-1.1" and not top_used and low_input:
+        if semantics.for_profile(prof).anchor_input and not top_used and low_input:
             block_report[0] = _quantize_tile("w_in", w_in[post] * s, q_in, (post, slice(None)), j, prof,
                                              min_exponent=prof.weight.exponent_max)
         weight_report += block_report

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from rsnn_deploy.errors import ValidationError
 
-__all__ = ["ReadoutMode", "Trace", "host_readout"]
+__all__ = ["ReadoutMode", "Trace", "first_divergence", "host_readout", "is_binary"]
 
 ReadoutMode = Literal["mean", "last"]
 
@@ -154,3 +154,41 @@ def _integrate(
         y += bias
         readout[:, t] = y
         total += y
+
+
+def first_divergence(a: Any, b: Any, fields: tuple[str, ...] = ("spikes", "voltage", "current", "adaptation")
+                     ) -> dict[str, Any] | None:
+    """The first (sample, step, neuron, variable) where two traces differ, or None when identical.
+
+    Time comes first: the earliest step over all compared variables wins (a voltage
+    difference usually precedes the spike difference it causes).
+    """
+    best: dict[str, Any] | None = None
+    for name in fields:
+        x, y = getattr(a, name), getattr(b, name)
+        if x is None or y is None:
+            continue
+        bad = np.argwhere(np.asarray(x) != np.asarray(y))
+        if bad.size == 0:
+            continue
+        order = np.lexsort((bad[:, 2], bad[:, 0], bad[:, 1]))  # by step, then sample, then neuron
+        s, t, n = (int(v) for v in bad[order[0]])
+        if best is None or (t, s) < (best["step"], best["sample"]):
+            best = {"sample": s, "step": t, "neuron": n, "variable": name,
+                    "a": np.asarray(x)[s, t, n].item(), "b": np.asarray(y)[s, t, n].item()}
+    return best
+
+
+def is_binary(x: np.ndarray) -> bool:
+    """Whether every entry of ``x`` is 0 or 1: the one rule every runner checks its input spikes with.
+
+    Bool always is; numbers by min/max and, for floats, integrality (NaN is not 0/1). Min/max
+    rather than ``np.isin``, which sorts (94M values in one verify). Each caller keeps its own
+    one-line message naming its argument, and its own policy on which dtypes it takes.
+    """
+    x = np.asarray(x)
+    if x.dtype == np.bool_ or x.size == 0:
+        return True
+    if x.min() < 0 or x.max() > 1:
+        return False
+    return not np.issubdtype(x.dtype, np.floating) or bool(np.array_equal(x, x.astype(bool)))

@@ -55,7 +55,6 @@ __all__ = [
 ]
 
 DEFAULT_BACKENDS: tuple[str, ...] = ("torch-float", "torch-fakequant", "emulator", "nengo", "nengo-loihi", "lava")
-CHIP_SIMULATORS: tuple[str, ...] = ("nengo", "nengo-loihi", "lava")  # compared spike by spike with the emulator
 GAP_CHAIN: tuple[str, ...] = ("torch-float", "torch-fakequant", "emulator", "nengo-loihi")
 INTEGER_REFERENCE = "emulator"
 DEFAULT_MODEL = "mnist1d-rec-syn-loihi1"
@@ -252,7 +251,7 @@ def float_vs_emulator(float_tr: Any, emu_tr: Any, qnet: Any, model: Any, spikes_
 
 def agreement(ref: Any, other: Any) -> dict[str, Any]:
     """Agreement of an integer backend with the emulator on the samples it ran (below 100 % is a bug)."""
-    from rsnn_deploy.nengo_build import first_divergence
+    from rsnn_deploy.trace import first_divergence
 
     n = other.spikes.shape[0]
     a, b = ref.spikes[:n], other.spikes
@@ -296,46 +295,31 @@ class VerifyResult:
 
 
 def _resolve_backends(names: Sequence[str], qnet: Any, explicit: bool) -> tuple[list[str], list[dict[str, str]]]:
+    """The backends to run: by default each one asked whether it supports ``qnet`` (skipped with its reason).
+
+    Named explicitly, a backend runs or refuses itself. The integer reference is added when
+    a chosen backend declares a comparison with it.
+    """
     from rsnn_deploy.backends import backend_spec
-    from rsnn_deploy.hardware import load_profile
 
     chosen, skipped = [], []
     for name in names:
-        backend_spec(name)  # unknown names fail here, in one line
-        if name == "nengo-loihi" and not explicit:
-            if qnet.has_adaptation:
-                skipped.append({"backend": name,
-                                "reason": "threshold adaptation: nengo-loihi builds AdaptiveLIF as LIF"})
-                continue
-            if load_profile(qnet.profile).semantics != "nengo-loihi-1.1":
-                skipped.append({"backend": name, "reason": f"profile {qnet.profile} is not nengo-loihi's"})
-                continue
-        if name == "lava" and not explicit:
-            reason = _lava_skip_reason(qnet)
-            if reason:
-                skipped.append({"backend": name, "reason": reason})
-                continue
+        spec = backend_spec(name)  # unknown names fail here, in one line
+        reason = None if explicit else spec.unsupported(qnet)
+        if reason:
+            skipped.append({"backend": name, "reason": reason})
+            continue
         chosen.append(name)
-    if INTEGER_REFERENCE not in chosen and any(n in chosen for n in CHIP_SIMULATORS):
+    if INTEGER_REFERENCE not in chosen and any(_compares(n, "agreement") for n in chosen):
         chosen.insert(0, INTEGER_REFERENCE)  # the reference every integer backend is compared with
     return chosen, skipped
 
 
-def _lava_skip_reason(qnet: Any) -> str | None:
-    """Why the default ``lava`` backend does not run for ``qnet`` (None: it runs)."""
-    from rsnn_deploy.hardware import load_profile
-    from rsnn_deploy.lava_env import LavaUnavailable, find_base_python, lava_python
+def _compares(name: str, comparison: str) -> bool:
+    """Whether backend ``name`` declares ``comparison`` with the integer reference (``Backend`` registry)."""
+    from rsnn_deploy.backends import backend_spec
 
-    if load_profile(qnet.profile).semantics != "lava-lif-atrlif":
-        return f"profile {qnet.profile} is not Lava's (loihi2)"
-    if qnet.adapt_kind == "threshold":
-        return "threshold adaptation with reset is no Lava process (train with adapt_kind atrlif)"
-    if lava_python() is None:
-        try:
-            find_base_python()
-        except LavaUnavailable as err:
-            return str(err)
-    return None
+    return comparison in backend_spec(name).compare
 
 
 def verify(
@@ -410,7 +394,7 @@ def verify(
         spec = backend_spec(name)
         n_b = n_slow if spec.slow else n
         # integer backends record states on the slow subset, so that any divergence is located exactly
-        record = name in ("nengo", "nengo-loihi")  # lava: spikes only (Lava reads states one element at a time)
+        record = spec.record_in_verify  # lava: spikes only (Lava reads states one element at a time)
         with tqdm(total=n_b, desc=f"{name:>15}", unit="sample", disable=not progress, leave=False) as bar:
             source = BackendSource(model=ckpt.model, qnet=qnet, profile=prof, record_states=record,
                                    progress=bar.update)
@@ -434,12 +418,12 @@ def verify(
     agree: dict[str, Any] = {}
     emu_states = None
     if INTEGER_REFERENCE in traces:
-        m = max((traces[k].spikes.shape[0] for k in CHIP_SIMULATORS if k in traces), default=0)
+        m = max((traces[k].spikes.shape[0] for k in traces if _compares(k, "agreement")), default=0)
         m = max(m, n_diag)
         emu_states = create_backend(INTEGER_REFERENCE, BackendSource(qnet=qnet, profile=prof, record_states=True)
                                     ).run(x[:m])
         for name in names:
-            if name in CHIP_SIMULATORS:
+            if _compares(name, "agreement"):
                 agree[f"{INTEGER_REFERENCE}_vs_{name}"] = agreement(emu_states, traces[name])
     divergence = None
     float_states = None
@@ -507,8 +491,10 @@ def _gaps(results: dict[str, Any], traces: dict[str, Any], y: np.ndarray) -> lis
     pairs = {(g["from"], g["to"]) for g in out}
     if "torch-float" in traces and INTEGER_REFERENCE in traces and ("torch-float", INTEGER_REFERENCE) not in pairs:
         out.append(_gap(traces, y, "torch-float", INTEGER_REFERENCE))
-    for other in ("nengo", "lava"):
-        if INTEGER_REFERENCE in traces and other in traces:
+    from rsnn_deploy.backends import available_backends
+
+    for other in available_backends():  # registration order
+        if INTEGER_REFERENCE in traces and other in traces and _compares(other, "gap"):
             out.append(_gap(traces, y, INTEGER_REFERENCE, other))
     return out
 

@@ -131,3 +131,36 @@ def test_agreement_names_the_first_divergence():
     assert a["bug"] and a["first_divergence"] == {"sample": 1, "step": 4, "neuron": 3, "variable": "voltage",
                                                   "a": int(v[1, 4, 3]), "b": int(v[1, 4, 3]) + 1}
     assert a["spike_agreement"] == pytest.approx(1 - 1 / s.size)
+
+
+def test_verifier_knows_backends_only_by_what_they_declare(tiny):
+    """A backend registered here, under a name the verifier has never seen, is compared as it declares."""
+    from rsnn_deploy import backends
+    from rsnn_deploy.backends._emulator import EmulatorBackend
+    from rsnn_deploy.verify import _resolve_backends
+
+    class Copy(EmulatorBackend):
+        name = "emulator-copy"
+
+    @backends.register_backend("emulator-copy", needs="qnet", integer=True, compare=("agreement", "gap"),
+                               record_in_verify=True, supports=lambda q: None if q.n_hidden else "no neurons")
+    def _make(source):
+        return Copy(source.qnet, source.profile, source.record_states, source.progress)
+
+    @backends.register_backend("never", needs="qnet", integer=True, supports=lambda q: f"not for {q.profile}")
+    def _never(source):
+        raise AssertionError("a backend that does not support the network is not made")
+
+    try:
+        res = verify(tiny, backends=["torch-float", "emulator-copy"], progress=False)
+        assert list(res.report["backends"]) == ["emulator", "torch-float", "emulator-copy"]  # reference added
+        agree = res.report["agreement"]["emulator_vs_emulator-copy"]
+        assert agree["spike_agreement"] == 1.0 and agree["first_divergence"] is None
+        assert res.report["gaps"][-1]["from"] == "emulator" and res.report["gaps"][-1]["to"] == "emulator-copy"
+        qnet = res.figure_data["qnet"]
+        chosen, skipped = _resolve_backends(["emulator-copy", "never"], qnet, explicit=False)
+        assert chosen == ["emulator", "emulator-copy"]
+        assert skipped == [{"backend": "never", "reason": f"not for {qnet.profile}"}]
+    finally:
+        for name in ("emulator-copy", "never"):
+            backends._REGISTRY.pop(name, None)

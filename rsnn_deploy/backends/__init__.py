@@ -43,7 +43,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 
 from rsnn_deploy.errors import UnsupportedError, ValidationError
-from rsnn_deploy.trace import Trace
+from rsnn_deploy.trace import Trace, is_binary
 
 __all__ = [
     "PLUGIN_MODULES",
@@ -60,6 +60,11 @@ __all__ = [
 
 Needs = Literal["model", "qnet"]
 Progress = Callable[[int], None]
+Comparison = Literal["agreement", "gap"]
+"""What the verifier compares an integer backend on, against the integer reference (``emulator``):
+``agreement``: spike by spike (below 100 % is a bug, the first divergence is located);
+``gap``: the accuracy gap from the reference, beside the float -> hardware chain."""
+Supports = Callable[[Any], "str | None"]
 
 
 @runtime_checkable
@@ -119,6 +124,14 @@ class BackendSpec:
     factory: Factory
     description: str = ""
     slow: bool = False
+    integer: bool = False
+    compare: tuple[Comparison, ...] = ()
+    record_in_verify: bool = False
+    supports: Supports | None = None
+
+    def unsupported(self, qnet: Any) -> str | None:
+        """Why this backend does not run ``qnet`` by default (None: it runs); asked before it is made."""
+        return None if self.supports is None or qnet is None else self.supports(qnet)
 
 
 _REGISTRY: dict[str, BackendSpec] = {}
@@ -128,8 +141,16 @@ PLUGIN_MODULES: tuple[str, ...] = ("rsnn_deploy.backends._onnx",)
 
 
 def register_backend(name: str, *, needs: Needs, description: str = "", slow: bool = False,
-                     replace: bool = False) -> Callable[[Factory], Factory]:
+                     replace: bool = False, integer: bool = False, compare: tuple[Comparison, ...] = (),
+                     record_in_verify: bool = False, supports: Supports | None = None
+                     ) -> Callable[[Factory], Factory]:
     """Decorator: register ``factory(source) -> Backend`` under ``name``.
+
+    What the verifier needs to know about a backend is declared here, never looked up by
+    its name: ``integer`` (it runs the quantized integers), ``compare`` (the comparisons
+    with the integer reference that apply, see :data:`Comparison`), ``record_in_verify``
+    (record states on the slow subset so a divergence is located to the variable) and
+    ``supports(qnet) -> reason | None`` (why it is skipped by default for a network).
 
     Raises
     ------
@@ -142,7 +163,8 @@ def register_backend(name: str, *, needs: Needs, description: str = "", slow: bo
     def deco(factory: Factory) -> Factory:
         if name in _REGISTRY and not replace and _REGISTRY[name].factory is not factory:
             raise ValidationError(f"register_backend.name: {name!r} is already registered; pass replace=True")
-        _REGISTRY[name] = BackendSpec(name, needs, factory, description, slow)
+        _REGISTRY[name] = BackendSpec(name, needs, factory, description, slow, integer, tuple(compare),
+                                      record_in_verify, supports)
         return factory
 
     return deco
@@ -213,7 +235,7 @@ def check_input(spikes: np.ndarray, n_inputs: int, owner: str) -> np.ndarray:
         raise ValidationError(f"{owner}.spikes: must be [B, T, {n_inputs}] (got shape {x.shape})")
     if x.dtype != np.bool_ and not np.issubdtype(x.dtype, np.integer):
         raise ValidationError(f"{owner}.spikes: must be bool or 0/1 integers (got dtype {x.dtype})")
-    if x.size and x.dtype != np.bool_ and (x.min() < 0 or x.max() > 1):
+    if not is_binary(x):
         raise ValidationError(f"{owner}.spikes: must hold only 0 and 1 (got values in [{x.min()}, {x.max()}])")
     return x.astype(np.uint8, copy=False)
 

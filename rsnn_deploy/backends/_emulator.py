@@ -39,6 +39,6 @@ class EmulatorBackend:
 
 
 def register() -> None:
-    @register_backend("emulator", needs="qnet", description="bit-exact integer emulator (ours)")
+    @register_backend("emulator", needs="qnet", description="bit-exact integer emulator (ours)", integer=True)
     def _make(source: BackendSource) -> Backend:
         return EmulatorBackend(source.qnet, source.profile, source.record_states, source.progress)

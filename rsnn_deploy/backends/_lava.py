@@ -89,8 +89,27 @@ class LavaBackend:
         return run_lava(self.qnet, spikes, self.record_states, self.progress, self.python)
 
 
+def supports(qnet: Any) -> str | None:
+    """Why the default ``lava`` backend does not run for ``qnet`` (None: it runs)."""
+    from rsnn_deploy import semantics
+    from rsnn_deploy.hardware import load_profile
+    from rsnn_deploy.lava_env import LavaUnavailable, find_base_python, lava_python
+
+    if semantics.for_profile(load_profile(qnet.profile)).chip_backend != "lava":
+        return f"profile {qnet.profile} is not Lava's (loihi2)"
+    if qnet.adapt_kind == "threshold":
+        return "threshold adaptation with reset is no Lava process (train with adapt_kind atrlif)"
+    if lava_python() is None:
+        try:
+            find_base_python()
+        except LavaUnavailable as err:
+            return str(err)
+    return None
+
+
 def register() -> None:
     @register_backend("lava", needs="qnet", slow=True,
-                      description="Lava 0.10 fixed-point LIF/ATRLIF + Dense (Python 3.10 side env)")
+                      description="Lava 0.10 fixed-point LIF/ATRLIF + Dense (Python 3.10 side env)",
+                      integer=True, compare=("agreement", "gap"), supports=supports)
     def _make(source: BackendSource) -> Backend:
         return LavaBackend(source.qnet, source.record_states, source.progress)

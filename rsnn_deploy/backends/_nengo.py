@@ -58,7 +58,8 @@ class NengoFloatBackend:
 
 
 def register() -> None:
-    @register_backend("nengo", needs="qnet", slow=True, description="nengo core, integer custom neuron type")
+    @register_backend("nengo", needs="qnet", slow=True, description="nengo core, integer custom neuron type",
+                      integer=True, compare=("agreement", "gap"), record_in_verify=True)
     def _make(source: BackendSource) -> Backend:
         return NengoBackend(source.qnet, source.record_states, source.progress)
 

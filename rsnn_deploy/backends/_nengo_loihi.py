@@ -25,12 +25,13 @@ class NengoLoihiBackend:
     name = "nengo-loihi"
 
     def __init__(self, qnet: Any, record_states: bool = False, progress: Any = None, chunk: int = 25):
+        from rsnn_deploy import semantics
         from rsnn_deploy.errors import UnsupportedError
         from rsnn_deploy.hardware import load_profile
         from rsnn_deploy.nengo_build import refuse_adaptive_on_loihi
 
         refuse_adaptive_on_loihi(qnet)
-        if load_profile(qnet.profile).semantics != "nengo-loihi-1.1":
+        if semantics.for_profile(load_profile(qnet.profile)).chip_backend != self.name:
             raise UnsupportedError(
                 f"backend nengo-loihi: runs nengo-loihi 1.1 semantics (profile loihi1), the network is quantized "
                 f"for {qnet.profile!r}; use --backends nengo for it"
@@ -48,7 +49,20 @@ class NengoLoihiBackend:
                                on_chunk=self.progress)
 
 
+def supports(qnet: Any) -> str | None:
+    """Why nengo-loihi does not run ``qnet`` by default (None: it runs); named explicitly, it refuses instead."""
+    from rsnn_deploy import semantics
+    from rsnn_deploy.hardware import load_profile
+
+    if qnet.has_adaptation:
+        return "threshold adaptation: nengo-loihi builds AdaptiveLIF as LIF"
+    if semantics.for_profile(load_profile(qnet.profile)).chip_backend != "nengo-loihi":
+        return f"profile {qnet.profile} is not nengo-loihi's"
+    return None
+
+
 def register() -> None:
-    @register_backend("nengo-loihi", needs="qnet", slow=True, description="nengo-loihi emulator (target='sim')")
+    @register_backend("nengo-loihi", needs="qnet", slow=True, description="nengo-loihi emulator (target='sim')",
+                      integer=True, compare=("agreement",), record_in_verify=True, supports=supports)
     def _make(source: BackendSource) -> Backend:
         return NengoLoihiBackend(source.qnet, source.record_states, source.progress)

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from rsnn_deploy import semantics
 from rsnn_deploy.errors import UnsupportedError, ValidationError
 from rsnn_deploy.hardware import HardwareProfile, load_profile
 from rsnn_deploy.io import atomic_path
@@ -75,7 +76,7 @@ def _dense(w: np.ndarray, profile: HardwareProfile, what: str) -> dict[str, Any]
 def lava_network(qnet: QuantizedNetwork, profile: HardwareProfile | None = None) -> dict[str, Any]:
     """The ``network.json`` document of ``qnet`` (loihi2 semantics only)."""
     prof = profile or load_profile(qnet.profile)
-    if prof.semantics != "lava-lif-atrlif":
+    if semantics.for_profile(prof).chip_backend != "lava":
         raise UnsupportedError(
             f"export --format lava: runs Lava's LIF/ATRLIF (profile loihi2); the network is quantized for "
             f"{qnet.profile!r}; re-quantize with --profile loihi2"

@@ -57,6 +57,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
+from rsnn_deploy import semantics
 from rsnn_deploy.errors import UnsupportedError
 from rsnn_deploy.export._onnx_build import GraphBuilder, make_model, value_info
 from rsnn_deploy.hardware import HardwareProfile, load_profile
@@ -65,12 +66,11 @@ from rsnn_deploy.qnet import QuantizedNetwork
 __all__ = ["export_int_onnx", "int_state_names"]
 
 _I64, _F64, _BOOL = np.int64, np.float64, np.bool_
-_SEMANTICS = {"nengo-loihi-1.1": "loihi1", "lava-lif-atrlif": "loihi2"}
 
 
-def int_state_names(semantics: str, latency: int) -> tuple[str, ...]:
+def int_state_names(semantics_key: str, latency: int) -> tuple[str, ...]:
     """The recurrent state of the step graph, in input order (``x`` comes first, outside it)."""
-    extra = ("ref",) if _SEMANTICS[semantics] == "loihi1" else ("theta", "r")
+    extra = semantics.get(semantics_key).extra_state
     return ("u", "v", *extra, "z_prev", *(("x_delay",) if latency > 0 else ()), "y")
 
 
@@ -129,9 +129,7 @@ def _loihi1(o: _Ops, qnet: QuantizedNetwork, prof: HardwareProfile, q: str, st: 
     ``vth < vmax``, the sign handling of v's decay when ``vmin >= 0``. Skipping a no-op is
     exact, and it made the graph about twice as fast in onnxruntime.
     """
-    from rsnn_deploy.emulator import params_for
-
-    p = params_for(qnet, prof)
+    p = semantics.loihi1.params(qnet, prof)  # the numpy step's own parameters (the graph is tested against it)
     b, s = o.b, prof.state
     none = b.const([0], _I64)
     qw = o.wrap(q, s.q_bits) if p.wrap_q else q
@@ -201,6 +199,10 @@ def _loihi2(o: _Ops, qnet: QuantizedNetwork, prof: HardwareProfile, q: str, st: 
     return {"u": u, "v": v, "theta": b.op("Sub", theta_abs, vth), "r": r, "z": z, "overflow": over}
 
 
+# The integer step graph of each semantics (each tested against its numpy step in rsnn_deploy.semantics).
+_GRAPH_STEPS = {semantics.loihi1.SEMANTICS.key: _loihi1, semantics.loihi2.SEMANTICS.key: _loihi2}
+
+
 def _step_nodes(b: GraphBuilder, qnet: QuantizedNetwork, prof: HardwareProfile, x: str,
                 st: dict[str, str]) -> dict[str, str]:
     """One chip step plus the readout; returns new state tensors, ``z`` and ``overflow``."""
@@ -214,7 +216,7 @@ def _step_nodes(b: GraphBuilder, qnet: QuantizedNetwork, prof: HardwareProfile, 
         arriving, x_delay = x, None
     o = _Ops(b, prof.decay.bits)
     q = _synaptic_input(b, qnet, arriving, st["z_prev"])
-    step = _loihi1 if _SEMANTICS[prof.semantics] == "loihi1" else _loihi2
+    step = _GRAPH_STEPS[prof.semantics]
     new = step(o, qnet, prof, q, st)
     zf = b.op("Cast", new["z"], to=onnx.TensorProto.DOUBLE)
     drive = b.op("MatMul", zf, b.const(qnet.w_out.T, _F64, "w_out_t"))
@@ -248,7 +250,7 @@ def _metadata(qnet: QuantizedNetwork, prof: HardwareProfile, graph: str) -> dict
         "readout_mode": qnet.readout_mode,
         "readout_decay": repr(float(qnet.readout_decay)),
         "state": ",".join(int_state_names(prof.semantics, qnet.input_latency)),
-        "overflow": ",".join(("q", "u", "u2") if _SEMANTICS[prof.semantics] == "loihi1" else ("q", "u", "theta")),
+        "overflow": ",".join(semantics.for_profile(prof).overflow_names),
         "source": qnet.source,
     }
 
@@ -388,6 +390,6 @@ def export_int_onnx(qnet: QuantizedNetwork, graph: str = "step",
         When the profile's semantics has no integer graph here.
     """
     prof = profile if isinstance(profile, HardwareProfile) else load_profile(profile or qnet.profile)
-    if prof.semantics not in _SEMANTICS:
+    if prof.semantics not in _GRAPH_STEPS:
         raise UnsupportedError(f"export --format onnx: no integer graph for semantics {prof.semantics!r}")
     return _step_model(qnet, prof) if graph == "step" else _sequence_model(qnet, prof)

@@ -59,6 +59,7 @@ from rsnn_deploy.nengo_build._loihi import (
 )
 from rsnn_deploy.nengo_build._neurons import FloatNeuronParams, FloatRSNNNeurons, QuantizedNeurons, one_step_delay
 from rsnn_deploy.qnet import QuantizedNetwork, placement
+from rsnn_deploy.trace import first_divergence
 
 __all__ = [
     "ANCHOR_INT",
@@ -103,29 +104,6 @@ def refuse_adaptive_on_loihi(qnet: QuantizedNetwork) -> None:
 def check_spikes(n_steps: int, n_channels: int, rate: float = 0.2, seed: int = 0) -> np.ndarray:
     """A deterministic random input ``[1, T, C]`` for the compile-time parity run."""
     return (np.random.default_rng(seed).random((1, n_steps, n_channels)) < rate).astype(np.uint8)
-
-
-def first_divergence(a: Any, b: Any, fields: tuple[str, ...] = ("spikes", "voltage", "current", "adaptation")
-                     ) -> dict[str, Any] | None:
-    """The first (sample, step, neuron, variable) where two traces differ, or None when identical.
-
-    Time comes first: the earliest step over all compared variables wins (a voltage
-    difference usually precedes the spike difference it causes).
-    """
-    best: dict[str, Any] | None = None
-    for name in fields:
-        x, y = getattr(a, name), getattr(b, name)
-        if x is None or y is None:
-            continue
-        bad = np.argwhere(np.asarray(x) != np.asarray(y))
-        if bad.size == 0:
-            continue
-        order = np.lexsort((bad[:, 2], bad[:, 0], bad[:, 1]))  # by step, then sample, then neuron
-        s, t, n = (int(v) for v in bad[order[0]])
-        if best is None or (t, s) < (best["step"], best["sample"]):
-            best = {"sample": s, "step": t, "neuron": n, "variable": name,
-                    "a": np.asarray(x)[s, t, n].item(), "b": np.asarray(y)[s, t, n].item()}
-    return best
 
 
 def compile_qnet(qnet: QuantizedNetwork, backend: str = "nengo-loihi", check_steps: int = 100,

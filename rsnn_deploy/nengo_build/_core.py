@@ -168,7 +168,7 @@ def run_nengo_core(
     on_chunk: Callable[[int], None] | None = None,
 ) -> Trace:
     """Run ``qnet`` in nengo core (integer neuron type), ``chunk`` samples per simulator."""
-    from rsnn_deploy.emulator import _OVERFLOW_NAMES
+    from rsnn_deploy import semantics
 
     prof = profile if isinstance(profile, HardwareProfile) else load_profile(profile or qnet.profile)
     x = np.asarray(spikes)
@@ -187,7 +187,7 @@ def run_nengo_core(
     def states(key: str) -> np.ndarray | None:
         return np.concatenate(parts[key]).astype(np.int64) if key in parts else None
 
-    names = _OVERFLOW_NAMES[prof.semantics]
+    names = semantics.for_profile(prof).overflow_names
     return Trace(spikes=spikes_out, readout=readout, logits=logits, current=states("current"),
                  voltage=states("voltage"), adaptation=states("adaptation"),
                  overflow={n: int(v) for n, v in zip(names, over, strict=True)})

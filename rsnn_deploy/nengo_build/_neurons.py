@@ -32,7 +32,8 @@ from nengo.builder.neurons import build_neurons
 from nengo.exceptions import BuildError
 from nengo.params import Parameter
 
-from rsnn_deploy.emulator import Loihi1State, Loihi2State, loihi1_step, loihi2_step, params_for
+from rsnn_deploy import semantics
+from rsnn_deploy.emulator import params_for
 from rsnn_deploy.hardware import HardwareProfile, load_profile
 from rsnn_deploy.qnet import QuantizedNetwork
 
@@ -89,7 +90,7 @@ class QuantizedNeurons(_NoRates, nengo.neurons.NeuronType):
         self.qnet = qnet
         self.profile = prof
         self._step_params = params_for(qnet, prof)
-        self._loihi1 = prof.semantics == "nengo-loihi-1.1"
+        self._semantics = semantics.for_profile(prof)
 
     def make_state(self, n_neurons: int, rng: Any = np.random, dtype: Any = None) -> dict[str, np.ndarray]:
         zeros = np.zeros(n_neurons, dtype=np.int64)
@@ -105,13 +106,9 @@ class QuantizedNeurons(_NoRates, nengo.neurons.NeuronType):
              adaptation: np.ndarray, ref_count: np.ndarray, overflow: np.ndarray) -> None:
         q = np.rint(J).astype(np.int64)[None]
         spikes = np.zeros((1, J.shape[0]), dtype=bool)
-        if self._loihi1:
-            st1 = Loihi1State(current[None], voltage[None], ref_count[None], spikes, overflow)
-            z, _ = loihi1_step(st1, q, self._step_params, out=st1)
-        else:
-            # loihi2 keeps ATRLIF's refractory state r in the ref_count signal (loihi1's counter)
-            st2 = Loihi2State(current[None], voltage[None], adaptation[None], ref_count[None], spikes, overflow)
-            z, _ = loihi2_step(st2, q, self._step_params, out=st2)
+        sem = self._semantics  # loihi2 keeps ATRLIF's refractory state r in the ref_count signal
+        st = sem.state_from_signals(current[None], voltage[None], adaptation[None], ref_count[None], spikes, overflow)
+        z, _ = sem.step(st, q, self._step_params, out=st)
         output[...] = z[0] / dt
 
 

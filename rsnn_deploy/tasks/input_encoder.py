@@ -31,6 +31,7 @@ import numpy as np
 
 from rsnn_deploy.errors import ValidationError
 from rsnn_deploy.tasks.encoders import START_MODES, level_crossing, thermometer
+from rsnn_deploy.trace import is_binary
 
 __all__ = ["ENCODER_FORMAT", "KINDS", "LAYOUTS", "InputEncoder", "first_spike_difference"]
 
@@ -138,7 +139,7 @@ class InputEncoder:
         if arr.dtype.kind == "f" and not np.isfinite(arr).all():
             bad = np.argwhere(~np.isfinite(arr))[0].tolist()
             raise ValidationError(f"{owner}: must be finite (got {arr[tuple(bad)]} at index {bad}); remove NaN/inf")
-        if self.kind == "spikes" and not (arr.dtype == np.bool_ or np.isin(arr, (0, 1)).all()):
+        if self.kind == "spikes" and not is_binary(arr):
             raise ValidationError(f"{owner}: the model takes 0/1 spikes (its encoder is 'spikes'); got other values")
         return arr.astype(np.float64, copy=False)
 

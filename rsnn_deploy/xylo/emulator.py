@@ -153,7 +153,7 @@ def run(net: XyloNetwork, x: np.ndarray) -> XyloRun:
     n_prev = np.zeros((b, h), np.int64)
     i_o = np.zeros((b, k, 1), np.int64)
     v_o = np.zeros((b, k), np.int64)
-    rec = {name: [] for name in ("n", "no", "i", "v", "io", "vo")}
+    rec: dict[str, list[np.ndarray]] = {name: [] for name in ("n", "no", "i", "v", "io", "vo")}
     sat = {"hidden": 0, "output": 0, "synapse": 0}
     xs = np.minimum(x.astype(np.int64), MAX_IN_SPIKES)
     for t in range(t_steps):

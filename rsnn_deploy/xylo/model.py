@@ -109,6 +109,11 @@ def weight_grid_step(w: Tensor, scale: float, bits: int, shift_max: int) -> floa
 class XyloRSNN(nn.Module):
     """Input spikes [B, T, C] -> logits [B, K] on Xylo's dynamics (see the module docstring)."""
 
+    # time constants (ms), parameters or buffers by ``cfg.train_tau``: registered by name in __init__
+    tau_mem: Tensor
+    tau_syn: Tensor
+    tau_out: Tensor
+
     def __init__(self, cfg: XyloModelConfig, seed: int = 0):
         super().__init__()
         if len(cfg.tau_syn_ms) != cfg.n_syn:
@@ -182,7 +187,9 @@ class XyloRSNN(nn.Module):
         v = x.new_zeros(b, h)
         n = x.new_zeros(b, h)
         i_o = x.new_zeros(b, k)
-        ns, vos, rec = [], [], {"i_syn": [], "v_mem": [], "i_syn_out": []}
+        ns: list[Tensor] = []
+        vos: list[Tensor] = []
+        rec: dict[str, list[Tensor]] = {"i_syn": [], "v_mem": [], "i_syn_out": []}
         for t in range(t_steps):
             rec_in = torch.einsum("bh,hjs->bjs", n, w_rec)
             i_o = a_o * (i_o + n @ w_out)
