@@ -272,6 +272,17 @@ int rsnn_forward_block(int K, int B, int H, int nthreads, const float *restrict 
             int na = n_act[b];
             for (int k = 0; k < K; k++) {
                 const size_t row = ((size_t)k * B + b) * H;
+                if (k + 1 < K) { /* the next step's rows lie B rows on: prefetch what it reads and writes */
+                    const size_t nrow = row + (size_t)B * H;
+                    for (int h = 0; h < H; h += 16) {
+                        __builtin_prefetch(z_out + nrow + h, 1);
+                        if (p_out != NULL) __builtin_prefetch(p_out + nrow + h, 1);
+                        if (i_out != NULL) __builtin_prefetch(i_out + nrow + h, 1);
+                        if (drive != NULL) __builtin_prefetch(drive + nrow + h);
+                    }
+                    if (drive == NULL)
+                        for (int c = 0; c < C; c += 16) __builtin_prefetch(x + ((size_t)(k + 1) * B + b) * C + c);
+                }
                 const float *restrict d = dr;
                 if (drive != NULL) {
                     d = drive + row;
@@ -404,6 +415,19 @@ int rsnn_backward_block(int K, int B, int H, int nthreads, int has_next, const f
             const int R = B - b0 < GEMV_ROWS ? B - b0 : GEMV_ROWS;
             for (int k = K - 1; k >= 0; k--) {
                 const int next = k < K - 1 || has_next;
+                if (k > 0) /* the step before's saved rows: at T = 784 they come from DRAM, and the hardware
+                            * prefetcher does not follow the group's jumps back by B rows (the loads of p
+                            * stalled the elementwise passes); the group's g_i W_rec hides the latency */
+                    for (int r = 0; r < R; r++) {
+                        const size_t prow = ((size_t)(k - 1) * B + b0 + r) * H;
+                        for (int h = 0; h < H; h += 16) {
+                            __builtin_prefetch(p + prow + h);
+                            __builtin_prefetch(z + prow + h);
+                            if (rc != NULL) __builtin_prefetch(rc + prow + h);
+                            if (th != NULL && adapt_kind == ADAPT_THRESHOLD) __builtin_prefetch(th + prow + h);
+                            if (gz_in != NULL) __builtin_prefetch(gz_in + prow + h);
+                        }
+                    }
                 const float *gi_next[GEMV_ROWS], *init[GEMV_ROWS];
                 float *gz_r[GEMV_ROWS];
                 for (int r = 0; r < R; r++) {
@@ -563,6 +587,13 @@ int rsnn_spike_outer_block(int K, int B, int N, int H, int nthreads, const float
             const int64_t l1 = l0 + OUTER_ROWS < n_rows ? l0 + OUTER_ROWS : n_rows;
             const int nr = (int)(l1 - l0);
             for (int r = 0; r < nr; r++) rows[r] = (int32_t)(((l0 + r) % K) * B + (l0 + r) / K); /* b outer, k inner */
+            /* the next chunk's rows jump by B rows, which the hardware prefetcher does not follow: ask for
+             * them now (the loads of pre stalled the mask loop), this chunk's sums hide the latency */
+            for (int64_t l = l1; l < l1 + OUTER_ROWS && l < n_rows; l++) {
+                const size_t row = (size_t)((l % K) * B + l / K);
+                for (int n = n0; n < n1; n += 16) __builtin_prefetch(pre + row * N + n);
+                for (int h = 0; h < H; h += 16) __builtin_prefetch(gi + row * H + h);
+            }
             for (int s0 = 0; s0 < nn; s0 += OUTER_SLICE) { /* n in [n0 + s0, n0 + s1) */
                 const int s1 = s0 + OUTER_SLICE < nn ? s0 + OUTER_SLICE : nn;
                 /* bits[w][j] bit r: pre[rows[32 w + r], n0 + s0 + j] != 0 (vector compares, no scatter) */
