@@ -373,6 +373,44 @@ static void surrogate_row(int H, const float *restrict p, const float *restrict 
     }
 }
 
+/* One row of the backward step for the common case (fast-sigmoid surrogate, no adaptation) in one pass:
+ * the same IEEE operations per element, in the same order, as the separate passes of rsnn_backward_block
+ * (so the same bits), without writing and re-reading the surrogate and g_p rows. The flags are constants
+ * at each call site, so the compiler emits one branch-free vector loop per case. */
+static inline __attribute__((always_inline)) void fused_row(int H, const float *restrict gzr, const float *restrict p,
+                                                            float theta, float slope, const float *restrict rc,
+                                                            const float *restrict z, const float *restrict a_mem,
+                                                            const float *restrict gp_next, const float *restrict a_syn,
+                                                            const float *restrict gi_next, float *restrict gi,
+                                                            float *restrict gp_o, int has_rc, int next, int syn,
+                                                            int store_gp) {
+    for (int h = 0; h < H; h++) {
+        const float u = p[h] - theta;
+        const float r = 1.0f + slope * fabsf(u);
+        float g = gzr[h] * (1.0f / (r * r));
+        if (has_rc) g = g * rc[h];
+        if (next) g += has_rc ? a_mem[h] * (1.0f - z[h]) * rc[h] * gp_next[h] : a_mem[h] * (1.0f - z[h]) * gp_next[h];
+        gi[h] = next && syn ? g + a_syn[h] * gi_next[h] : g;
+        if (store_gp) gp_o[h] = g;
+    }
+}
+
+static void fused_row_any(int H, const float *gzr, const float *p, float theta, float slope, const float *rc,
+                          const float *z, const float *a_mem, const float *gp_next, const float *a_syn,
+                          const float *gi_next, float *gi, float *gp_o, int next) {
+    const int has_rc = rc != NULL, syn = a_syn != NULL, store_gp = gp_o != NULL;
+#define FUSED(A, N, S, G)                                                                                          \
+    if (has_rc == A && next == N && syn == S && store_gp == G) {                                                   \
+        fused_row(H, gzr, p, theta, slope, rc, z, a_mem, gp_next, a_syn, gi_next, gi, gp_o, A, N, S, G);            \
+        return;                                                                                                    \
+    }
+    FUSED(0, 0, 0, 0) FUSED(0, 0, 0, 1) FUSED(0, 0, 1, 0) FUSED(0, 0, 1, 1)
+    FUSED(0, 1, 0, 0) FUSED(0, 1, 0, 1) FUSED(0, 1, 1, 0) FUSED(0, 1, 1, 1)
+    FUSED(1, 0, 0, 0) FUSED(1, 0, 0, 1) FUSED(1, 0, 1, 0) FUSED(1, 0, 1, 1)
+    FUSED(1, 1, 0, 0) FUSED(1, 1, 0, 1) FUSED(1, 1, 1, 0) FUSED(1, 1, 1, 1)
+#undef FUSED
+}
+
 /*
  * Reverse-time adjoints over one block (see fast_bptt's module docstring):
  *
@@ -456,6 +494,12 @@ int rsnn_backward_block(int K, int B, int H, int nthreads, int has_next, const f
                                            : k < K - 1                ? gm_out + row + step
                                                                       : gm_carry + brow;
                     float *gzr = gz_r[r];
+                    if (adapt_kind == ADAPT_NONE && kind == SG_FAST_SIGMOID) {
+                        fused_row_any(H, gzr, p + row, theta, slope, rc != NULL ? rc + row : NULL, z + row, a_mem,
+                                      gp_next, a_syn, gi_next[r], gi_out + row, gp_out != gi_out ? gp_out + row : NULL,
+                                      next);
+                        continue;
+                    }
                     if (next && gm_next != NULL)
                         for (int h = 0; h < H; h++) gzr[h] += a_adapt[h] * strength * gm_next[h];
                     surrogate_row(H, p + row, adapt_kind == ADAPT_THRESHOLD ? th + row : NULL, theta, kind, slope,
