@@ -241,6 +241,74 @@ static int compact_spikes(int H, const float *restrict z, int32_t *restrict idx)
     return n;
 }
 
+/* One step of one batch row without adaptation, in one pass: the same IEEE operations per element, in the
+ * same order, as the separate passes of rsnn_forward_block (so the same bits). The flags are constants at
+ * each call site (one vector loop per case); outputs not asked for go to a scratch row. */
+static inline __attribute__((always_inline)) void fwd_row(int H, const float *restrict d, const float *restrict rec,
+                                                          const float *restrict a_syn, const float *restrict a_mem,
+                                                          const float *restrict bias, float theta, float v_floor,
+                                                          float *restrict ib, float *restrict vb, float *restrict io,
+                                                          float *restrict po, float *restrict rco, float *restrict zr,
+                                                          int syn, int rec_on, int has_bias, int floor) {
+    typedef int32_t vi __attribute__((vector_size(sizeof(vn)), aligned(4)));
+    /* vector compares and masks, as spike_reset: GCC left the scalar selects branchy on AVX2 */
+    const vn one = (vn){0} + 1.0f, vth = (vn){0} + theta, vfl = (vn){0} + v_floor;
+#define LD(a) (*(const vn *)((a) + h))
+#define ST(a, x) (*(vn *)((a) + h) = (x))
+    int h = 0;
+    for (; h + VN_LANES <= H; h += VN_LANES) {
+        vn i = syn ? LD(a_syn) * LD(ib) + LD(d) : LD(d);
+        if (rec_on) i = i + LD(rec);
+        ST(ib, i);
+        ST(io, i);
+        vn pv = LD(a_mem) * LD(vb) + i;
+        if (has_bias) pv = pv + LD(bias);
+        if (floor) {
+            ST(rco, (vn)((pv >= vfl) & (vi)one));
+            const vi below = pv < vfl;
+            pv = (vn)((below & (vi)vfl) | (~below & (vi)pv));
+        }
+        ST(po, pv);
+        const vn zh = (vn)((pv > vth) & (vi)one);
+        ST(zr, zh);
+        ST(vb, pv * (one - zh));
+    }
+#undef LD
+#undef ST
+    for (; h < H; h++) {
+        float i = syn ? a_syn[h] * ib[h] + d[h] : d[h];
+        if (rec_on) i = i + rec[h];
+        ib[h] = i;
+        io[h] = i;
+        float pv = a_mem[h] * vb[h] + i;
+        if (has_bias) pv = pv + bias[h];
+        if (floor) {
+            rco[h] = pv >= v_floor ? 1.0f : 0.0f;
+            pv = pv < v_floor ? v_floor : pv;
+        }
+        po[h] = pv;
+        const float zh = pv > theta ? 1.0f : 0.0f;
+        zr[h] = zh;
+        vb[h] = pv * (1.0f - zh);
+    }
+}
+
+static void fwd_row_any(int H, const float *d, const float *rec, const float *a_syn, const float *a_mem,
+                        const float *bias, float theta, int has_floor, float v_floor, float *ib, float *vb, float *io,
+                        float *po, float *rco, float *zr, int rec_on) {
+    const int syn = a_syn != NULL, has_bias = bias != NULL;
+#define FWD(S, R, B, F)                                                                                            \
+    if (syn == S && rec_on == R && has_bias == B && has_floor == F) {                                              \
+        fwd_row(H, d, rec, a_syn, a_mem, bias, theta, v_floor, ib, vb, io, po, rco, zr, S, R, B, F);               \
+        return;                                                                                                    \
+    }
+    FWD(0, 0, 0, 0) FWD(0, 0, 0, 1) FWD(0, 0, 1, 0) FWD(0, 0, 1, 1)
+    FWD(0, 1, 0, 0) FWD(0, 1, 0, 1) FWD(0, 1, 1, 0) FWD(0, 1, 1, 1)
+    FWD(1, 0, 0, 0) FWD(1, 0, 0, 1) FWD(1, 0, 1, 0) FWD(1, 0, 1, 1)
+    FWD(1, 1, 0, 0) FWD(1, 1, 0, 1) FWD(1, 1, 1, 0) FWD(1, 1, 1, 1)
+#undef FWD
+}
+
 int rsnn_forward_block(int K, int B, int H, int nthreads, const float *restrict drive, int C,
                         const float *restrict x, const float *restrict w_in_t, const float *restrict w_rec_t, const float *restrict a_syn,
                         const float *restrict a_mem, const float *restrict bias, float theta, int has_floor,
@@ -256,8 +324,9 @@ int rsnn_forward_block(int K, int B, int H, int nthreads, const float *restrict 
         float *rec = (float *)malloc(sizeof(float) * (size_t)H);
         float *pv = (float *)malloc(sizeof(float) * (size_t)H);
         float *dr = (float *)malloc(sizeof(float) * (size_t)H);
+        float *junk = (float *)malloc(sizeof(float) * (size_t)H * 3); /* outputs not asked for */
         int32_t *xi = (int32_t *)malloc(sizeof(int32_t) * (size_t)(C > 0 ? C : 1));
-        const int ok = th && rec && pv && dr && xi;
+        const int ok = th && rec && pv && dr && xi && junk;
         if (!ok) {
 #pragma omp atomic write
             failed = 1;
@@ -291,6 +360,15 @@ int rsnn_forward_block(int K, int B, int H, int nthreads, const float *restrict 
                     sum_rows(H, w_in_t, xi, nx, dr);
                 }
                 float *restrict zr = z_out + row;
+                if (adapt_kind == ADAPT_NONE) {
+                    const int rec_on = w_rec_t != NULL && !(first_block && k == 0);
+                    if (rec_on) sum_rows(H, w_rec_t, ab, na, rec);
+                    fwd_row_any(H, d, rec, a_syn, a_mem, bias, theta, has_floor, v_floor, ib, vb,
+                                i_out != NULL ? i_out + row : junk, p_out != NULL ? p_out + row : junk + H,
+                                rc_out != NULL ? rc_out + row : junk + 2 * (size_t)H, zr, rec_on);
+                    na = compact_spikes(H, zr, ab);
+                    continue;
+                }
                 /* Simple passes over one row (it stays in L1), each a vectorised loop. */
                 if (a_syn != NULL)
                     for (int h = 0; h < H; h++) ib[h] = a_syn[h] * ib[h] + d[h];
@@ -329,6 +407,7 @@ int rsnn_forward_block(int K, int B, int H, int nthreads, const float *restrict 
             }
             n_act[b] = na;
         }
+        free(junk);
         free(xi);
         free(dr);
         free(pv);
