@@ -634,25 +634,20 @@ int rsnn_backward_block(int K, int B, int H, int nthreads, int has_next, const f
  * whatever the thread count or the build: a seeded run is reproducible.
  *
  * Why this loop order: adding each spike's g_i row into its g_out row (load, add, store) was bound by
- * the stores and by g_out (64 kB at 128 x 128) evicting L1, 28 cycles a spike on AVX2. Here the rows are
- * taken OUTER_ROWS at a time (their g_i stays in L1); for each n the rows that spiked are listed, and
- * g_out[n, :] is held in registers while their g_i rows are added (loads and adds only). Threads
- * split the n (each owns its rows of g_out, so no private copies and no reduction).
+ * the stores and by g_out (64 kB at 128 x 128) evicting L1 (about 8 ns a spike on AVX2, Zen 5). Here the
+ * rows are taken OUTER_ROWS at a time (their g_i stays in L1); for each n, 32-bit masks (vector compares,
+ * no scatter) say which of them spiked, and g_out[n, :] is held in registers while their g_i rows are
+ * added (loads and adds only). Threads split the n (each owns its rows of g_out: no private copies, no
+ * reduction).
  */
-#ifndef OUTER_ROWS
 #define OUTER_ROWS 64
-#endif
-#if defined(__AVX512F__) || !defined(__AVX__)
-#define OUTER_VECS 8 /* 128 columns in 8 zmm, 32 in 8 xmm */
-#else
-#define OUTER_VECS 8 /* 64 columns in 8 ymm, plus the 1.0 of add2 */
-#endif
+#define OUTER_VECS 8 /* accumulators: 128 columns in zmm, 64 in ymm, 32 in xmm (plus the 1.0 of add2) */
 #define OUTER_COLS (VN_LANES * OUTER_VECS)
 #define OUTER_SLICE 128 /* n per pass over a chunk's rows (the row masks live on the stack) */
 
 /* acc + g, rounded once, on the FMA units: fma(g, 1, acc) is exactly the sum (g * 1 is exact). Sums over
- * spikes alternate add and add2 so that both the adders and the FMA units work (Zen has two of each; the
- * adders alone bound these loops). Without FMA, a plain add. */
+ * spikes alternate add and add2 so that the adds can issue on both the adders and the FMA units (Zen has
+ * two of each). Without FMA, a plain add. */
 static inline __attribute__((always_inline)) vn add2(vn acc, vn g, vn one) {
 #if defined(__AVX512F__)
     return (vn)_mm512_fmadd_ps((__m512)g, (__m512)one, (__m512)acc);
