@@ -30,7 +30,7 @@
 static int omp_get_thread_num(void) { return 0; }
 static int omp_get_num_threads(void) { return 1; }
 #endif
-#if defined(__AVX2__)
+#if defined(__AVX__) || defined(__AVX512F__)
 #include <immintrin.h>
 #endif
 #include <stdint.h>
@@ -241,6 +241,74 @@ static int compact_spikes(int H, const float *restrict z, int32_t *restrict idx)
     return n;
 }
 
+/* One step of one batch row without adaptation, in one pass: the same IEEE operations per element, in the
+ * same order, as the separate passes of rsnn_forward_block (so the same bits). The flags are constants at
+ * each call site (one vector loop per case); outputs not asked for go to a scratch row. */
+static inline __attribute__((always_inline)) void fwd_row(int H, const float *restrict d, const float *restrict rec,
+                                                          const float *restrict a_syn, const float *restrict a_mem,
+                                                          const float *restrict bias, float theta, float v_floor,
+                                                          float *restrict ib, float *restrict vb, float *restrict io,
+                                                          float *restrict po, float *restrict rco, float *restrict zr,
+                                                          int syn, int rec_on, int has_bias, int floor) {
+    typedef int32_t vi __attribute__((vector_size(sizeof(vn)), aligned(4)));
+    /* vector compares and masks, as spike_reset: GCC left the scalar selects branchy on AVX2 */
+    const vn one = (vn){0} + 1.0f, vth = (vn){0} + theta, vfl = (vn){0} + v_floor;
+#define LD(a) (*(const vn *)((a) + h))
+#define ST(a, x) (*(vn *)((a) + h) = (x))
+    int h = 0;
+    for (; h + VN_LANES <= H; h += VN_LANES) {
+        vn i = syn ? LD(a_syn) * LD(ib) + LD(d) : LD(d);
+        if (rec_on) i = i + LD(rec);
+        ST(ib, i);
+        ST(io, i);
+        vn pv = LD(a_mem) * LD(vb) + i;
+        if (has_bias) pv = pv + LD(bias);
+        if (floor) {
+            ST(rco, (vn)((pv >= vfl) & (vi)one));
+            const vi below = pv < vfl;
+            pv = (vn)((below & (vi)vfl) | (~below & (vi)pv));
+        }
+        ST(po, pv);
+        const vn zh = (vn)((pv > vth) & (vi)one);
+        ST(zr, zh);
+        ST(vb, pv * (one - zh));
+    }
+#undef LD
+#undef ST
+    for (; h < H; h++) {
+        float i = syn ? a_syn[h] * ib[h] + d[h] : d[h];
+        if (rec_on) i = i + rec[h];
+        ib[h] = i;
+        io[h] = i;
+        float pv = a_mem[h] * vb[h] + i;
+        if (has_bias) pv = pv + bias[h];
+        if (floor) {
+            rco[h] = pv >= v_floor ? 1.0f : 0.0f;
+            pv = pv < v_floor ? v_floor : pv;
+        }
+        po[h] = pv;
+        const float zh = pv > theta ? 1.0f : 0.0f;
+        zr[h] = zh;
+        vb[h] = pv * (1.0f - zh);
+    }
+}
+
+static void fwd_row_any(int H, const float *d, const float *rec, const float *a_syn, const float *a_mem,
+                        const float *bias, float theta, int has_floor, float v_floor, float *ib, float *vb, float *io,
+                        float *po, float *rco, float *zr, int rec_on) {
+    const int syn = a_syn != NULL, has_bias = bias != NULL;
+#define FWD(S, R, B, F)                                                                                            \
+    if (syn == S && rec_on == R && has_bias == B && has_floor == F) {                                              \
+        fwd_row(H, d, rec, a_syn, a_mem, bias, theta, v_floor, ib, vb, io, po, rco, zr, S, R, B, F);               \
+        return;                                                                                                    \
+    }
+    FWD(0, 0, 0, 0) FWD(0, 0, 0, 1) FWD(0, 0, 1, 0) FWD(0, 0, 1, 1)
+    FWD(0, 1, 0, 0) FWD(0, 1, 0, 1) FWD(0, 1, 1, 0) FWD(0, 1, 1, 1)
+    FWD(1, 0, 0, 0) FWD(1, 0, 0, 1) FWD(1, 0, 1, 0) FWD(1, 0, 1, 1)
+    FWD(1, 1, 0, 0) FWD(1, 1, 0, 1) FWD(1, 1, 1, 0) FWD(1, 1, 1, 1)
+#undef FWD
+}
+
 int rsnn_forward_block(int K, int B, int H, int nthreads, const float *restrict drive, int C,
                         const float *restrict x, const float *restrict w_in_t, const float *restrict w_rec_t, const float *restrict a_syn,
                         const float *restrict a_mem, const float *restrict bias, float theta, int has_floor,
@@ -256,8 +324,9 @@ int rsnn_forward_block(int K, int B, int H, int nthreads, const float *restrict 
         float *rec = (float *)malloc(sizeof(float) * (size_t)H);
         float *pv = (float *)malloc(sizeof(float) * (size_t)H);
         float *dr = (float *)malloc(sizeof(float) * (size_t)H);
+        float *junk = (float *)malloc(sizeof(float) * (size_t)H * 3); /* outputs not asked for */
         int32_t *xi = (int32_t *)malloc(sizeof(int32_t) * (size_t)(C > 0 ? C : 1));
-        const int ok = th && rec && pv && dr && xi;
+        const int ok = th && rec && pv && dr && xi && junk;
         if (!ok) {
 #pragma omp atomic write
             failed = 1;
@@ -272,6 +341,17 @@ int rsnn_forward_block(int K, int B, int H, int nthreads, const float *restrict 
             int na = n_act[b];
             for (int k = 0; k < K; k++) {
                 const size_t row = ((size_t)k * B + b) * H;
+                if (k + 1 < K) { /* the next step's rows lie B rows on: prefetch what it reads and writes */
+                    const size_t nrow = row + (size_t)B * H;
+                    for (int h = 0; h < H; h += 16) {
+                        __builtin_prefetch(z_out + nrow + h, 1);
+                        if (p_out != NULL) __builtin_prefetch(p_out + nrow + h, 1);
+                        if (i_out != NULL) __builtin_prefetch(i_out + nrow + h, 1);
+                        if (drive != NULL) __builtin_prefetch(drive + nrow + h);
+                    }
+                    if (drive == NULL)
+                        for (int c = 0; c < C; c += 16) __builtin_prefetch(x + ((size_t)(k + 1) * B + b) * C + c);
+                }
                 const float *restrict d = dr;
                 if (drive != NULL) {
                     d = drive + row;
@@ -280,6 +360,15 @@ int rsnn_forward_block(int K, int B, int H, int nthreads, const float *restrict 
                     sum_rows(H, w_in_t, xi, nx, dr);
                 }
                 float *restrict zr = z_out + row;
+                if (adapt_kind == ADAPT_NONE) {
+                    const int rec_on = w_rec_t != NULL && !(first_block && k == 0);
+                    if (rec_on) sum_rows(H, w_rec_t, ab, na, rec);
+                    fwd_row_any(H, d, rec, a_syn, a_mem, bias, theta, has_floor, v_floor, ib, vb,
+                                i_out != NULL ? i_out + row : junk, p_out != NULL ? p_out + row : junk + H,
+                                rc_out != NULL ? rc_out + row : junk + 2 * (size_t)H, zr, rec_on);
+                    na = compact_spikes(H, zr, ab);
+                    continue;
+                }
                 /* Simple passes over one row (it stays in L1), each a vectorised loop. */
                 if (a_syn != NULL)
                     for (int h = 0; h < H; h++) ib[h] = a_syn[h] * ib[h] + d[h];
@@ -318,6 +407,7 @@ int rsnn_forward_block(int K, int B, int H, int nthreads, const float *restrict 
             }
             n_act[b] = na;
         }
+        free(junk);
         free(xi);
         free(dr);
         free(pv);
@@ -362,6 +452,44 @@ static void surrogate_row(int H, const float *restrict p, const float *restrict 
     }
 }
 
+/* One row of the backward step for the common case (fast-sigmoid surrogate, no adaptation) in one pass:
+ * the same IEEE operations per element, in the same order, as the separate passes of rsnn_backward_block
+ * (so the same bits), without writing and re-reading the surrogate and g_p rows. The flags are constants
+ * at each call site, so the compiler emits one branch-free vector loop per case. */
+static inline __attribute__((always_inline)) void fused_row(int H, const float *restrict gzr, const float *restrict p,
+                                                            float theta, float slope, const float *restrict rc,
+                                                            const float *restrict z, const float *restrict a_mem,
+                                                            const float *restrict gp_next, const float *restrict a_syn,
+                                                            const float *restrict gi_next, float *restrict gi,
+                                                            float *restrict gp_o, int has_rc, int next, int syn,
+                                                            int store_gp) {
+    for (int h = 0; h < H; h++) {
+        const float u = p[h] - theta;
+        const float r = 1.0f + slope * fabsf(u);
+        float g = gzr[h] * (1.0f / (r * r));
+        if (has_rc) g = g * rc[h];
+        if (next) g += has_rc ? a_mem[h] * (1.0f - z[h]) * rc[h] * gp_next[h] : a_mem[h] * (1.0f - z[h]) * gp_next[h];
+        gi[h] = next && syn ? g + a_syn[h] * gi_next[h] : g;
+        if (store_gp) gp_o[h] = g;
+    }
+}
+
+static void fused_row_any(int H, const float *gzr, const float *p, float theta, float slope, const float *rc,
+                          const float *z, const float *a_mem, const float *gp_next, const float *a_syn,
+                          const float *gi_next, float *gi, float *gp_o, int next) {
+    const int has_rc = rc != NULL, syn = a_syn != NULL, store_gp = gp_o != NULL;
+#define FUSED(A, N, S, G)                                                                                          \
+    if (has_rc == A && next == N && syn == S && store_gp == G) {                                                   \
+        fused_row(H, gzr, p, theta, slope, rc, z, a_mem, gp_next, a_syn, gi_next, gi, gp_o, A, N, S, G);            \
+        return;                                                                                                    \
+    }
+    FUSED(0, 0, 0, 0) FUSED(0, 0, 0, 1) FUSED(0, 0, 1, 0) FUSED(0, 0, 1, 1)
+    FUSED(0, 1, 0, 0) FUSED(0, 1, 0, 1) FUSED(0, 1, 1, 0) FUSED(0, 1, 1, 1)
+    FUSED(1, 0, 0, 0) FUSED(1, 0, 0, 1) FUSED(1, 0, 1, 0) FUSED(1, 0, 1, 1)
+    FUSED(1, 1, 0, 0) FUSED(1, 1, 0, 1) FUSED(1, 1, 1, 0) FUSED(1, 1, 1, 1)
+#undef FUSED
+}
+
 /*
  * Reverse-time adjoints over one block (see fast_bptt's module docstring):
  *
@@ -404,6 +532,19 @@ int rsnn_backward_block(int K, int B, int H, int nthreads, int has_next, const f
             const int R = B - b0 < GEMV_ROWS ? B - b0 : GEMV_ROWS;
             for (int k = K - 1; k >= 0; k--) {
                 const int next = k < K - 1 || has_next;
+                if (k > 0) /* the step before's saved rows: at T = 784 they come from DRAM, and the hardware
+                            * prefetcher does not follow the group's jumps back by B rows (the loads of p
+                            * stalled the elementwise passes); the group's g_i W_rec hides the latency */
+                    for (int r = 0; r < R; r++) {
+                        const size_t prow = ((size_t)(k - 1) * B + b0 + r) * H;
+                        for (int h = 0; h < H; h += 16) {
+                            __builtin_prefetch(p + prow + h);
+                            __builtin_prefetch(z + prow + h);
+                            if (rc != NULL) __builtin_prefetch(rc + prow + h);
+                            if (th != NULL && adapt_kind == ADAPT_THRESHOLD) __builtin_prefetch(th + prow + h);
+                            if (gz_in != NULL) __builtin_prefetch(gz_in + prow + h);
+                        }
+                    }
                 const float *gi_next[GEMV_ROWS], *init[GEMV_ROWS];
                 float *gz_r[GEMV_ROWS];
                 for (int r = 0; r < R; r++) {
@@ -432,6 +573,12 @@ int rsnn_backward_block(int K, int B, int H, int nthreads, int has_next, const f
                                            : k < K - 1                ? gm_out + row + step
                                                                       : gm_carry + brow;
                     float *gzr = gz_r[r];
+                    if (adapt_kind == ADAPT_NONE && kind == SG_FAST_SIGMOID) {
+                        fused_row_any(H, gzr, p + row, theta, slope, rc != NULL ? rc + row : NULL, z + row, a_mem,
+                                      gp_next, a_syn, gi_next[r], gi_out + row, gp_out != gi_out ? gp_out + row : NULL,
+                                      next);
+                        continue;
+                    }
                     if (next && gm_next != NULL)
                         for (int h = 0; h < H; h++) gzr[h] += a_adapt[h] * strength * gm_next[h];
                     surrogate_row(H, p + row, adapt_kind == ADAPT_THRESHOLD ? th + row : NULL, theta, kind, slope,
@@ -483,46 +630,118 @@ int rsnn_backward_block(int K, int B, int H, int nthreads, int has_next, const f
  * Weight gradient of a matrix fed by binary spikes, over one block, accumulated transposed:
  *   g_out[n, :] += g_i[k, b, :] for every (k, b, n) with pre[k, b, n] = 1
  * (g_W = sum_t g_i[t]^T pre[t], W_rec with pre = z[t-1], W_in with pre = x[t]: a sum over the
- * spikes only). Thread 0 adds into g_out, each other thread into a private matrix; the private
- * matrices are then added in thread order, so the result does not depend on timing (a seeded
- * run stays reproducible).
+ * spikes only). Every element is summed from its g_out value in one fixed order, b outer and k inner,
+ * whatever the thread count or the build: a seeded run is reproducible.
+ *
+ * Why this loop order: adding each spike's g_i row into its g_out row (load, add, store) was bound by
+ * the stores and by g_out (64 kB at 128 x 128) evicting L1 (about 8 ns a spike on AVX2, Zen 5). Here the
+ * rows are taken OUTER_ROWS at a time (their g_i stays in L1); for each n, 32-bit masks (vector compares,
+ * no scatter) say which of them spiked, and g_out[n, :] is held in registers while their g_i rows are
+ * added (loads and adds only). Threads split the n (each owns its rows of g_out: no private copies, no
+ * reduction).
  */
+#define OUTER_ROWS 64
+#define OUTER_VECS 8 /* accumulators: 128 columns in zmm, 64 in ymm, 32 in xmm (plus the 1.0 of add2) */
+#define OUTER_COLS (VN_LANES * OUTER_VECS)
+#define OUTER_SLICE 128 /* n per pass over a chunk's rows (the row masks live on the stack) */
+
+/* acc + g, rounded once, on the FMA units: fma(g, 1, acc) is exactly the sum (g * 1 is exact). Sums over
+ * spikes alternate add and add2 so that the adds can issue on both the adders and the FMA units (Zen has
+ * two of each). Without FMA, a plain add. */
+static inline __attribute__((always_inline)) vn add2(vn acc, vn g, vn one) {
+#if defined(__AVX512F__)
+    return (vn)_mm512_fmadd_ps((__m512)g, (__m512)one, (__m512)acc);
+#elif defined(__FMA__)
+    return (vn)_mm256_fmadd_ps((__m256)g, (__m256)one, (__m256)acc);
+#else
+    (void)one;
+    return acc + g;
+#endif
+}
+
+/* a[0:H] += the rows gi + rows[q] * H, q = 0..n-1, in increasing q (per column, whatever the chunking). */
+static void add_rows(int H, float *restrict a, const float *restrict gi, const int32_t *restrict rows, int n) {
+    const vn one = (vn){0} + 1.0f;
+    int h0 = 0;
+    for (; h0 + OUTER_COLS <= H; h0 += OUTER_COLS) {
+        vn acc[OUTER_VECS];
+        for (int c = 0; c < OUTER_VECS; c++) acc[c] = ((const vn *)(a + h0))[c];
+        for (int q = 0; q < n; q++) {
+            const vn *g = (const vn *)(gi + (size_t)rows[q] * H + h0);
+            for (int c = 0; c < OUTER_VECS; c += 2) {
+                acc[c] += g[c];
+                acc[c + 1] = add2(acc[c + 1], g[c + 1], one);
+            }
+        }
+        for (int c = 0; c < OUTER_VECS; c++) ((vn *)(a + h0))[c] = acc[c];
+    }
+    for (; h0 + VN_LANES <= H; h0 += VN_LANES) {
+        vn acc = *(const vn *)(a + h0);
+        for (int q = 0; q < n; q++) acc += *(const vn *)(gi + (size_t)rows[q] * H + h0);
+        *(vn *)(a + h0) = acc;
+    }
+    for (int h = h0; h < H; h++) {
+        float acc = a[h];
+        for (int q = 0; q < n; q++) acc += gi[(size_t)rows[q] * H + h];
+        a[h] = acc;
+    }
+}
+
 int rsnn_spike_outer_block(int K, int B, int N, int H, int nthreads, const float *restrict gi,
                             const float *restrict pre, float *restrict g_out) {
-    const size_t size = (size_t)N * H;
-    float *priv = nthreads > 1 ? (float *)calloc(size * (size_t)(nthreads - 1), sizeof(float)) : NULL;
-    if (nthreads > 1 && priv == NULL) nthreads = 1; /* out of memory: one thread, same result */
-    int failed = 0;
+    typedef int32_t vi __attribute__((vector_size(sizeof(vn)), aligned(4)));
+    enum { W = OUTER_ROWS / 32 }; /* 32-bit row masks per n */
+    const int64_t n_rows = (int64_t)K * B;
+    if (nthreads > N) nthreads = N > 0 ? N : 1;
 #pragma omp parallel num_threads(nthreads)
     {
         const int tid = omp_get_thread_num(), team = omp_get_num_threads();
-        float *acc = tid == 0 ? g_out : priv + size * (size_t)(tid - 1);
-        int32_t *idx = (int32_t *)malloc(sizeof(int32_t) * (size_t)(N > 0 ? N : 1));
-        const int ok = idx != NULL;
-        if (!ok) {
-#pragma omp atomic write
-            failed = 1;
-        }
-#pragma omp for schedule(static)
-        for (int b = 0; b < B; b++) {
-            if (!ok) continue;
-            for (int k = 0; k < K; k++) {
-                const size_t row = (size_t)k * B + b;
-                const int n = compact_spikes(N, pre + row * N, idx);
-                const float *restrict g = gi + row * H;
-                for (int q = 0; q < n; q++) {
-                    float *restrict a = acc + (size_t)idx[q] * H;
-                    for (int h = 0; h < H; h++) a[h] += g[h];
+        /* this thread's n: [n0, n1), split in multiples of 8 where N allows */
+        const int per = ((N + team - 1) / team + 7) & ~7;
+        const int n0 = tid * per < N ? tid * per : N, n1 = n0 + per < N ? n0 + per : N, nn = n1 - n0;
+        uint32_t bits[W][OUTER_SLICE];
+        int32_t rows[OUTER_ROWS], list[OUTER_ROWS];
+        for (int64_t l0 = 0; nn > 0 && l0 < n_rows; l0 += OUTER_ROWS) {
+            const int64_t l1 = l0 + OUTER_ROWS < n_rows ? l0 + OUTER_ROWS : n_rows;
+            const int nr = (int)(l1 - l0);
+            for (int r = 0; r < nr; r++) rows[r] = (int32_t)(((l0 + r) % K) * B + (l0 + r) / K); /* b outer, k inner */
+            /* the next chunk's rows jump by B rows, which the hardware prefetcher does not follow: ask for
+             * them now (the loads of pre stalled the mask loop), this chunk's sums hide the latency */
+            for (int64_t l = l1; l < l1 + OUTER_ROWS && l < n_rows; l++) {
+                const size_t row = (size_t)((l % K) * B + l / K);
+                for (int n = n0; n < n1; n += 16) __builtin_prefetch(pre + row * N + n);
+                for (int h = 0; h < H; h += 16) __builtin_prefetch(gi + row * H + h);
+            }
+            for (int s0 = 0; s0 < nn; s0 += OUTER_SLICE) { /* n in [n0 + s0, n0 + s1) */
+                const int s1 = s0 + OUTER_SLICE < nn ? s0 + OUTER_SLICE : nn;
+                /* bits[w][j] bit r: pre[rows[32 w + r], n0 + s0 + j] != 0 (vector compares, no scatter) */
+                int j = 0;
+                for (; j + VN_LANES <= s1 - s0; j += VN_LANES)
+                    for (int w = 0; w < W; w++) {
+                        vi m = (vi){0};
+                        for (int r = 0; r < 32 && 32 * w + r < nr; r++) {
+                            const vn v = *(const vn *)(pre + (size_t)rows[32 * w + r] * N + n0 + s0 + j);
+                            m |= (v != (vn){0}) & (vi)((vi){0} + (int32_t)(1u << r));
+                        }
+                        *(vi *)(&bits[w][j]) = m;
+                    }
+                for (; j < s1 - s0; j++)
+                    for (int w = 0; w < W; w++) {
+                        uint32_t m = 0;
+                        for (int r = 0; r < 32 && 32 * w + r < nr; r++)
+                            m |= (uint32_t)(pre[(size_t)rows[32 * w + r] * N + n0 + s0 + j] != 0.0f) << r;
+                        bits[w][j] = m;
+                    }
+                for (j = 0; j < s1 - s0; j++) {
+                    int n = 0;
+                    for (int w = 0; w < W; w++)
+                        for (uint32_t m = bits[w][j]; m != 0; m &= m - 1) list[n++] = rows[32 * w + __builtin_ctz(m)];
+                    if (n > 0) add_rows(H, g_out + (size_t)(n0 + s0 + j) * H, gi, list, n);
                 }
             }
-        } /* implicit barrier */
-        free(idx);
-#pragma omp for schedule(static)
-        for (size_t e = 0; e < size; e++)
-            for (int t = 1; t < team; t++) g_out[e] += priv[size * (size_t)(t - 1) + e];
+        }
     }
-    free(priv);
-    return failed;
+    return 0;
 }
 
 /* 1 when every x[i] is 0.0 or 1.0 (the engine then sums weight rows over the active inputs). */
