@@ -14,7 +14,6 @@ RAW.npz: ``x`` [N, T, D] (or [T, D]) real values in the units the encoder names 
 from __future__ import annotations
 
 import json
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ import numpy as np
 
 from rsnn_deploy.cli import cli
 from rsnn_deploy.errors import DataError, ValidationError
+from rsnn_deploy.io import open_npz
 
 __all__ = ["model_encoder", "read_raw"]
 
@@ -59,12 +59,7 @@ def read_raw(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{p}: raw input file not found; give an .npz with key x [N, T, D]")
-    try:
-        npz = np.load(p, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-        raise ValidationError(f"{p}: not a readable .npz file ({err}); save it with numpy.savez(path, x=...)") from None
-    if not isinstance(npz, np.lib.npyio.NpzFile):
-        raise ValidationError(f"{p}: holds a single array, not named arrays; save with numpy.savez(path, x=...)")
+    npz = open_npz(p, str(p))
     with npz:
         if "x" not in npz.files:
             raise ValidationError(f"{p}.x: missing key (got keys {sorted(npz.files)}); save with numpy.savez(p, x=...)")

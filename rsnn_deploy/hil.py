@@ -497,17 +497,12 @@ def load_stream(path: str | Path, n_inputs: int | None = None) -> StreamData:
     Every problem is one line naming the file and the key (the CLI exits with 2).
     Read with ``allow_pickle=False``: object arrays are refused, never unpickled.
     """
-    import zipfile
+    from rsnn_deploy.io import open_npz
 
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{p}: stream file not found; give an .npz with key x [T, C] or [N, T, C]")
-    try:
-        npz = np.load(p, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-        raise ValidationError(f"{p}: not a readable .npz file ({err}); save it with numpy.savez(path, x=...)") from None
-    if not isinstance(npz, np.lib.npyio.NpzFile):
-        raise ValidationError(f"{p}: holds a single array, not named arrays; save with numpy.savez(path, x=...)")
+    npz = open_npz(p, str(p))
     with npz:
         if "x" not in npz.files:
             raise ValidationError(

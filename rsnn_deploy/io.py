@@ -33,7 +33,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from rsnn_deploy.errors import CheckpointError, ValidationError
+from rsnn_deploy.errors import CheckpointError, DataError, ValidationError
 
 FILE_MODE = 0o644  # before the umask: every artifact (checkpoint, network, report) is readable like any file
 
@@ -352,3 +352,39 @@ def read_json_object(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise CheckpointError(f"{path}: top level must be a JSON object")
     return data
+
+
+def open_npz(path: Path, owner: str, example: str = "x=...") -> Any:
+    """``np.load(path, allow_pickle=False)`` of a user's ``.npz``: the open ``NpzFile`` (use it in ``with``).
+
+    The one reader of users' npz files (streams, raw input, datasets): never unpickles,
+    and says in one line, naming ``owner``, when the file is unreadable (``DataError``)
+    or holds a single array rather than named ones (``ValidationError``). ``example``
+    completes the hint ``numpy.savez(path, EXAMPLE)``.
+    """
+    import zipfile
+
+    import numpy as np
+
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise DataError(
+            f"{owner}: not a readable .npz file ({err}); save it with numpy.savez(path, {example})"
+        ) from None
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise ValidationError(
+            f"{owner}: holds a single array, not named arrays (got {type(npz).__name__}); "
+            f"save with numpy.savez(path, {example})"
+        )
+    return npz
+
+
+CACHE_ENV = "RSNN_DEPLOY_CACHE"
+
+
+def cache_root() -> Path:
+    """The per-user cache every part shares (data, native builds, Lava's side environment, wheels):
+    ``$RSNN_DEPLOY_CACHE`` if set, else ``~/.cache/rsnn-deploy``."""
+    env = os.environ.get(CACHE_ENV)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "rsnn-deploy"

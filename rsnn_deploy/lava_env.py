@@ -35,7 +35,9 @@ class LavaUnavailable(UnsupportedError):
 
 
 def _cache_root() -> Path:
-    return Path(os.environ.get("RSNN_DEPLOY_CACHE") or Path.home() / ".cache" / "rsnn-deploy")
+    from rsnn_deploy.io import cache_root
+
+    return cache_root()
 
 
 def venv_dir() -> Path:

@@ -200,8 +200,9 @@ def cpu_model() -> str:
 
 def cache_dir() -> Path:
     """Where the compiled variants and the calibration live (``$RSNN_DEPLOY_CACHE/native``)."""
-    root = os.environ.get("RSNN_DEPLOY_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "rsnn-deploy")
-    return Path(root) / "native"
+    from rsnn_deploy.io import cache_root
+
+    return cache_root() / "native"
 
 
 @contextlib.contextmanager

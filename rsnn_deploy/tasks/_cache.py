@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import warnings
 import zipfile
 from pathlib import Path
@@ -19,17 +18,16 @@ from typing import Any
 
 import numpy as np
 
-from rsnn_deploy.io import atomic_path
+from rsnn_deploy.io import CACHE_ENV as CACHE_ENV  # re-exported: tests set it
+from rsnn_deploy.io import atomic_path, cache_root
 
-CACHE_ENV = "RSNN_DEPLOY_CACHE"
 # Bump when the layout of cached files or an encoder's semantics change.
 CACHE_VERSION = 1
 
 
 def cache_dir() -> Path:
-    """``$RSNN_DEPLOY_CACHE`` if set, else ``~/.cache/rsnn-deploy``."""
-    env = os.environ.get(CACHE_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "rsnn-deploy"
+    """Where generated datasets are cached: the shared cache root (:func:`rsnn_deploy.io.cache_root`)."""
+    return cache_root()
 
 
 def cache_key(task: str, params: dict[str, Any]) -> str:

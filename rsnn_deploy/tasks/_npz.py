@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numpy.lib.npyio import NpzFile
 
 from rsnn_deploy.config import MAX_UNITS
 from rsnn_deploy.errors import DataError, ValidationError
+from rsnn_deploy.io import open_npz
 from rsnn_deploy.tasks._params import check_choice, check_float, check_int, check_known, recorded_thresholds
 from rsnn_deploy.tasks._split import READOUT_MODES, EncodedSource, Split, Task
 from rsnn_deploy.tasks.encoders import START_MODES, level_crossing, quantile_thresholds
@@ -61,15 +61,7 @@ def _sha256(path: Path) -> str:
 def _read(path: Path) -> dict[str, np.ndarray]:
     """The arrays ``x, y[, x_test, y_test]`` of the file, each checked on its own."""
     owner = f"npz[{path}]"
-    try:
-        npz = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-        raise DataError(f"{owner}: not a readable .npz file (got {err}); save it with numpy.savez") from None
-    if not isinstance(npz, NpzFile):
-        raise ValidationError(
-            f"{owner}: holds a single array, not named arrays (got {type(npz).__name__}); "
-            "save with numpy.savez(path, x=..., y=...)"
-        )
+    npz = open_npz(path, owner, "x=..., y=...")
     with npz:
         keys = set(npz.files)
         for key in ("x", "y"):
