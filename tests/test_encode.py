@@ -364,3 +364,17 @@ def test_nir_export_records_the_encoder(tmp_path):
     ckpt = save_checkpoint(model, tmp_path / "m", encoder=enc.to_dict())
     export(ckpt, "nir", tmp_path / "m.nir")
     assert json.loads(nir.read(str(tmp_path / "m.nir")).metadata["input_encoder"]) == enc.to_dict()
+
+
+def test_lava_bundle_records_the_encoder():
+    """The Lava bundle's network.json carries the input code too (a loihi2 network; Lava itself is not needed)."""
+    import dataclasses
+
+    from test_lava import _net
+
+    from rsnn_deploy.export._lava import lava_network
+
+    q = _net(11, atrlif=False, rec=True, e_in=1, e_rec=0)
+    enc = InputEncoder("spikes", q.n_inputs)
+    assert "input_encoder" not in lava_network(q)
+    assert lava_network(dataclasses.replace(q, encoder=enc.to_dict()))["input_encoder"] == enc.to_dict()

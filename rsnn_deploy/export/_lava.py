@@ -133,6 +133,8 @@ def lava_network(qnet: QuantizedNetwork, profile: HardwareProfile | None = None)
         "input_latency": int(qnet.input_latency),
         "groups": groups,
         "dense": dense,
+        # the input code (what turns raw signals into these inputs), as every export records it
+        **({"input_encoder": dict(qnet.encoder)} if qnet.encoder is not None else {}),
     }
 
 
@@ -158,7 +160,7 @@ def export_lava(qnet: QuantizedNetwork, out_dir: str | Path, profile: HardwarePr
     """
     out = Path(out_dir)
     doc = lava_network(qnet, profile)
-    names = {"network.json", "run_lava.py", "README.md"}
+    names = set(BUNDLE_FILES)
     if out.exists():
         if not out.is_dir():
             raise ValidationError(f"{out}: --out must be a folder for --format lava (a file is there)")
