@@ -167,3 +167,13 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             require(component)
     if item.get_closest_marker("lava") is not None:
         require("lava")
+
+
+@pytest.fixture
+def restore_torch_threads() -> Any:
+    """Put torch's thread count back after a test that changes it (training and tuning set it)."""
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)

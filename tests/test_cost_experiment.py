@@ -8,18 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from rsnn_deploy.experiment import StepsPlan, pareto_front, run_steps
 from rsnn_deploy.tasks import load_task
 from rsnn_deploy.tune import TuneSettings, load_search_space, run_worker
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("restore_torch_threads")
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import optuna
 import pytest
-import torch
 
 from rsnn_deploy.cli import main
 from rsnn_deploy.errors import UnsupportedError, ValidationError
@@ -32,11 +31,7 @@ TASK = ["--task", "store-recall", "--task-param", "n_train=200", "--task-param",
 TINY = ["--epochs", "2", "--hidden", "16"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("restore_torch_threads")
 
 
 @pytest.fixture(scope="module")
