@@ -52,7 +52,7 @@ def build_network(seed: int, x: np.ndarray, n_hidden: int, w_in: float, w_rec: f
     import nengo
     import nengo_loihi
 
-    from rsnn_deploy.nengo_loihi_readback import add_spike_input
+    from rsnn_deploy.backends.nengo.readback import add_spike_input
 
     rng = np.random.RandomState(seed)
     c = x.shape[1]
@@ -122,8 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from rsnn_deploy import native, provenance
+    from rsnn_deploy.backends.nengo.readback import qnet_from_nengo_loihi
     from rsnn_deploy.emulator import run
-    from rsnn_deploy.nengo_loihi_readback import qnet_from_nengo_loihi
 
     torch.set_num_threads(args.threads)  # the C loop's OpenMP team follows torch's thread count
     record = provenance.collect(args.threads, ["benchmarks/emulator_throughput.py", *(argv or sys.argv[1:])])

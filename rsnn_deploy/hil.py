@@ -18,9 +18,9 @@ calls; they hold nothing of the host. Each implements :class:`ChipStepper`:
                    (:func:`~rsnn_deploy.export._onnx_int.export_int_onnx`) run by
                    onnxruntime once per step; its state tensors are fed back (any profile)
 ``nengo-loihi``    ``nengo_loihi.Simulator`` on the compile step's network
-                   (:func:`~rsnn_deploy.nengo_build.build_loihi_network`), refused unless
+                   (:func:`~rsnn_deploy.backends.nengo.build_loihi_network`), refused unless
                    its integers read back as the QuantizedNetwork's
-                   (:func:`~rsnn_deploy.nengo_build.open_checked`); its input Node is
+                   (:func:`~rsnn_deploy.backends.nengo.open_checked`); its input Node is
                    replaced by one that emits the frame the host set for this step, and
                    ``sim.step()`` runs one step (loihi1, no adaptation)
 =================  =====================================================================
@@ -262,10 +262,10 @@ class _StreamFeed:
 class NengoLoihiStepper:
     """``nengo_loihi.Simulator`` stepped once per host step (emulator target by default).
 
-    The network is the compile step's (:func:`~rsnn_deploy.nengo_build.build_loihi_network`,
+    The network is the compile step's (:func:`~rsnn_deploy.backends.nengo.build_loihi_network`,
     ``batch`` independent copies), with each copy's input Node swapped for a
     :class:`_StreamFeed`. With ``target='sim'`` the simulator is opened through
-    :func:`~rsnn_deploy.nengo_build.open_checked`, which refuses it unless nengo-loihi's
+    :func:`~rsnn_deploy.backends.nengo.open_checked`, which refuses it unless nengo-loihi's
     integers equal ``qnet``'s. nengo-loihi cannot reset a simulator, so :meth:`reset`
     builds a new one (~0.1 s).
 
@@ -276,8 +276,8 @@ class NengoLoihiStepper:
 
     def __init__(self, qnet: QuantizedNetwork, batch: int = 1, target: str = "sim", dt: float = 0.001) -> None:
         from rsnn_deploy import semantics
+        from rsnn_deploy.backends.nengo import refuse_adaptive_on_loihi
         from rsnn_deploy.hardware import load_profile
-        from rsnn_deploy.nengo_build import refuse_adaptive_on_loihi
 
         refuse_adaptive_on_loihi(qnet)
         if semantics.for_profile(load_profile(qnet.profile)).chip_backend != "nengo-loihi":
@@ -297,8 +297,8 @@ class NengoLoihiStepper:
     def _open(self) -> None:
         import nengo
 
-        from rsnn_deploy.nengo_build import build_loihi_network, nengo_loihi_quiet, open_checked
-        from rsnn_deploy.nengo_loihi_readback import SPIKE_DRIVE
+        from rsnn_deploy.backends.nengo import build_loihi_network, nengo_loihi_quiet, open_checked
+        from rsnn_deploy.backends.nengo.readback import SPIKE_DRIVE
 
         t0 = time.perf_counter()
         build = build_loihi_network(self.qnet, np.zeros((self.batch, 1, self.n_inputs), dtype=np.uint8), self.dt)
@@ -309,7 +309,7 @@ class NengoLoihiStepper:
             if len(nodes) != 1:
                 raise UnsupportedError(
                     f"--backend nengo-loihi: expected one input Node feeding {inp} in the compiled network "
-                    f"(got {len(nodes)}); nengo_build.build_loihi_network changed its input, update rsnn_deploy.hil"
+                    f"(got {len(nodes)}); backends.nengo.build_loihi_network changed its input, update rsnn_deploy.hil"
                 )
             feed = _StreamFeed(int(nodes[0].size_out), SPIKE_DRIVE / self.dt)
             nodes[0].output = feed
@@ -337,7 +337,7 @@ class NengoLoihiStepper:
         self._open()
 
     def step(self, frame: np.ndarray) -> np.ndarray:
-        from rsnn_deploy.nengo_build import nengo_loihi_quiet
+        from rsnn_deploy.backends.nengo import nengo_loihi_quiet
 
         x = _frame(frame, self.batch, self.n_inputs, self.name)
         for b, feed in enumerate(self._feeds):

@@ -375,7 +375,7 @@ def quantize_model(model: RSNN, profile: str | HardwareProfile, calib_x: Tensor 
         block_report = [_quantize_tile(name, w[post, pre] * s, q, (post, pre), j, prof) for name, w, q, pre in tiles]
         # nengo-loihi sets a block's weight scale from its largest float weight; when no integer weight of the
         # block is the largest one, compile adds a silent anchor input carrying it, so the input connection
-        # must then sit at the largest exponent (see nengo_build._loihi).
+        # must then sit at the largest exponent (see backends.nengo._loihi).
         w_top = prof.weight.mantissa_max * 2 ** (prof.weight.exponent_max + prof.weight.exponent_offset)
         top_used = any(np.abs(q[post, pre]).max(initial=0) == w_top for _, _, q, pre in tiles)
         low_input = block_report[0]["exponent"] < prof.weight.exponent_max

@@ -50,7 +50,7 @@ def test_a_toy_profile_is_refused_where_it_asks_too_much_or_has_no_implementatio
 
 def test_the_nengo_neuron_type_runs_the_toy_step(toy):
     pytest.importorskip("nengo", reason="nengo is not installed")
-    from rsnn_deploy.nengo_build import run_nengo_core
+    from rsnn_deploy.backends.nengo import run_nengo_core
 
     x = toy["x"][:1, :12]
     emu = toy["run"](toy["qnet"], x, profile=toy["prof"])

@@ -371,7 +371,7 @@ CASES = [
 
 
 def test_corpus_is_large_and_covers_every_command():
-    from rsnn_deploy.cli import _register_optional_commands, cli
+    from rsnn_deploy.cli._app import _register_optional_commands, cli
 
     _register_optional_commands()
     assert len(CASES) >= 60

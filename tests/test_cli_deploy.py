@@ -129,7 +129,7 @@ def test_model_card(tiny, tmp_path, capsys):
 
 def test_training_command_is_rebuilt_from_the_checkpoint(tiny):
     from rsnn_deploy.checkpoint import load_checkpoint
-    from rsnn_deploy.cli_deploy import training_command
+    from rsnn_deploy.cli.deploy import training_command
 
     cmd = training_command(load_checkpoint(tiny).meta, "runs/x")
     assert cmd.startswith("rsnn-deploy train --task npz --variant rec-syn --hidden 16")

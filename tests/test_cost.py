@@ -168,8 +168,8 @@ def test_totals_are_the_sum_over_chunks():
 @pytest.mark.parametrize("case", [dict(), dict(blocks=(16, 14), h=30), dict(rec_exp=None)])
 def test_counts_identical_between_emulator_and_nengo_loihi(case):
     pytest.importorskip("nengo_loihi", reason="nengo-loihi is not installed")
+    from rsnn_deploy.backends.nengo import run_nengo_loihi
     from rsnn_deploy.emulator import run as emulate
-    from rsnn_deploy.nengo_build import run_nengo_loihi
     from tests.test_nengo_build import inputs, make_qnet
 
     qnet = make_qnet(2, **case)

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from nengo_loihi.builder.discretize import decay_int as nl_decay_int
 from nengo_loihi.builder.discretize import overflow_signed
 
+from rsnn_deploy.backends.nengo.readback import add_spike_input, qnet_from_nengo_loihi
 from rsnn_deploy.emulator import (
     EmulatorOverflowError,
     Loihi1State,
@@ -31,7 +32,6 @@ from rsnn_deploy.emulator import (
 )
 from rsnn_deploy.errors import ValidationError
 from rsnn_deploy.hardware import load_profile
-from rsnn_deploy.nengo_loihi_readback import add_spike_input, qnet_from_nengo_loihi
 
 pytestmark = pytest.mark.filterwarnings(
     # expected chatter of building these networks; none of it changes the integers compared

@@ -15,10 +15,7 @@ import numpy as np
 import pytest
 from conftest import require
 
-from rsnn_deploy.emulator import run as emulate
-from rsnn_deploy.errors import UnsupportedError
-from rsnn_deploy.hardware import load_profile
-from rsnn_deploy.nengo_build import (
+from rsnn_deploy.backends.nengo import (
     ANCHOR_INT,
     QuantizedNeurons,
     ReadbackError,
@@ -33,6 +30,9 @@ from rsnn_deploy.nengo_build import (
     run_nengo_float,
     run_nengo_loihi,
 )
+from rsnn_deploy.emulator import run as emulate
+from rsnn_deploy.errors import UnsupportedError
+from rsnn_deploy.hardware import load_profile
 from rsnn_deploy.qnet import QuantizedNetwork
 
 pytestmark = pytest.mark.filterwarnings(

@@ -156,7 +156,7 @@ def _rewrite(tmp_path, tensors, doc_edit=None):
 def _saved(tmp_path, **over):
     q = make_qnet(**over)
     save_qnet(q, tmp_path / "net")
-    from rsnn_deploy.qnet import _tensors_of
+    from rsnn_deploy.qnet._files import _tensors_of
 
     return q, _tensors_of(q)
 
@@ -281,7 +281,7 @@ def test_placement_matches_nengo_loihi_utilization():
     import nengo
     import nengo_loihi
 
-    from rsnn_deploy.nengo_loihi_readback import add_spike_input, qnet_from_nengo_loihi
+    from rsnn_deploy.backends.nengo.readback import add_spike_input, qnet_from_nengo_loihi
 
     rng = np.random.default_rng(3)
     c, h = 70, 150

@@ -158,7 +158,7 @@ def test_cli_train_with_qat_for_unsupported_variant_exits_2(tmp_path, capsys):
 def test_every_loihi1_quantization_compiles_exactly_in_nengo_loihi(seed, gain_in, gain_rec):
     """Whatever scale PTQ picks (weight-limited, headroom-limited, calibration-halved), nengo-loihi can
     reproduce the integers: compile reads them back and refuses on any difference."""
-    from rsnn_deploy.nengo_build import compile_qnet
+    from rsnn_deploy.backends.nengo import compile_qnet
 
     torch.manual_seed(seed)
     m = RSNN(ModelConfig(n_in=20, n_hidden=48, n_out=4, variant="rec-syn", v_floor=0.0, init_in_gain=gain_in,

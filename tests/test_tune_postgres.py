@@ -30,8 +30,7 @@ import pytest
 
 URL = os.environ.get("RSNN_DEPLOY_TEST_POSTGRES")
 pytestmark = pytest.mark.requires("postgres")  # tests/conftest.py: RSNN_DEPLOY_TEST_POSTGRES, reachable
-# not `python -m rsnn_deploy.cli`: as __main__, that module is a second copy that the
-# optional command modules (cli_tune) do not register on
+# the console script's own function (rsnn_deploy.cli:main), each worker in a fresh interpreter
 _MAIN = "import sys; from rsnn_deploy.cli import main; sys.exit(main(sys.argv[1:]))"
 TASK = ["--task", "store-recall", "--task-param", "n_train=200", "--task-param", "n_test=50"]
 

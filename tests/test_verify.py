@@ -137,7 +137,7 @@ def test_verifier_knows_backends_only_by_what_they_declare(tiny):
     """A backend registered here, under a name the verifier has never seen, is compared as it declares."""
     from rsnn_deploy import backends
     from rsnn_deploy.backends._emulator import EmulatorBackend
-    from rsnn_deploy.verify import _resolve_backends
+    from rsnn_deploy.verify._run import _resolve_backends
 
     class Copy(EmulatorBackend):
         name = "emulator-copy"

@@ -1,9 +1,9 @@
-"""``nengo`` / ``nengo-float``: nengo core with our custom neuron types (:mod:`rsnn_deploy.nengo_build`).
+"""``nengo`` / ``nengo-float``: nengo core with our custom neuron types (:mod:`rsnn_deploy.backends.nengo`).
 
-``nengo`` runs the QuantizedNetwork through :class:`~rsnn_deploy.nengo_build.QuantizedNeurons`
+``nengo`` runs the QuantizedNetwork through :class:`~rsnn_deploy.backends.nengo.QuantizedNeurons`
 (the profile's integer step; the only way threshold adaptation runs in Nengo);
 ``nengo-float`` runs the float model through
-:class:`~rsnn_deploy.nengo_build.FloatRSNNNeurons`. Both simulate ``chunk`` samples as
+:class:`~rsnn_deploy.backends.nengo.FloatRSNNNeurons`. Both simulate ``chunk`` samples as
 independent copies in one ``nengo.Simulator``.
 """
 
@@ -31,7 +31,7 @@ class NengoBackend:
         self.chunk = chunk
 
     def run(self, spikes: np.ndarray) -> Trace:
-        from rsnn_deploy.nengo_build import run_nengo_core
+        from rsnn_deploy.backends.nengo import run_nengo_core
 
         x = check_input(spikes, self.qnet.n_inputs, self.name)
         return run_nengo_core(self.qnet, x, record_states=self.record_states, chunk=self.chunk,
@@ -50,7 +50,7 @@ class NengoFloatBackend:
         self.chunk = chunk
 
     def run(self, spikes: np.ndarray) -> Trace:
-        from rsnn_deploy.nengo_build import run_nengo_float
+        from rsnn_deploy.backends.nengo import run_nengo_float
 
         x = check_input(spikes, self.model.cfg.n_in, self.name)
         return run_nengo_float(self.model, x, record_states=self.record_states, chunk=self.chunk,

@@ -2,7 +2,7 @@
 
 Every simulator is built from floats chosen to discretize back to the QuantizedNetwork's
 integers and is refused unless its read-back matches
-(:func:`rsnn_deploy.nengo_build.open_checked`). Slow (~2-3k steps/s): ``chunk`` samples
+(:func:`rsnn_deploy.backends.nengo.open_checked`). Slow (~2-3k steps/s): ``chunk`` samples
 run as independent copies in one simulator. Threshold adaptation is refused with the
 reason (nengo-loihi builds ``AdaptiveLIF`` as plain LIF).
 """
@@ -26,9 +26,9 @@ class NengoLoihiBackend:
 
     def __init__(self, qnet: Any, record_states: bool = False, progress: Any = None, chunk: int = 25):
         from rsnn_deploy import semantics
+        from rsnn_deploy.backends.nengo import refuse_adaptive_on_loihi
         from rsnn_deploy.errors import UnsupportedError
         from rsnn_deploy.hardware import load_profile
-        from rsnn_deploy.nengo_build import refuse_adaptive_on_loihi
 
         refuse_adaptive_on_loihi(qnet)
         if semantics.for_profile(load_profile(qnet.profile)).chip_backend != self.name:
@@ -42,7 +42,7 @@ class NengoLoihiBackend:
         self.chunk = chunk
 
     def run(self, spikes: np.ndarray) -> Trace:
-        from rsnn_deploy.nengo_build import run_nengo_loihi
+        from rsnn_deploy.backends.nengo import run_nengo_loihi
 
         x = check_input(spikes, self.qnet.n_inputs, self.name)
         return run_nengo_loihi(self.qnet, x, record_states=self.record_states, chunk=self.chunk,

@@ -24,7 +24,7 @@ from typing import Any
 import click
 import numpy as np
 
-from rsnn_deploy.cli import cli
+from rsnn_deploy.cli._app import cli
 from rsnn_deploy.errors import ValidationError
 
 __all__ = ["model_card_cost", "model_card_markdown", "quantize_report_markdown", "training_command"]
@@ -104,7 +104,7 @@ def quantize(checkpoint: str, target: str, out: str, calib: int, data_dir: str |
     from rsnn_deploy.xylo.profile import is_xylo_profile
 
     if is_xylo_profile(target):  # Xylo checkpoints and integers have their own types (rsnn_deploy/xylo/)
-        from rsnn_deploy.cli_xylo import run_xylo_quantize
+        from rsnn_deploy.cli.xylo import run_xylo_quantize
 
         run_xylo_quantize(checkpoint, target, out, overwrite)
         return
@@ -154,8 +154,8 @@ def compile_(source: str, backend: str, steps: int, out: str | None, overwrite: 
     must agree spike for spike. Nengo networks cannot be saved safely (no pickle), so -o
     writes a JSON summary of the build instead.
     """
+    from rsnn_deploy.backends.nengo import compile_float, compile_qnet
     from rsnn_deploy.io import artifact_inputs, guard_outputs, write_json_atomic
-    from rsnn_deploy.nengo_build import compile_float, compile_qnet
 
     if out is not None:
         guard_outputs([out], inputs=[*artifact_inputs(source), *_profile_inputs(profile_path)], overwrite=overwrite)
@@ -238,7 +238,7 @@ def verify_cmd(checkpoint: str | None, use_default: bool, target: str | None, ba
     from rsnn_deploy.xylo.profile import is_xylo_profile
 
     if target and is_xylo_profile(target):  # Xylo has its own model and pipeline (rsnn_deploy/xylo/)
-        from rsnn_deploy.cli_xylo import run_xylo_verify
+        from rsnn_deploy.cli.xylo import run_xylo_verify
 
         run_xylo_verify(None if use_default else checkpoint, target, "train" if split == "train" else "test", limit,
                         backends or "float,fake-quant,emulator,xylosim", out, overwrite)

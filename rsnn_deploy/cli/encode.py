@@ -20,7 +20,7 @@ from typing import Any
 import click
 import numpy as np
 
-from rsnn_deploy.cli import cli
+from rsnn_deploy.cli._app import cli
 from rsnn_deploy.errors import DataError, ValidationError
 from rsnn_deploy.io import open_npz
 

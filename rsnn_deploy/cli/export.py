@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from rsnn_deploy.cli import cli
+from rsnn_deploy.cli._app import cli
 
 
 @cli.command("export")
@@ -36,7 +36,7 @@ def export_cmd(network: str, fmt: str, graph: str | None, with_encoder: bool, ni
     integer units with its integers in metadata (NIR). Both record the model's input code
     in their metadata; --with-encoder also puts it in the float sequence graph. See docs/export.md.
     """
-    from rsnn_deploy.cli_deploy import _profile_inputs, use_profile
+    from rsnn_deploy.cli.deploy import _profile_inputs, use_profile
     from rsnn_deploy.export import export
     from rsnn_deploy.io import artifact_inputs, guard_outputs
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from rsnn_deploy.cli import cli
+from rsnn_deploy.cli._app import cli
 
 _MAX_PRINTED = 20
 
@@ -62,7 +62,7 @@ def hil_cmd(model_path: str, backend: str, stream_path: str, steps: int | None, 
                               f"with --backend {backend})")
     if steps is not None and steps < 1:
         raise ValidationError(f"hil --steps: must be at least 1 (got {steps})")
-    from rsnn_deploy.cli_deploy import _profile_inputs, use_profile
+    from rsnn_deploy.cli.deploy import _profile_inputs, use_profile
     from rsnn_deploy.io import artifact_inputs, guard_outputs
 
     if out is not None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from rsnn_deploy.cli import cli
+from rsnn_deploy.cli._app import cli
 
 
 @cli.command("import")

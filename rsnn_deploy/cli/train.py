@@ -1,24 +1,18 @@
-"""The ``rsnn-deploy`` command line.
+"""``rsnn-deploy train | evaluate``: training a float network and scoring a checkpoint.
 
-One boundary for errors (as Optuna's ``cli.main``): anything derived from
-:class:`RsnnError` prints one line and exits with code 2; ``--debug`` (or
-``RSNN_DEPLOY_DEBUG=1``) shows the traceback instead.
+Also the task options (``--task``, ``--data``, ``--data-dir``, ``--task-param``) that
+``tune`` shares.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import sys
-import warnings
 from pathlib import Path
 from typing import Any
 
 import click
 
-from rsnn_deploy.errors import RsnnError
-
-warnings.filterwarnings("ignore", message="This version of `nengo_loihi` has not been tested")
+from rsnn_deploy.cli._app import cli
 
 
 def _merge_config_file(config: str | None) -> dict[str, Any]:
@@ -27,16 +21,6 @@ def _merge_config_file(config: str | None) -> dict[str, Any]:
     from rsnn_deploy.config import read_config_file
 
     return read_config_file(config)
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
-@click.version_option(package_name="rsnn-deploy")
-def cli(debug: bool) -> None:
-    """Train recurrent spiking networks, quantize them for a chip, and verify what survives."""
-
-
-# ----------------------------------------------------------------------------- train
 
 
 def _task_options(f):
@@ -264,62 +248,3 @@ def evaluate(checkpoint, split, limit, data_dir, as_json) -> None:
     else:
         click.echo(f"{ckpt.name}: {split} accuracy {metrics['acc']:.4f} on {len(data)} samples, "
                    f"loss {metrics['loss']:.4f}, rate {metrics['rate']:.4f}")
-
-
-def _register_optional_commands() -> None:
-    """Commands that live in their own modules register themselves on ``cli``."""
-    import importlib
-
-    for mod in ("rsnn_deploy.cli_deploy", "rsnn_deploy.cli_tune", "rsnn_deploy.cli_export", "rsnn_deploy.cli_hil",
-                "rsnn_deploy.cli_encode", "rsnn_deploy.cli_import", "rsnn_deploy.cli_xylo"):
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as err:
-            if err.name != mod:
-                raise
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point: one line per user error (exit 2), tracebacks only with --debug."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in args or os.environ.get("RSNN_DEPLOY_DEBUG") == "1"
-    _register_optional_commands()
-    try:
-        cli.main(args=args, prog_name="rsnn-deploy", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        return 130
-    except click.UsageError as err:  # one line naming the flag, as every other refusal
-        cmd = err.ctx.command_path if err.ctx is not None else "rsnn-deploy"
-        click.echo(f"rsnn-deploy: error: {err.format_message()} (see {cmd} --help)", err=True)
-        return err.exit_code
-    except click.ClickException as err:
-        err.show()
-        return err.exit_code
-    except RsnnError as err:
-        if debug:
-            raise
-        click.echo(f"rsnn-deploy: error: {err}", err=True)
-        return 2
-    except OSError as err:  # a path the checks above did not foresee: still one line naming the file
-        if debug:
-            raise
-        where = f"{err.filename}: " if err.filename else ""
-        click.echo(f"rsnn-deploy: error: {where}{err.strerror or err}", err=True)
-        return 2
-    except RecursionError:
-        if debug:
-            raise
-        click.echo("rsnn-deploy: error: input nested too deeply (a JSON/TOML file?)", err=True)
-        return 2
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        return 130
-    return 0
-
-
-if __name__ == "__main__":
-    # run the registered copy, not this __main__ module, so that optional command modules are on it
-    from rsnn_deploy.cli import main as _main
-
-    sys.exit(_main())

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import click
 
-from rsnn_deploy.cli import _task_options, cli, load_task_from_options
+from rsnn_deploy.cli._app import cli
+from rsnn_deploy.cli.train import _task_options, load_task_from_options
 from rsnn_deploy.config import VARIANTS
 from rsnn_deploy.errors import ValidationError
 

@@ -1,4 +1,4 @@
-"""``rsnn-deploy xylo verify | export``: the Xylo pipeline on the command line (registered by ``cli.py``)."""
+"""``rsnn-deploy xylo verify | export``: the Xylo pipeline on the command line (registered by ``rsnn_deploy.cli``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from rsnn_deploy.cli import cli
+from rsnn_deploy.cli._app import cli
 from rsnn_deploy.errors import ValidationError
 
 

@@ -22,7 +22,7 @@ All runners return a :class:`~rsnn_deploy.trace.Trace` aligned to the float mode
 
 Example
 -------
->>> from rsnn_deploy.nengo_build import compile_qnet
+>>> from rsnn_deploy.backends.nengo import compile_qnet
 >>> summary = compile_qnet(qnet, "nengo-loihi")      # doctest: +SKIP
 >>> summary["readback"], summary["parity"]["spikes_equal"]   # doctest: +SKIP
 ('identical', True)
@@ -35,16 +35,14 @@ from typing import Any
 
 import numpy as np
 
-from rsnn_deploy.errors import ParityError, UnsupportedError
-from rsnn_deploy.hardware import load_profile
-from rsnn_deploy.nengo_build._core import (
+from rsnn_deploy.backends.nengo._core import (
     CoreBuild,
     build_core_network,
     build_float_network,
     run_nengo_core,
     run_nengo_float,
 )
-from rsnn_deploy.nengo_build._loihi import (
+from rsnn_deploy.backends.nengo._loihi import (
     ANCHOR_INT,
     LoihiBuild,
     LoihiFloats,
@@ -57,7 +55,9 @@ from rsnn_deploy.nengo_build._loihi import (
     open_checked,
     run_nengo_loihi,
 )
-from rsnn_deploy.nengo_build._neurons import FloatNeuronParams, FloatRSNNNeurons, QuantizedNeurons, one_step_delay
+from rsnn_deploy.backends.nengo._neurons import FloatNeuronParams, FloatRSNNNeurons, QuantizedNeurons, one_step_delay
+from rsnn_deploy.errors import ParityError, UnsupportedError
+from rsnn_deploy.hardware import load_profile
 from rsnn_deploy.qnet import QuantizedNetwork, placement
 from rsnn_deploy.trace import first_divergence
 

@@ -59,7 +59,7 @@ def _copies(
 ) -> CoreBuild:
     import nengo
 
-    from rsnn_deploy.nengo_build._neurons import one_step_delay
+    from rsnn_deploy.backends.nengo._neurons import one_step_delay
 
     x = np.asarray(spikes, dtype=np.float64)
     b, t_steps, c = x.shape
@@ -96,7 +96,7 @@ def build_core_network(
     record_states: bool = False,
 ) -> CoreBuild:
     """Integer copies of ``qnet`` for ``spikes`` ``[B, T, C]`` (see the module docstring)."""
-    from rsnn_deploy.nengo_build._neurons import QuantizedNeurons
+    from rsnn_deploy.backends.nengo._neurons import QuantizedNeurons
 
     prof = profile if isinstance(profile, HardwareProfile) else load_profile(profile or qnet.profile)
     neuron = QuantizedNeurons(qnet, prof)
@@ -108,7 +108,7 @@ def build_core_network(
 
 def float_network_params(model: Any) -> tuple[Any, np.ndarray, np.ndarray | None]:
     """``(FloatNeuronParams, w_in, w_rec)`` of the float model, float64, without fake quantization."""
-    from rsnn_deploy.nengo_build._neurons import FloatNeuronParams
+    from rsnn_deploy.backends.nengo._neurons import FloatNeuronParams
 
     fq, model.fake_quant = model.fake_quant, None
     try:
@@ -136,7 +136,7 @@ def float_network_params(model: Any) -> tuple[Any, np.ndarray, np.ndarray | None
 
 def build_float_network(model: Any, spikes: np.ndarray, dt: float = 0.001, record_states: bool = False) -> CoreBuild:
     """Float copies of the torch ``model`` (an ``RSNN``) for ``spikes`` ``[B, T, C]``, in float64."""
-    from rsnn_deploy.nengo_build._neurons import FloatRSNNNeurons
+    from rsnn_deploy.backends.nengo._neurons import FloatRSNNNeurons
 
     params, w_in, w_rec = float_network_params(model)
     neuron = FloatRSNNNeurons(params)

@@ -28,7 +28,7 @@ weights ``mantissa << (7 + weight_exp)``):
   ``2**23 - 1``.
 
 What cannot be inverted is left to nengo-loihi and caught afterwards: every build is
-read back (:func:`~rsnn_deploy.nengo_loihi_readback.qnet_from_nengo_loihi`) and compared
+read back (:func:`~rsnn_deploy.backends.nengo.readback.qnet_from_nengo_loihi`) and compared
 field by field (:func:`check_readback`). The known case is the weight-exponent clamp: a
 connection whose largest ``|W|`` is below ``1/128`` of the block's largest weight
 (e.g. only ``+-64`` against ``16256``) needs ``weight_exp < -6``; nengo-loihi clamps it at
@@ -251,7 +251,7 @@ def build_loihi_network(
 ) -> LoihiBuild:
     """Build one copy of ``qnet`` per sample of ``spikes`` ``[B, T, C]`` for nengo-loihi.
 
-    Input spikes enter exactly through :func:`~rsnn_deploy.nengo_loihi_readback.add_spike_input`
+    Input spikes enter exactly through :func:`~rsnn_deploy.backends.nengo.readback.add_spike_input`
     (an off-chip spiking ensemble; input latency 1). Hidden neurons are one ``nengo.LIF``
     ensemble per copy, split into ``qnet.block_sizes`` with ``nengo_loihi.BlockShape``.
     Probes: ``output`` (spikes), and with ``record_states`` also ``voltage`` and ``input`` (u).
@@ -259,7 +259,7 @@ def build_loihi_network(
     import nengo
     import nengo_loihi
 
-    from rsnn_deploy.nengo_loihi_readback import add_spike_input
+    from rsnn_deploy.backends.nengo.readback import add_spike_input
 
     fl = loihi_floats(qnet, dt) if floats is None else floats
     x = np.asarray(spikes)
@@ -347,7 +347,7 @@ def _first_diff(name: str, want: np.ndarray, got: np.ndarray) -> str:
 def check_readback(qnet: QuantizedNetwork, readback: QuantizedNetwork, floats: LoihiFloats, copy: int = 0) -> None:
     """Refuse (``ReadbackError``, one line) when nengo-loihi's integers differ from ``qnet``'s.
 
-    ``readback`` is :func:`~rsnn_deploy.nengo_loihi_readback.qnet_from_nengo_loihi` of one
+    ``readback`` is :func:`~rsnn_deploy.backends.nengo.readback.qnet_from_nengo_loihi` of one
     copy; its extra anchor column (if any) must hold exactly :data:`ANCHOR_INT` on the
     anchor rows. The message names the field and the first differing index.
     """
@@ -393,7 +393,7 @@ def open_checked(qnet: QuantizedNetwork, build: LoihiBuild, dt: float = 0.001,
     """
     import nengo_loihi
 
-    from rsnn_deploy.nengo_loihi_readback import qnet_from_nengo_loihi
+    from rsnn_deploy.backends.nengo.readback import qnet_from_nengo_loihi
 
     prof = profile if isinstance(profile, HardwareProfile) else load_profile(profile or qnet.profile)
     with nengo_loihi_quiet():
