@@ -245,8 +245,8 @@ def verify_cmd(checkpoint: str | None, use_default: bool, target: str | None, ba
         return
     path = default_checkpoint() if (use_default or not checkpoint) else checkpoint
     folder = check_writable_path(out, "-o", is_dir=True)
-    inputs = [*artifact_inputs(path), *(artifact_inputs(qnet_path) if qnet_path else []),
-              *_profile_inputs(target), *_profile_inputs(profile_path)]
+    inputs: list[str | Path] = [*artifact_inputs(path), *(artifact_inputs(qnet_path) if qnet_path else []),
+                                *_profile_inputs(target), *_profile_inputs(profile_path)]
     guard_outputs([folder / n for n in ("report.json", "report.md", *([] if no_figures else FIGURES))],
                   inputs=inputs, overwrite=overwrite)
     use_profile(profile_path)

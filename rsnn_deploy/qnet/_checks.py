@@ -55,6 +55,20 @@ def check_representable(qnet: QuantizedNetwork, profile: HardwareProfile) -> Non
     ValidationError
         Naming the first field out of range, its offending value and the allowed set.
     """
+    # in this order: the first field out of range is the one named
+    _check_decays(qnet, profile)
+    _check_weights(qnet, profile)
+    _check_neuron_registers(qnet, profile)
+    _check_adaptation(qnet, profile)
+    if qnet.input_latency != profile.timing.input_latency_steps:
+        raise ValidationError(
+            f"QuantizedNetwork.input_latency: {profile.name} delivers host input after "
+            f"{profile.timing.input_latency_steps} steps (got {qnet.input_latency})"
+        )
+
+
+def _check_decays(qnet: QuantizedNetwork, profile: HardwareProfile) -> None:
+    """Every decay register within the profile's decay width."""
     dmax = profile.decay.max
     for name in ("decay_u", "decay_v", "decay_theta", "decay_r"):
         arr = getattr(qnet, name)
@@ -63,8 +77,14 @@ def check_representable(qnet: QuantizedNetwork, profile: HardwareProfile) -> Non
                 f"QuantizedNetwork.{name}: must lie in [0, {dmax}] ({profile.decay.bits}-bit decay) "
                 f"(got {arr.max()})"
             )
+
+
+def _check_weights(qnet: QuantizedNetwork, profile: HardwareProfile) -> None:
+    """One exponent per synapse group (input -> block, block -> block) represents every weight of it."""
     # one exponent per synapse group: input -> block, and block -> block for the recurrence
-    tiles = [("w_in", qnet.w_in[post], j, None) for j, post in enumerate(qnet.block_slices)]
+    tiles: list[tuple[str, np.ndarray, int, int | None]] = [
+        ("w_in", qnet.w_in[post], j, None) for j, post in enumerate(qnet.block_slices)
+    ]
     if qnet.w_rec is not None:
         tiles += [
             ("w_rec", qnet.w_rec[post][:, pre], j, i)
@@ -84,6 +104,10 @@ def check_representable(qnet: QuantizedNetwork, profile: HardwareProfile) -> Non
                 f"[{fmt.mantissa_min}, {fmt.mantissa_max}], e in [{fmt.exponent_min}, {fmt.exponent_max}], "
                 f"multiples of {fmt.granularity}, |w| <= {top}"
             )
+
+
+def _check_neuron_registers(qnet: QuantizedNetwork, profile: HardwareProfile) -> None:
+    """Bias, threshold, voltage floor and ceiling, and refractory steps in the profile's formats."""
     bad_bias = ~_bias_representable(qnet.bias, profile)
     if bad_bias.any():
         raise ValidationError(
@@ -114,6 +138,11 @@ def check_representable(qnet: QuantizedNetwork, profile: HardwareProfile) -> Non
             f"QuantizedNetwork.refractory: must lie in [0, {profile.refractory.max_steps}] "
             f"(got {qnet.refractory.max()})"
         )
+
+
+def _check_adaptation(qnet: QuantizedNetwork, profile: HardwareProfile) -> None:
+    """ATRLIF's ``theta_0`` and the threshold increment in the profile's adaptation formats."""
+    th = profile.threshold
     if qnet.is_atrlif and profile.adaptation is not None and profile.adaptation.theta0_mantissa_bits is not None:
         top = (1 << profile.adaptation.theta0_mantissa_bits) - 1
         bad0 = (qnet.vth >> th.shift) > top
@@ -133,8 +162,3 @@ def check_representable(qnet: QuantizedNetwork, profile: HardwareProfile) -> Non
                 f"(got {int(qnet.theta_step[bad_t][0])}); theta_step = mantissa << {ad.step_shift}, "
                 f"mantissa in [0, {(1 << ad.step_mantissa_bits) - 1}]"
             )
-    if qnet.input_latency != profile.timing.input_latency_steps:
-        raise ValidationError(
-            f"QuantizedNetwork.input_latency: {profile.name} delivers host input after "
-            f"{profile.timing.input_latency_steps} steps (got {qnet.input_latency})"
-        )

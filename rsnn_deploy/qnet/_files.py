@@ -129,6 +129,28 @@ def load_qnet(path: str | Path, profile: HardwareProfile | str | Path | None = N
     """
     st_path, json_path = qnet_paths(path)
     doc = read_json_object(json_path)
+    _check_doc(doc, json_path)
+    tensors = _read_tensors(st_path, json_path, doc)
+    kwargs: dict[str, Any] = {name: tensors.get(name) for name in (f.name for f in fields(QuantizedNetwork))}
+    kwargs.update({name: doc[name] for name in _SCALARS})
+    kwargs["block_sizes"] = tuple(doc["block_sizes"])
+    kwargs["float_scale"] = tuple(doc["float_scale"])
+    kwargs["format_version"] = doc["format_version"]
+    kwargs["encoder"] = doc.get("encoder")  # optional: files written before the encoder travelled with them
+    try:
+        qnet = QuantizedNetwork(**kwargs)
+    except (TypeError, ValueError) as err:  # ValidationError is a ValueError
+        raise CheckpointError(f"{json_path}: {err}") from None
+    prof = _profile_of(qnet, profile, json_path)
+    try:
+        check_representable(qnet, prof)
+    except ValidationError as err:
+        raise CheckpointError(f"{st_path}: {err}") from None
+    return qnet
+
+
+def _check_doc(doc: dict[str, Any], json_path: Path) -> None:
+    """The JSON half: this format and version, every scalar present, the integers integers."""
     if doc.get("format") != FORMAT:
         raise CheckpointError(f"{json_path}: format: not an rsnn-deploy quantized network (got {doc.get('format')!r})")
     if doc.get("format_version") != FORMAT_VERSION:
@@ -142,6 +164,10 @@ def load_qnet(path: str | Path, profile: HardwareProfile | str | Path | None = N
     for key in ("n_inputs", "n_hidden", "n_outputs", "vmin", "vmax", "input_latency"):
         if not isinstance(doc[key], int) or isinstance(doc[key], bool):
             raise CheckpointError(f"{json_path}: {key}: must be an integer (got {doc[key]!r})")
+
+
+def _read_tensors(st_path: Path, json_path: Path, doc: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The tensor half, from the same save as ``doc``, with exactly the names, shapes and dtypes it implies."""
     try:
         blob = read_pair_tensors(st_path, json_path, doc)
     except CheckpointError as err:
@@ -165,16 +191,12 @@ def load_qnet(path: str | Path, profile: HardwareProfile | str | Path | None = N
             )
         if str(t.dtype) != dtype:
             raise CheckpointError(f"{st_path}: {name}: dtype must be {dtype} (got {t.dtype})")
-    kwargs: dict[str, Any] = {name: tensors.get(name) for name in (f.name for f in fields(QuantizedNetwork))}
-    kwargs.update({name: doc[name] for name in _SCALARS})
-    kwargs["block_sizes"] = tuple(doc["block_sizes"])
-    kwargs["float_scale"] = tuple(doc["float_scale"])
-    kwargs["format_version"] = doc["format_version"]
-    kwargs["encoder"] = doc.get("encoder")  # optional: files written before the encoder travelled with them
-    try:
-        qnet = QuantizedNetwork(**kwargs)
-    except (TypeError, ValueError) as err:  # ValidationError is a ValueError
-        raise CheckpointError(f"{json_path}: {err}") from None
+    return tensors
+
+
+def _profile_of(qnet: QuantizedNetwork, profile: HardwareProfile | str | Path | None,
+                json_path: Path) -> HardwareProfile:
+    """The profile to check against: the one given, else the one the file names; unchanged since quantization."""
     try:
         prof = profile if isinstance(profile, HardwareProfile) else load_profile(profile or qnet.profile)
     except ValidationError as err:
@@ -189,8 +211,4 @@ def load_qnet(path: str | Path, profile: HardwareProfile | str | Path | None = N
             f"{json_path}: profile_sha256: profile {prof.name!r} changed since quantization "
             f"(got {prof.sha256[:12]}, file says {qnet.profile_sha256[:12]}); re-run rsnn-deploy quantize"
         )
-    try:
-        check_representable(qnet, prof)
-    except ValidationError as err:
-        raise CheckpointError(f"{st_path}: {err}") from None
-    return qnet
+    return prof

@@ -122,13 +122,22 @@ class QuantizedNetwork:
     encoder: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        def put(name: str, value: Any) -> None:
-            object.__setattr__(self, name, value)
-
-        put("w_in", _int_array("w_in", self.w_in, 2))
+        # the checks run in this order, so that the first field named is the same whatever the caller
+        self._put("w_in", _int_array("w_in", self.w_in, 2))
         h, c = self.w_in.shape
         if h < 1 or c < 1:
             raise ValidationError(f"QuantizedNetwork.w_in: must be [H, C] with H, C >= 1 (got shape {(h, c)})")
+        self._check_neurons(h)
+        self._check_readout(h)
+        self._check_layout(h, c)
+
+    def _put(self, name: str, value: Any) -> None:
+        """Replace a field of the frozen instance (only while it is validated)."""
+        object.__setattr__(self, name, value)
+
+    def _check_neurons(self, h: int) -> None:
+        """The chip's integers: weights, per-neuron registers, their ranges and the voltage clip."""
+        put = self._put
         if self.w_rec is not None:
             put("w_rec", _int_array("w_rec", self.w_rec, 2))
             if self.w_rec.shape != (h, h):
@@ -172,6 +181,10 @@ class QuantizedNetwork:
             raise ValidationError(
                 f"QuantizedNetwork.vmin: need vmin <= 0 < vmax (got vmin={self.vmin}, vmax={self.vmax})"
             )
+
+    def _check_readout(self, h: int) -> None:
+        """The host readout (float32): weights, bias, decay and mode."""
+        put = self._put
         put("w_out", _float_array("w_out", self.w_out, 2))
         if self.w_out.shape[1] != h or self.w_out.shape[0] < 1:
             raise ValidationError(f"QuantizedNetwork.w_out: must be [K, {h}], K >= 1 (got shape {self.w_out.shape})")
@@ -187,6 +200,10 @@ class QuantizedNetwork:
             raise ValidationError(
                 f"QuantizedNetwork.readout_mode: must be 'mean' or 'last' (got {self.readout_mode!r})"
             )
+
+    def _check_layout(self, h: int, c: int) -> None:
+        """Input latency, the blocks and their scales, the profile's name and the input code."""
+        put = self._put
         put("input_latency", int(self.input_latency))
         if not 0 <= self.input_latency <= 64:
             raise ValidationError(f"QuantizedNetwork.input_latency: must lie in [0, 64] (got {self.input_latency})")

@@ -42,6 +42,27 @@ def _cost(qnet: Any, prof: Any, x: np.ndarray, model: Any) -> dict[str, Any]:
     return cost_section(qnet, prof, x, model)
 
 
+def _checkpoint_section(ckpt: Any) -> dict[str, Any]:
+    """Which float checkpoint the report is about, and what its training measured."""
+    return {
+        "path": str(ckpt.path), "name": ckpt.name, "task": ckpt.task.get("name"),
+        "variant": ckpt.model.cfg.variant, "neurons": ckpt.model.cfg.n_hidden,
+        "training_metrics": ckpt.metrics, "qat_profile": (ckpt.meta.get("train") or {}).get("qat_profile"),
+    }
+
+
+def _resources(qnet: Any, prof: Any) -> dict[str, Any]:
+    """Cores, axons and synapse memory the network takes (:func:`~rsnn_deploy.qnet.placement`), with the limits."""
+    from rsnn_deploy.qnet import placement
+
+    pl = placement(qnet, prof)
+    return {"cores": pl.n_cores, "input_axons": pl.input_axons, "output_axons": pl.output_axons,
+            "synapse_bits": pl.synapse_bits,
+            "synapse_bits_per_core_max": max(c.synapse_bits for c in pl.cores),
+            "synapse_bits_per_core_limit": prof.limits.synapse_memory_bits_per_core,
+            "compartments_per_core_limit": prof.limits.compartments_per_core}
+
+
 def _qnet_meta(path: str | Path) -> dict[str, Any] | None:
     import json
 

@@ -24,10 +24,12 @@ from rsnn_deploy.verify._report import (
     REPORT_FORMAT,
     REPORT_VERSION,
     VerifyResult,
+    _checkpoint_section,
     _cost,
     _jsonable,
     _qnet_meta,
     _quant_summary,
+    _resources,
 )
 
 DEFAULT_BACKENDS: tuple[str, ...] = ("torch-float", "torch-fakequant", "emulator", "nengo", "nengo-loihi", "lava")
@@ -90,12 +92,8 @@ def verify(
     diag_samples : int
         Samples whose states are recorded for the float vs emulator divergence.
     """
-    from tqdm import tqdm
-
-    from rsnn_deploy.backends import BackendSource, backend_spec, create_backend
     from rsnn_deploy.checkpoint import load_checkpoint
     from rsnn_deploy.hardware import load_profile
-    from rsnn_deploy.qnet import load_qnet, placement
 
     t_start = time.perf_counter()
     ckpt = load_checkpoint(checkpoint)
@@ -105,21 +103,67 @@ def verify(
     n = len(data) if limit is None else min(int(limit), len(data))
     if n < 1:
         raise ValidationError(f"--limit: must leave at least one sample (got {limit})")
-
-    qreport: dict[str, Any] | None = None
-    if qnet_path is not None:
-        qnet = load_qnet(qnet_path)
-        if qnet.profile != prof.name:
-            raise ValidationError(f"--qnet: quantized for {qnet.profile!r}, --target is {prof.name!r}")
-        qreport = (_qnet_meta(qnet_path) or {}).get("quantize_report")
-    else:
-        qnet, qreport = quantize_checkpoint(ckpt, prof, calib, task)
+    qnet, qreport = _network_of(ckpt, prof, qnet_path, calib, task)
 
     names, skipped = _resolve_backends(list(backends or DEFAULT_BACKENDS), qnet, explicit=backends is not None)
     x = data.spikes(np.arange(n))
     y = data.labels[:n]
     n_slow = min(n, slow_limit)
     n_diag = min(n, diag_samples)
+    traces, results = _run_backends(names, ckpt.model, qnet, prof, x, y, n_slow, progress)
+
+    gaps = _gaps(results, traces, y)
+    has_pair = {"torch-float", INTEGER_REFERENCE} <= set(traces)
+    headline = _gap(traces, y, "torch-float", INTEGER_REFERENCE) if has_pair else None
+    agree, emu_states = _agreements(names, traces, qnet, prof, x, n_diag)
+    divergence, float_states = _float_divergence(traces, emu_states, ckpt.model, qnet, x, n_diag)
+
+    report: dict[str, Any] = {
+        "format": REPORT_FORMAT,
+        "format_version": REPORT_VERSION,
+        "checkpoint": _checkpoint_section(ckpt),
+        "profile": prof.name,
+        "qnet": str(qnet_path) if qnet_path else None,
+        "split": split,
+        "samples": {"fast": n, "slow": n_slow, "split_size": len(data)},
+        "backends": results,
+        "skipped_backends": skipped,
+        "gaps": gaps,
+        "headline_gap_pp": headline["gap_pp"] if headline else None,
+        "agreement": agree,
+        "float_vs_emulator": divergence,
+        "quantization": _quant_summary(qreport, qnet),
+        "resources": _resources(qnet, prof),
+        "wall_time_s": {**{k: v["wall_s"] for k, v in results.items()}, "total": None},
+    }
+    report["cost"] = _cost(qnet, prof, x, ckpt.model)
+    report["wall_time_s"]["total"] = round(time.perf_counter() - t_start, 3)
+    fig = {"traces": traces, "float_states": float_states, "emu_states": emu_states, "labels": y,
+           "qreport": qreport, "qnet": qnet}
+    return VerifyResult(report=_jsonable(report), figure_data=fig)
+
+
+def _network_of(ckpt: Any, prof: Any, qnet_path: str | Path | None, calib: int,
+                task: Any) -> tuple[Any, dict[str, Any] | None]:
+    """The integers to verify, with their quantization report: ``--qnet``'s file, else the checkpoint quantized."""
+    from rsnn_deploy.qnet import load_qnet
+
+    if qnet_path is None:
+        return quantize_checkpoint(ckpt, prof, calib, task)
+    qnet = load_qnet(qnet_path)
+    if qnet.profile != prof.name:
+        raise ValidationError(f"--qnet: quantized for {qnet.profile!r}, --target is {prof.name!r}")
+    return qnet, (_qnet_meta(qnet_path) or {}).get("quantize_report")
+
+
+def _run_backends(names: Sequence[str], model: Any, qnet: Any, prof: Any, x: np.ndarray, y: np.ndarray,
+                  n_slow: int, progress: bool) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Each backend on the fast samples (slow ones on the first ``n_slow``): its trace and its accuracy entry."""
+    from tqdm import tqdm
+
+    from rsnn_deploy.backends import BackendSource, backend_spec, create_backend
+
+    n = len(y)
     traces: dict[str, Any] = {}
     results: dict[str, dict[str, Any]] = {}
     for name in names:
@@ -128,7 +172,7 @@ def verify(
         # integer backends record states on the slow subset, so that any divergence is located exactly
         record = spec.record_in_verify  # lava: spikes only (Lava reads states one element at a time)
         with tqdm(total=n_b, desc=f"{name:>15}", unit="sample", disable=not progress, leave=False) as bar:
-            source = BackendSource(model=ckpt.model, qnet=qnet, profile=prof, record_states=record,
+            source = BackendSource(model=model, qnet=qnet, profile=prof, record_states=record,
                                    progress=bar.update)
             backend = create_backend(name, source)
             t0 = time.perf_counter()
@@ -142,61 +186,38 @@ def verify(
             "wall_s": round(wall, 3), "samples_per_s": round(n_b / wall, 1) if wall > 0 else None,
             "mean_rate": float(tr.spikes.mean()), "overflow": dict(tr.overflow),
         }
+    return traces, results
 
-    gaps = _gaps(results, traces, y)
-    has_pair = {"torch-float", INTEGER_REFERENCE} <= set(traces)
-    headline = _gap(traces, y, "torch-float", INTEGER_REFERENCE) if has_pair else None
+
+def _agreements(names: Sequence[str], traces: dict[str, Any], qnet: Any, prof: Any, x: np.ndarray,
+                n_diag: int) -> tuple[dict[str, Any], Any]:
+    """Spike agreement of each backend that declares it with the integer reference, rerun with its states."""
+    from rsnn_deploy.backends import BackendSource, create_backend
 
     agree: dict[str, Any] = {}
-    emu_states = None
-    if INTEGER_REFERENCE in traces:
-        m = max((traces[k].spikes.shape[0] for k in traces if _compares(k, "agreement")), default=0)
-        m = max(m, n_diag)
-        emu_states = create_backend(INTEGER_REFERENCE, BackendSource(qnet=qnet, profile=prof, record_states=True)
-                                    ).run(x[:m])
-        for name in names:
-            if _compares(name, "agreement"):
-                agree[f"{INTEGER_REFERENCE}_vs_{name}"] = agreement(emu_states, traces[name])
-    divergence = None
-    float_states = None
-    if {"torch-float", INTEGER_REFERENCE} <= set(traces) and emu_states is not None:
-        float_states = create_backend("torch-float", BackendSource(model=ckpt.model, record_states=True)
-                                      ).run(x[:n_diag])
-        emu_diag = type(emu_states)(spikes=emu_states.spikes[:n_diag], readout=emu_states.readout[:n_diag],
-                                    logits=emu_states.logits[:n_diag], voltage=emu_states.voltage[:n_diag],
-                                    current=emu_states.current[:n_diag])
-        divergence = float_vs_emulator(float_states, emu_diag, qnet, ckpt.model, traces["torch-float"].spikes,
-                                       traces[INTEGER_REFERENCE].spikes)
+    if INTEGER_REFERENCE not in traces:
+        return agree, None
+    m = max((traces[k].spikes.shape[0] for k in traces if _compares(k, "agreement")), default=0)
+    m = max(m, n_diag)
+    emu_states = create_backend(INTEGER_REFERENCE, BackendSource(qnet=qnet, profile=prof, record_states=True)
+                                ).run(x[:m])
+    for name in names:
+        if _compares(name, "agreement"):
+            agree[f"{INTEGER_REFERENCE}_vs_{name}"] = agreement(emu_states, traces[name])
+    return agree, emu_states
 
-    pl = placement(qnet, prof)
-    report: dict[str, Any] = {
-        "format": REPORT_FORMAT,
-        "format_version": REPORT_VERSION,
-        "checkpoint": {
-            "path": str(ckpt.path), "name": ckpt.name, "task": ckpt.task.get("name"),
-            "variant": ckpt.model.cfg.variant, "neurons": ckpt.model.cfg.n_hidden,
-            "training_metrics": ckpt.metrics, "qat_profile": (ckpt.meta.get("train") or {}).get("qat_profile"),
-        },
-        "profile": prof.name,
-        "qnet": str(qnet_path) if qnet_path else None,
-        "split": split,
-        "samples": {"fast": n, "slow": n_slow, "split_size": len(data)},
-        "backends": results,
-        "skipped_backends": skipped,
-        "gaps": gaps,
-        "headline_gap_pp": headline["gap_pp"] if headline else None,
-        "agreement": agree,
-        "float_vs_emulator": divergence,
-        "quantization": _quant_summary(qreport, qnet),
-        "resources": {"cores": pl.n_cores, "input_axons": pl.input_axons, "output_axons": pl.output_axons,
-                      "synapse_bits": pl.synapse_bits,
-                      "synapse_bits_per_core_max": max(c.synapse_bits for c in pl.cores),
-                      "synapse_bits_per_core_limit": prof.limits.synapse_memory_bits_per_core,
-                      "compartments_per_core_limit": prof.limits.compartments_per_core},
-        "wall_time_s": {**{k: v["wall_s"] for k, v in results.items()}, "total": None},
-    }
-    report["cost"] = _cost(qnet, prof, x, ckpt.model)
-    report["wall_time_s"]["total"] = round(time.perf_counter() - t_start, 3)
-    fig = {"traces": traces, "float_states": float_states, "emu_states": emu_states, "labels": y,
-           "qreport": qreport, "qnet": qnet}
-    return VerifyResult(report=_jsonable(report), figure_data=fig)
+
+def _float_divergence(traces: dict[str, Any], emu_states: Any, model: Any, qnet: Any, x: np.ndarray,
+                      n_diag: int) -> tuple[dict[str, Any] | None, Any]:
+    """Float vs emulator on the first ``n_diag`` samples with states (None without both backends)."""
+    from rsnn_deploy.backends import BackendSource, create_backend
+
+    if not ({"torch-float", INTEGER_REFERENCE} <= set(traces) and emu_states is not None):
+        return None, None
+    float_states = create_backend("torch-float", BackendSource(model=model, record_states=True)).run(x[:n_diag])
+    emu_diag = type(emu_states)(spikes=emu_states.spikes[:n_diag], readout=emu_states.readout[:n_diag],
+                                logits=emu_states.logits[:n_diag], voltage=emu_states.voltage[:n_diag],
+                                current=emu_states.current[:n_diag])
+    divergence = float_vs_emulator(float_states, emu_diag, qnet, model, traces["torch-float"].spikes,
+                                   traces[INTEGER_REFERENCE].spikes)
+    return divergence, float_states

@@ -121,6 +121,68 @@ def _scatter(w: np.ndarray, axon: Any, syn: Any, post_off: int, pre_off: int, n_
         np.add.at(w, (post_off + base + np.asarray(indices), pre_off + i), np.asarray(weights, dtype=np.int64))
 
 
+def _check_discretized(blocks: list[Any]) -> None:
+    """Integer compartments without noise: what a QuantizedNetwork can hold."""
+    for blk in blocks:
+        comp = blk.compartment
+        if comp.vth.dtype != np.int32:
+            raise UnsupportedError(f"{blk}: compartment is not discretized (dtype {comp.vth.dtype}); use target='sim'")
+        if np.any(comp.enable_noise):
+            raise UnsupportedError(f"{blk}: compartment noise is not part of a QuantizedNetwork")
+
+
+def _voltage_range(hidden: Any, blocks: list[Any]) -> tuple[int, int]:
+    """The one ``(vmin, vmax)`` of every block (a QuantizedNetwork has one voltage range)."""
+    vmins = {int(b.compartment.vmin) for b in blocks}
+    vmaxs = {int(b.compartment.vmax) for b in blocks}
+    if len(vmins) > 1 or len(vmaxs) > 1:
+        raise UnsupportedError(f"{hidden}: blocks have different voltage ranges (vmin {vmins}, vmax {vmaxs})")
+    return vmins.pop(), vmaxs.pop()
+
+
+def _read_weights(sim: Any, hidden: Any, blocks: list[Any], offsets: np.ndarray,
+                  c: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(w_in, w_rec)`` from the synapses of the hidden blocks: one host spike input and the blocks' own axons.
+
+    ``w_rec`` is None without recurrence; any other synapse into the blocks is refused.
+    """
+    h = int(offsets[-1])
+    syn_post: dict[int, int] = {}
+    for j, blk in enumerate(blocks):
+        for syn in blk.synapses:
+            if syn.learning:
+                raise UnsupportedError(f"{syn}: learning synapses are not part of a QuantizedNetwork")
+            syn_post[id(syn)] = int(offsets[j])
+    covered: set[int] = set()
+
+    w_in = np.zeros((h, c), dtype=np.int64)
+    spike_inputs = [
+        inp for inp in sim.model.inputs if any(id(ax.target) in syn_post for ax in getattr(inp, "axons", []))
+    ]
+    if len(spike_inputs) != 1 or spike_inputs[0].n_neurons != c:
+        raise UnsupportedError(
+            f"{hidden}: expected exactly one host spike input of {c} neurons into the hidden blocks "
+            f"(got {[getattr(i, 'n_neurons', None) for i in spike_inputs]}); feed input through add_spike_input"
+        )
+    for ax in spike_inputs[0].axons:
+        if id(ax.target) in syn_post:
+            _scatter(w_in, ax, ax.target, syn_post[id(ax.target)], 0, c)
+            covered.add(id(ax.target))
+
+    w_rec = np.zeros((h, h), dtype=np.int64)
+    has_rec = False
+    for j, blk in enumerate(blocks):
+        for ax in blk.axons:
+            if id(ax.target) in syn_post:
+                _scatter(w_rec, ax, ax.target, syn_post[id(ax.target)], int(offsets[j]), blk.n_neurons)
+                covered.add(id(ax.target))
+                has_rec = True
+    stray = [str(s) for blk in blocks for s in blk.synapses if id(s) not in covered]
+    if stray:
+        raise UnsupportedError(f"{hidden}: synapses {stray} come from neither the input nor the hidden neurons")
+    return w_in, (w_rec if has_rec else None)
+
+
 def qnet_from_nengo_loihi(
     sim: Any,
     hidden: Any,
@@ -155,12 +217,7 @@ def qnet_from_nengo_loihi(
     """
     prof = profile if isinstance(profile, HardwareProfile) else load_profile(profile)
     blocks = _blocks_of(sim, hidden)
-    for blk in blocks:
-        comp = blk.compartment
-        if comp.vth.dtype != np.int32:
-            raise UnsupportedError(f"{blk}: compartment is not discretized (dtype {comp.vth.dtype}); use target='sim'")
-        if np.any(comp.enable_noise):
-            raise UnsupportedError(f"{blk}: compartment noise is not part of a QuantizedNetwork")
+    _check_discretized(blocks)
     offsets = np.cumsum([0] + [b.n_neurons for b in blocks])
     h = int(offsets[-1])
     c = int(input_ensemble.n_neurons)
@@ -168,56 +225,20 @@ def qnet_from_nengo_loihi(
     def cat(attr: str) -> np.ndarray:
         return np.concatenate([np.asarray(getattr(b.compartment, attr), dtype=np.int64) for b in blocks])
 
-    vmins = {int(b.compartment.vmin) for b in blocks}
-    vmaxs = {int(b.compartment.vmax) for b in blocks}
-    if len(vmins) > 1 or len(vmaxs) > 1:
-        raise UnsupportedError(f"{hidden}: blocks have different voltage ranges (vmin {vmins}, vmax {vmaxs})")
-
-    syn_post: dict[int, int] = {}
-    for j, blk in enumerate(blocks):
-        for syn in blk.synapses:
-            if syn.learning:
-                raise UnsupportedError(f"{syn}: learning synapses are not part of a QuantizedNetwork")
-            syn_post[id(syn)] = int(offsets[j])
-    covered: set[int] = set()
-
-    w_in = np.zeros((h, c), dtype=np.int64)
-    spike_inputs = [
-        inp for inp in sim.model.inputs if any(id(ax.target) in syn_post for ax in getattr(inp, "axons", []))
-    ]
-    if len(spike_inputs) != 1 or spike_inputs[0].n_neurons != c:
-        raise UnsupportedError(
-            f"{hidden}: expected exactly one host spike input of {c} neurons into the hidden blocks "
-            f"(got {[getattr(i, 'n_neurons', None) for i in spike_inputs]}); feed input through add_spike_input"
-        )
-    for ax in spike_inputs[0].axons:
-        if id(ax.target) in syn_post:
-            _scatter(w_in, ax, ax.target, syn_post[id(ax.target)], 0, c)
-            covered.add(id(ax.target))
-
-    w_rec = np.zeros((h, h), dtype=np.int64)
-    has_rec = False
-    for j, blk in enumerate(blocks):
-        for ax in blk.axons:
-            if id(ax.target) in syn_post:
-                _scatter(w_rec, ax, ax.target, syn_post[id(ax.target)], int(offsets[j]), blk.n_neurons)
-                covered.add(id(ax.target))
-                has_rec = True
-    stray = [str(s) for blk in blocks for s in blk.synapses if id(s) not in covered]
-    if stray:
-        raise UnsupportedError(f"{hidden}: synapses {stray} come from neither the input nor the hidden neurons")
+    vmin, vmax = _voltage_range(hidden, blocks)
+    w_in, w_rec = _read_weights(sim, hidden, blocks, offsets, c)
 
     k = 1 if w_out is None else int(np.asarray(w_out).shape[0])
     qnet = QuantizedNetwork(
         w_in=w_in,
-        w_rec=w_rec if has_rec else None,
+        w_rec=w_rec,
         bias=cat("bias"),
         decay_u=cat("decay_u"),
         decay_v=cat("decay_v"),
         vth=cat("vth"),
         refractory=np.concatenate([np.asarray(b.compartment.refract_delay, dtype=np.int64) for b in blocks]),
-        vmin=vmins.pop(),
-        vmax=vmaxs.pop(),
+        vmin=vmin,
+        vmax=vmax,
         w_out=np.zeros((k, h), dtype=np.float32) if w_out is None else w_out,
         b_out=np.zeros(k, dtype=np.float32) if b_out is None else b_out,
         readout_decay=readout_decay,
