@@ -14,10 +14,10 @@ from rsnn_deploy.errors import ValidationError
 
 def _default_model() -> Path:
     """The shipped Xylo model: the checkout's ``models/`` first, else the packaged copy."""
-    repo = Path(__file__).resolve().parent.parent / "models" / "mnist1d8-xylo-audio2"
+    repo = Path(__file__).resolve().parents[2] / "models" / "mnist1d8-xylo-audio2"
     if repo.with_suffix(".json").is_file():
         return repo
-    return Path(__file__).resolve().parent / "_models" / "mnist1d8-xylo-audio2"
+    return Path(__file__).resolve().parents[1] / "_models" / "mnist1d8-xylo-audio2"
 
 
 def _data(meta: dict, split: str, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
