@@ -6,8 +6,8 @@ The fast engine's time loops in eager torch launch about ten small kernels per s
 and its recurrent input is a dense matmul although the spikes are binary and sparse.
 ``bptt_kernels.c`` runs a whole block of steps per call, fused, with the recurrent
 input summed over the neurons that spiked only (likewise the input drive of binary
-inputs and both weight gradients). ``emulator_kernels.c`` runs the ``loihi1``
-emulator's time loop where no state can wrap (``emulator.run``).
+inputs and both weight gradients). ``emulator_kernels.c`` runs the emulator's time
+loops (``emulator.run``): ``loihi1`` where no state can wrap, ``loihi2`` (LIF and ATRLIF) always.
 
 One build per vector width
 --------------------------
@@ -52,6 +52,7 @@ import threading
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -70,6 +71,7 @@ __all__ = [
     "forward_block",
     "library",
     "loihi1_run",
+    "loihi2_run",
     "spike_outer_block",
     "training_isa",
     "use_isa",
@@ -335,6 +337,9 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.rsnn_backward_block.argtypes = [i, i, i, i, i, p, p, p, p, f, i, f, p, p, p, p, p, p, p, i, p, p, f, p, p, p, p]
     lib.rsnn_loihi1_run.restype = i
     lib.rsnn_loihi1_run.argtypes = [i, i, i, i, i, i, p, p, p, p, p, p, p, ctypes.c_int64, i, p]
+    lib.rsnn_loihi2_run.restype = i
+    lib.rsnn_loihi2_run.argtypes = [i, i, i, i, i, i, *[p] * 7, i, p, p, p, ctypes.c_int64, ctypes.c_int64,
+                                    i, i, i, i, p, p, p, p, p, p]  # fmt: skip
     lib.rsnn_is_binary.restype = i
     lib.rsnn_is_binary.argtypes = [ctypes.c_int64, p]
     lib.rsnn_readout_scan.restype = None
@@ -555,11 +560,8 @@ def loihi1_run(
         raise ValueError(f"native kernel arguments vmin, latency: out of range (got {vmin}, {latency})")
     spikes = np.zeros((b, t, h), dtype=np.uint8)
     i64 = np.int64
-    # One thread for small batches: waking an OpenMP team for a few samples cost milliseconds
-    # per call on a loaded machine (a second thread waits for a core), more than the loop itself.
-    threads = max(1, min(torch.get_num_threads(), b // 64))
     status = lib.rsnn_loihi1_run(
-        b, t, h, c, latency, threads, _np_ptr("x", x, (b, t, c), np.uint8),
+        b, t, h, c, latency, _threads(b), _np_ptr("x", x, (b, t, c), np.uint8),
         _np_ptr("w_in_t", w_in_t, (c, h), np.int32), _np_ptr("w_rec_t", w_rec_t, (h, h), np.int32),
         _np_ptr("decay_u", decay_u, (h,), i64), _np_ptr("decay_v", decay_v, (h,), i64),
         _np_ptr("bias", bias, (h,), i64), _np_ptr("vth", vth, (h,), i64), vmin, int(wrap_v32),
@@ -567,6 +569,80 @@ def loihi1_run(
     )  # fmt: skip
     _check(status, "loihi1_run")
     return spikes.view(bool)
+
+
+def _threads(batch: int) -> int:
+    """OpenMP threads of an emulator loop over ``batch`` samples.
+
+    One thread for small batches: waking an OpenMP team for a few samples cost milliseconds
+    per call on a loaded machine (a second thread waits for a core), more than the loop itself.
+    """
+    return max(1, min(torch.get_num_threads(), batch // 64))
+
+
+class Loihi2Run(NamedTuple):
+    """What :func:`loihi2_run` returns: spikes ``[B, T, H]`` bool, the states after each trace step
+    (int64 ``[B, T, H]``, or None where not asked for) and the wrap counts of (q, u, theta)."""
+
+    spikes: np.ndarray
+    u: np.ndarray | None
+    v: np.ndarray | None
+    theta: np.ndarray | None
+    r: np.ndarray | None
+    overflow: np.ndarray
+
+
+def loihi2_run(
+    x: np.ndarray,
+    w_in_t: np.ndarray,
+    w_rec_t: np.ndarray | None,
+    factors: np.ndarray,
+    bias: np.ndarray,
+    vth: np.ndarray,
+    theta_step: np.ndarray,
+    *,
+    vmin: int,
+    vmax: int,
+    bits: int,
+    q_bits: int,
+    u_bits: int,
+    theta_bits: int,
+    atrlif: bool,
+    latency: int,
+    record_states: bool = False,
+) -> Loihi2Run:
+    """The ``loihi2`` chip loop (``rsnn_loihi2_run`` in ``emulator_kernels.c``; Lava's LIF or ATRLIF).
+
+    ``x`` is uint8 0/1 ``[B, T, C]``; weights are int32, transposed (``[C, H]``, ``[H, H]``), and
+    every sum of them fits int32 (the caller has proven it); ``factors`` int64 ``[4, H]`` are the
+    decay factors ``2**bits - offset - decay`` of u, v, theta and r (each in ``[0, 2**bits]``).
+    """
+    lib = library(caller="emulator")
+    if lib is None:
+        raise RuntimeError("the native emulator loop is unavailable; see the warning")
+    if not isinstance(x, np.ndarray) or x.ndim != 3 or not isinstance(w_in_t, np.ndarray) or w_in_t.ndim != 2:
+        raise ValueError("native kernel arguments x, w_in_t: expected arrays [B, T, C] and [C, H]")
+    b, t, c = x.shape
+    h = w_in_t.shape[1]
+    if not 0 <= latency < 2**31 or not 0 < bits < 32 or not all(0 < n < 48 for n in (q_bits, u_bits, theta_bits)):
+        raise ValueError(f"native kernel arguments latency, bits: out of range (got {latency}, {bits})")
+    if not -(2**62) < vmin <= vmax < 2**62:
+        raise ValueError(f"native kernel arguments vmin, vmax: out of range (got {vmin}, {vmax})")
+    i64 = np.int64
+    spikes = np.zeros((b, t, h), dtype=np.uint8)
+    rec = [np.zeros((b, t, h), dtype=i64) if record_states else None for _ in range(4)]
+    overflow = np.zeros(3, dtype=i64)
+    status = lib.rsnn_loihi2_run(
+        b, t, h, c, latency, _threads(b), _np_ptr("x", x, (b, t, c), np.uint8),
+        _np_ptr("w_in_t", w_in_t, (c, h), np.int32), _np_ptr("w_rec_t", w_rec_t, (h, h), np.int32),
+        *(_np_ptr(f"factors[{i}]", factors[i], (h,), i64) for i in range(4)), bits,
+        _np_ptr("bias", bias, (h,), i64), _np_ptr("vth", vth, (h,), i64),
+        _np_ptr("theta_step", theta_step, (h,), i64), vmin, vmax, q_bits, u_bits, theta_bits, int(atrlif),
+        _np_ptr("spikes", spikes, (b, t, h), np.uint8), *(_np_ptr("rec", a, (b, t, h), i64) for a in rec),
+        _np_ptr("overflow", overflow, (3,), i64),
+    )  # fmt: skip
+    _check(status, "loihi2_run")
+    return Loihi2Run(spikes.view(bool), *rec, overflow)
 
 
 def readout_scan(
