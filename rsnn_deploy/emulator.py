@@ -145,6 +145,18 @@ def _native_ok(prof: HardwareProfile, p: Loihi1Params | Loihi2Params) -> bool:
     return native.enabled()
 
 
+def _native_ok_cached(qnet: QuantizedNetwork, prof: HardwareProfile, p: Loihi1Params | Loihi2Params) -> bool:
+    """:func:`_native_ok`, with the verdict on the parameters computed once per network (the switch
+    ``RSNN_DEPLOY_NATIVE`` and the build are asked every time)."""
+    sem = semantics.for_profile(prof)
+    covered = _prepared(qnet, prof, "native_ok", lambda: bool(sem.native and sem.key in _NATIVE and sem.native_ok(p)))
+    if not covered:
+        return False
+    from rsnn_deploy import native
+
+    return native.enabled()
+
+
 _native_loihi1_ok = _native_ok  # the name tests and callers used before loihi2 had a C loop
 
 
@@ -197,21 +209,12 @@ def _native_loihi1(
     if record_states:
         return None
 
-    def arrays() -> tuple:
-        return (*_c_weights(qnet), _i64(p.decay_u), _i64(p.decay_v), _i64(p.bias), _i64(p.vth))
+    def pinned() -> native.EmulatorNet:
+        return native.emulator_net(*_c_weights(qnet), (_i64(p.decay_u), _i64(p.decay_v), _i64(p.bias), _i64(p.vth)))
 
-    w_in_t, w_rec_t, decay_u, decay_v, bias, vth = _prepared(qnet, prof, "native", arrays)
-    spikes = native.loihi1_run(
-        np.ascontiguousarray(x, dtype=np.uint8),
-        w_in_t,
-        w_rec_t,
-        decay_u,
-        decay_v,
-        bias,
-        vth,
-        int(p.vmin),
-        int(qnet.input_latency),
-        bool(p.wrap_v32),
+    net = _prepared(qnet, prof, "native", pinned)
+    spikes = native.loihi1_run_net(
+        net, np.ascontiguousarray(x, dtype=np.uint8), int(p.vmin), int(qnet.input_latency), bool(p.wrap_v32)
     )
     return _Run(spikes, None, None, None, None, np.zeros(3, dtype=np.int64))
 
@@ -223,12 +226,12 @@ def _native_loihi2(
     from rsnn_deploy import native
     from rsnn_deploy.semantics.loihi2 import decay_factors
 
-    def arrays() -> tuple:
-        return (*_c_weights(qnet), _i64(decay_factors(p)), _i64(p.bias), _i64(p.vth), _i64(p.theta_step))
+    def pinned() -> native.EmulatorNet:
+        f = _i64(decay_factors(p))
+        return native.emulator_net(*_c_weights(qnet), (*f, _i64(p.bias), _i64(p.vth), _i64(p.theta_step)))
 
-    w_in_t, w_rec_t, factors, bias, vth, theta_step = _prepared(qnet, prof, "native", arrays)
     out = native.loihi2_run(
-        np.ascontiguousarray(x, dtype=np.uint8), w_in_t, w_rec_t, factors, bias, vth, theta_step,
+        np.ascontiguousarray(x, dtype=np.uint8), _prepared(qnet, prof, "native", pinned),
         vmin=int(p.vmin), vmax=int(p.vmax), bits=int(p.decay_bits), q_bits=int(p.q_bits), u_bits=int(p.u_bits),
         theta_bits=int(p.theta_bits), atrlif=bool(p.atrlif), latency=int(qnet.input_latency),
         record_states=record_states,
@@ -387,7 +390,7 @@ def run(
     params = _prepared(qnet, prof, "params", lambda: params_for(qnet, prof))
     names = semantics.for_profile(prof).overflow_names
     res = None
-    if _native_ok(prof, params):
+    if _native_ok_cached(qnet, prof, params):
         res = _NATIVE[prof.semantics](qnet, x, params, prof, record_states)
         if res is not None and strict and res.overflow.any():
             res = None  # the numpy loop raises at the first wrap, naming the step

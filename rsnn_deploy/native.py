@@ -63,14 +63,17 @@ from rsnn_deploy.errors import ValidationError
 __all__ = [
     "ISAS",
     "SURROGATE_CODES",
+    "EmulatorNet",
     "backward_block",
     "cpu_isas",
     "disabled_reason",
+    "emulator_net",
     "enabled",
     "forced_isa",
     "forward_block",
     "library",
     "loihi1_run",
+    "loihi1_run_net",
     "loihi2_run",
     "spike_outer_block",
     "training_isa",
@@ -530,6 +533,44 @@ def spike_outer_block(gi: Tensor, pre: Tensor, g_out_t: Tensor, isa: str | None 
     _check(status, "spike_outer_block")
 
 
+class EmulatorNet(NamedTuple):
+    """A network's arrays for an emulator C loop, checked once, with their addresses.
+
+    Taking an array's address through numpy costs about 10 microseconds on a loaded machine, and a
+    run passes a dozen: a host loop calling ``emulator.run`` per sample paid more for them than
+    for the loop itself. The emulator prepares one of these per network (:func:`emulator_net`).
+    """
+
+    n_inputs: int
+    n_hidden: int
+    arrays: tuple[np.ndarray | None, ...]  # kept alive with their addresses
+    ptrs: tuple[int | None, ...]
+
+
+def emulator_net(w_in_t: np.ndarray, w_rec_t: np.ndarray | None, per_neuron: tuple[np.ndarray, ...]) -> EmulatorNet:
+    """Check and pin int32 weights (transposed: ``[C, H]``, ``[H, H]`` or None) and int64 ``[H]`` vectors."""
+    if not isinstance(w_in_t, np.ndarray) or w_in_t.ndim != 2:
+        raise ValueError("native kernel argument w_in_t: expected an array [C, H]")
+    c, h = w_in_t.shape
+    ptrs = [_np_ptr("w_in_t", w_in_t, (c, h), np.int32), _np_ptr("w_rec_t", w_rec_t, (h, h), np.int32)]
+    ptrs += [_np_ptr(f"per_neuron[{i}]", a, (h,), np.int64) for i, a in enumerate(per_neuron)]
+    return EmulatorNet(c, h, (w_in_t, w_rec_t, *per_neuron), tuple(ptrs))
+
+
+def _emulator_lib() -> ctypes.CDLL:
+    lib = library(caller="emulator")
+    if lib is None:
+        raise RuntimeError("the native emulator loop is unavailable; see the warning")
+    return lib
+
+
+def _spike_input(x: np.ndarray, net: EmulatorNet) -> tuple[int, int, int]:
+    if not isinstance(x, np.ndarray) or x.ndim != 3 or x.shape[2] != net.n_inputs:
+        raise ValueError(f"native kernel argument x: expected an array [B, T, {net.n_inputs}]")
+    b, t, _ = x.shape
+    return b, t, net.n_hidden
+
+
 def loihi1_run(
     x: np.ndarray,
     w_in_t: np.ndarray,
@@ -549,23 +590,25 @@ def loihi1_run(
     ``x`` is uint8 0/1 ``[B, T, C]``; weights are int32, transposed (``[C, H]``, ``[H, H]``), and
     every sum of them fits int32 (the caller has proven that q cannot wrap at 21 bits).
     """
-    lib = library(caller="emulator")
-    if lib is None:
-        raise RuntimeError("the native emulator loop is unavailable; see the warning")
+    _emulator_lib()
     if not isinstance(x, np.ndarray) or x.ndim != 3 or not isinstance(w_in_t, np.ndarray) or w_in_t.ndim != 2:
         raise ValueError("native kernel arguments x, w_in_t: expected arrays [B, T, C] and [C, H]")
-    b, t, c = x.shape
-    h = w_in_t.shape[1]
+    net = emulator_net(w_in_t, w_rec_t, (decay_u, decay_v, bias, vth))
+    return loihi1_run_net(net, x, vmin, latency, wrap_v32)
+
+
+def loihi1_run_net(net: EmulatorNet, x: np.ndarray, vmin: int, latency: int, wrap_v32: bool = False) -> np.ndarray:
+    """:func:`loihi1_run` on a network pinned by :func:`emulator_net` (decay_u, decay_v, bias, vth)."""
+    lib = _emulator_lib()
+    b, t, h = _spike_input(x, net)
     if not -(2**63) < vmin < 2**63 or not 0 <= latency < 2**31:
         raise ValueError(f"native kernel arguments vmin, latency: out of range (got {vmin}, {latency})")
+    if len(net.ptrs) != 6:
+        raise ValueError("native kernel argument net: expected the loihi1 arrays (decay_u, decay_v, bias, vth)")
     spikes = np.zeros((b, t, h), dtype=np.uint8)
-    i64 = np.int64
     status = lib.rsnn_loihi1_run(
-        b, t, h, c, latency, _threads(b), _np_ptr("x", x, (b, t, c), np.uint8),
-        _np_ptr("w_in_t", w_in_t, (c, h), np.int32), _np_ptr("w_rec_t", w_rec_t, (h, h), np.int32),
-        _np_ptr("decay_u", decay_u, (h,), i64), _np_ptr("decay_v", decay_v, (h,), i64),
-        _np_ptr("bias", bias, (h,), i64), _np_ptr("vth", vth, (h,), i64), vmin, int(wrap_v32),
-        _np_ptr("spikes", spikes, (b, t, h), np.uint8),
+        b, t, h, net.n_inputs, latency, _threads(b), _np_ptr("x", x, (b, t, net.n_inputs), np.uint8), *net.ptrs,
+        vmin, int(wrap_v32), _np_ptr("spikes", spikes, (b, t, h), np.uint8),
     )  # fmt: skip
     _check(status, "loihi1_run")
     return spikes.view(bool)
@@ -594,12 +637,7 @@ class Loihi2Run(NamedTuple):
 
 def loihi2_run(
     x: np.ndarray,
-    w_in_t: np.ndarray,
-    w_rec_t: np.ndarray | None,
-    factors: np.ndarray,
-    bias: np.ndarray,
-    vth: np.ndarray,
-    theta_step: np.ndarray,
+    net: EmulatorNet,
     *,
     vmin: int,
     vmax: int,
@@ -613,17 +651,15 @@ def loihi2_run(
 ) -> Loihi2Run:
     """The ``loihi2`` chip loop (``rsnn_loihi2_run`` in ``emulator_kernels.c``; Lava's LIF or ATRLIF).
 
-    ``x`` is uint8 0/1 ``[B, T, C]``; weights are int32, transposed (``[C, H]``, ``[H, H]``), and
-    every sum of them fits int32 (the caller has proven it); ``factors`` int64 ``[4, H]`` are the
-    decay factors ``2**bits - offset - decay`` of u, v, theta and r (each in ``[0, 2**bits]``).
+    ``x`` is uint8 0/1 ``[B, T, C]``; ``net`` pins (:func:`emulator_net`) the int32 transposed
+    weights, whose every sum fits int32 (the caller has proven it), and seven int64 ``[H]``
+    vectors: the decay factors ``2**bits - offset - decay`` of u, v, theta and r (each in
+    ``[0, 2**bits]``), bias, vth and theta_step.
     """
-    lib = library(caller="emulator")
-    if lib is None:
-        raise RuntimeError("the native emulator loop is unavailable; see the warning")
-    if not isinstance(x, np.ndarray) or x.ndim != 3 or not isinstance(w_in_t, np.ndarray) or w_in_t.ndim != 2:
-        raise ValueError("native kernel arguments x, w_in_t: expected arrays [B, T, C] and [C, H]")
-    b, t, c = x.shape
-    h = w_in_t.shape[1]
+    lib = _emulator_lib()
+    b, t, h = _spike_input(x, net)
+    if len(net.ptrs) != 9:
+        raise ValueError("native kernel argument net: expected the loihi2 arrays (4 decay factors, bias, vth, step)")
     if not 0 <= latency < 2**31 or not 0 < bits < 32 or not all(0 < n < 48 for n in (q_bits, u_bits, theta_bits)):
         raise ValueError(f"native kernel arguments latency, bits: out of range (got {latency}, {bits})")
     if not -(2**62) < vmin <= vmax < 2**62:
@@ -632,12 +668,10 @@ def loihi2_run(
     spikes = np.zeros((b, t, h), dtype=np.uint8)
     rec = [np.zeros((b, t, h), dtype=i64) if record_states else None for _ in range(4)]
     overflow = np.zeros(3, dtype=i64)
+    w_in, w_rec, fu, fv, ft, fr, bias, vth, step = net.ptrs
     status = lib.rsnn_loihi2_run(
-        b, t, h, c, latency, _threads(b), _np_ptr("x", x, (b, t, c), np.uint8),
-        _np_ptr("w_in_t", w_in_t, (c, h), np.int32), _np_ptr("w_rec_t", w_rec_t, (h, h), np.int32),
-        *(_np_ptr(f"factors[{i}]", factors[i], (h,), i64) for i in range(4)), bits,
-        _np_ptr("bias", bias, (h,), i64), _np_ptr("vth", vth, (h,), i64),
-        _np_ptr("theta_step", theta_step, (h,), i64), vmin, vmax, q_bits, u_bits, theta_bits, int(atrlif),
+        b, t, h, net.n_inputs, latency, _threads(b), _np_ptr("x", x, (b, t, net.n_inputs), np.uint8),
+        w_in, w_rec, fu, fv, ft, fr, bits, bias, vth, step, vmin, vmax, q_bits, u_bits, theta_bits, int(atrlif),
         _np_ptr("spikes", spikes, (b, t, h), np.uint8), *(_np_ptr("rec", a, (b, t, h), i64) for a in rec),
         _np_ptr("overflow", overflow, (3,), i64),
     )  # fmt: skip
