@@ -202,21 +202,18 @@ class _Run(NamedTuple):
 
 def _native_loihi1(
     qnet: QuantizedNetwork, x: np.ndarray, p: Loihi1Params, prof: HardwareProfile, record_states: bool
-) -> _Run | None:
-    """The loihi1 C loop (spikes only: it runs where wraps were proven impossible, so no counts)."""
+) -> _Run:
+    """The loihi1 C loop: spikes and (``record_states``) u and v; it runs where wraps were proven
+    impossible (:func:`rsnn_deploy.semantics.loihi1.native_ok`), so there is nothing to count."""
     from rsnn_deploy import native
-
-    if record_states:
-        return None
 
     def pinned() -> native.EmulatorNet:
         return native.emulator_net(*_c_weights(qnet), (_i64(p.decay_u), _i64(p.decay_v), _i64(p.bias), _i64(p.vth)))
 
     net = _prepared(qnet, prof, "native", pinned)
-    spikes = native.loihi1_run_net(
-        net, np.ascontiguousarray(x, dtype=np.uint8), int(p.vmin), int(qnet.input_latency), bool(p.wrap_v32)
-    )
-    return _Run(spikes, None, None, None, None, np.zeros(3, dtype=np.int64))
+    x8 = np.ascontiguousarray(x, dtype=np.uint8)
+    spikes, u, v = native.loihi1_run_net(net, x8, int(p.vmin), int(qnet.input_latency), bool(p.wrap_v32), record_states)
+    return _Run(spikes, u, v, None, None, np.zeros(3, dtype=np.int64))
 
 
 def _native_loihi2(
@@ -240,8 +237,8 @@ def _native_loihi2(
     return _Run(out.spikes, out.u, out.v, out.theta, refractory, out.overflow)
 
 
-# The C loop of each semantics that has one (Semantics.native), by key; a runner may decline (None).
-_NATIVE: dict[str, Callable[..., _Run | None]] = {
+# The C loop of each semantics that has one (Semantics.native), by key.
+_NATIVE: dict[str, Callable[..., _Run]] = {
     semantics.loihi1.SEMANTICS.key: _native_loihi1,
     semantics.loihi2.SEMANTICS.key: _native_loihi2,
 }
@@ -392,7 +389,7 @@ def run(
     res = None
     if _native_ok_cached(qnet, prof, params):
         res = _NATIVE[prof.semantics](qnet, x, params, prof, record_states)
-        if res is not None and strict and res.overflow.any():
+        if strict and res.overflow.any():
             res = None  # the numpy loop raises at the first wrap, naming the step
     if res is None:
         res = _numpy_run(qnet, x, prof, params, record_states, strict, batch_chunk)

@@ -14,7 +14,8 @@
  *
  * Integers throughout, so the result is bit-exact by construction: weights and q in int32 (no wrap
  * of q means |q| < 2^21), u and v in int64. Inputs and spikes are binary, so q is a sum over the
- * spikes only. Batch rows are independent (OpenMP). wrap32 is nengo-loihi's int32 voltage
+ * spikes only. rec_u and rec_v ([B, T, H] or NULL) receive u and v (after the reset) of each trace
+ * step. Batch rows are independent (OpenMP). wrap32 is nengo-loihi's int32 voltage
  * (two's complement): it matters for networks without a voltage floor (vmin = -2^31 + 1), where
  * a voltage near the floor plus a negative input leaves int32.
  */
@@ -69,7 +70,7 @@ int rsnn_loihi1_run(int B, int T, int H, int C, int latency, int nthreads, const
                      const int32_t *restrict w_in_t, const int32_t *restrict w_rec_t,
                      const int64_t *restrict decay_u, const int64_t *restrict decay_v,
                      const int64_t *restrict bias, const int64_t *restrict vth, int64_t vmin,
-                     int wrap_v32, uint8_t *restrict spikes) {
+                     int wrap_v32, uint8_t *restrict spikes, int64_t *restrict rec_u, int64_t *restrict rec_v) {
     int failed = 0;
 #pragma omp parallel num_threads(nthreads)
     {
@@ -111,7 +112,12 @@ int rsnn_loihi1_run(int B, int T, int H, int C, int latency, int nthreads, const
                     v[h] = vv & (fire - 1); /* 0 where the neuron fired */
                 }
                 for (int h = 0; h < H; h++) z[h] = (uint8_t)q[h];
-                if (k >= 0) memcpy(spikes + ((size_t)b * T + k) * H, z, (size_t)H);
+                if (k >= 0) {
+                    const size_t at = ((size_t)b * T + k) * H;
+                    memcpy(spikes + at, z, (size_t)H);
+                    if (rec_u != NULL) memcpy(rec_u + at, u, sizeof(int64_t) * (size_t)H);
+                    if (rec_v != NULL) memcpy(rec_v + at, v, sizeof(int64_t) * (size_t)H);
+                }
             }
         }
         free(idx);

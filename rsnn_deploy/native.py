@@ -339,7 +339,7 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.rsnn_backward_block.restype = i
     lib.rsnn_backward_block.argtypes = [i, i, i, i, i, p, p, p, p, f, i, f, p, p, p, p, p, p, p, i, p, p, f, p, p, p, p]
     lib.rsnn_loihi1_run.restype = i
-    lib.rsnn_loihi1_run.argtypes = [i, i, i, i, i, i, p, p, p, p, p, p, p, ctypes.c_int64, i, p]
+    lib.rsnn_loihi1_run.argtypes = [i, i, i, i, i, i, p, p, p, p, p, p, p, ctypes.c_int64, i, p, p, p]
     lib.rsnn_loihi2_run.restype = i
     lib.rsnn_loihi2_run.argtypes = [i, i, i, i, i, i, *[p] * 7, i, p, p, p, ctypes.c_int64, ctypes.c_int64,
                                     i, i, i, i, p, p, p, p, p, p]  # fmt: skip
@@ -594,11 +594,14 @@ def loihi1_run(
     if not isinstance(x, np.ndarray) or x.ndim != 3 or not isinstance(w_in_t, np.ndarray) or w_in_t.ndim != 2:
         raise ValueError("native kernel arguments x, w_in_t: expected arrays [B, T, C] and [C, H]")
     net = emulator_net(w_in_t, w_rec_t, (decay_u, decay_v, bias, vth))
-    return loihi1_run_net(net, x, vmin, latency, wrap_v32)
+    return loihi1_run_net(net, x, vmin, latency, wrap_v32)[0]
 
 
-def loihi1_run_net(net: EmulatorNet, x: np.ndarray, vmin: int, latency: int, wrap_v32: bool = False) -> np.ndarray:
-    """:func:`loihi1_run` on a network pinned by :func:`emulator_net` (decay_u, decay_v, bias, vth)."""
+def loihi1_run_net(
+    net: EmulatorNet, x: np.ndarray, vmin: int, latency: int, wrap_v32: bool = False, record_states: bool = False
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """:func:`loihi1_run` on a network pinned by :func:`emulator_net` (decay_u, decay_v, bias, vth):
+    the spikes, and (``record_states``) u and v after each trace step (int64 ``[B, T, H]``, else None)."""
     lib = _emulator_lib()
     b, t, h = _spike_input(x, net)
     if not -(2**63) < vmin < 2**63 or not 0 <= latency < 2**31:
@@ -606,12 +609,14 @@ def loihi1_run_net(net: EmulatorNet, x: np.ndarray, vmin: int, latency: int, wra
     if len(net.ptrs) != 6:
         raise ValueError("native kernel argument net: expected the loihi1 arrays (decay_u, decay_v, bias, vth)")
     spikes = np.zeros((b, t, h), dtype=np.uint8)
+    rec = [np.zeros((b, t, h), dtype=np.int64) if record_states else None for _ in range(2)]
     status = lib.rsnn_loihi1_run(
         b, t, h, net.n_inputs, latency, _threads(b), _np_ptr("x", x, (b, t, net.n_inputs), np.uint8), *net.ptrs,
         vmin, int(wrap_v32), _np_ptr("spikes", spikes, (b, t, h), np.uint8),
+        *(_np_ptr("rec", a, (b, t, h), np.int64) for a in rec),
     )  # fmt: skip
     _check(status, "loihi1_run")
-    return spikes.view(bool)
+    return spikes.view(bool), rec[0], rec[1]
 
 
 def _threads(batch: int) -> int:
