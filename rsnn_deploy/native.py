@@ -341,8 +341,9 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.rsnn_loihi1_run.restype = i
     lib.rsnn_loihi1_run.argtypes = [i, i, i, i, i, i, p, p, p, p, p, p, p, ctypes.c_int64, i, p, p, p]
     lib.rsnn_loihi2_run.restype = i
-    lib.rsnn_loihi2_run.argtypes = [i, i, i, i, i, i, *[p] * 7, i, p, p, p, ctypes.c_int64, ctypes.c_int64,
-                                    i, i, i, i, p, p, p, p, p, p]  # fmt: skip
+    i64 = ctypes.c_int64
+    lib.rsnn_loihi2_run.argtypes = [i, i, i, i, i, i, p, p, p, p, p, p, p, i, p, p, p, i64, i64, i, i, i, i,
+                                    p, p, p, p, p, p]  # fmt: skip
     lib.rsnn_is_binary.restype = i
     lib.rsnn_is_binary.argtypes = [ctypes.c_int64, p]
     lib.rsnn_readout_scan.restype = None
@@ -681,7 +682,7 @@ def loihi2_run(
         _np_ptr("overflow", overflow, (3,), i64),
     )  # fmt: skip
     _check(status, "loihi2_run")
-    return Loihi2Run(spikes.view(bool), *rec, overflow)
+    return Loihi2Run(spikes.view(bool), rec[0], rec[1], rec[2], rec[3], overflow)
 
 
 def readout_scan(
