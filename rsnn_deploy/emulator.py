@@ -15,6 +15,13 @@ How :func:`run` stays exact and fast
   ``trunc(x * (r / 4096))``, exact because ``r / 4096`` is dyadic and ``|x| * r < 2**53``.
   Wraps go through int64 on the rare steps a cheap min/max check says they are needed.
 - Operations that static facts prove to be no-ops are skipped (:func:`params_for`).
+- Where a compiler is present, the whole time loop runs in C (``emulator_kernels.c``, integers
+  throughout): for ``loihi1`` where q and u provably cannot wrap, for ``loihi2`` (Lava's LIF and
+  ATRLIF, its wrap of u and every overflow count included) whenever weight sums fit int32. Both
+  record the states too; ``Semantics.native_ok`` says when, and the tests hold them to the numpy
+  step bit for bit. ``RSNN_DEPLOY_NATIVE=0`` runs numpy.
+- The synaptic sum of a chip step is one function (:func:`synaptic_sum`), shared with hil's
+  emulator stepper.
 - On small shared machines one BLAS thread is faster (``OPENBLAS_NUM_THREADS=1``).
 
 Alignment contract
@@ -375,6 +382,9 @@ def run(
         Raise :class:`EmulatorOverflowError` on the first wrap instead of counting it.
     batch_chunk : int
         Samples processed together (bounds memory; ~512 keeps states in cache).
+
+    Runs the C loop of the semantics where it covers the network (module docstring), else numpy;
+    both give the same bits. With ``strict`` and a wrap, the numpy loop reruns to name the step.
 
     Returns
     -------

@@ -1,8 +1,10 @@
 /*
- * The integer emulator's time loops (rsnn_deploy/emulator.py) in C. rsnn_loihi1_run (profile loihi1) covers the common
+ * The integer emulator's time loops (rsnn_deploy/emulator.py) in C; the numpy steps in
+ * rsnn_deploy/semantics/ are the definition. rsnn_loihi1_run (profile loihi1) covers the common
  * case in which static bounds prove that no state can wrap, no neuron is refractory and the
  * voltage ceiling never binds (emulator.params_for switches those operations off; skipping them is
- * exact). Every other case runs the numpy loop.
+ * exact); every other loihi1 case runs the numpy loop. rsnn_loihi2_run (profile loihi2, below)
+ * covers Lava's LIF and ATRLIF whole.
  *
  * Per chip step n, with k = n - latency the input step arriving now (the numpy loop's contract):
  *
