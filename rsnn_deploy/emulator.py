@@ -117,7 +117,6 @@ def initial_state(
     return semantics.for_profile(profile).initial_state(batch, n_hidden, dtype)
 
 
-
 def _resolve_profile(qnet: QuantizedNetwork, profile: HardwareProfile | str | None) -> HardwareProfile:
     prof = profile if isinstance(profile, HardwareProfile) else load_profile(profile or qnet.profile)
     if prof.name != qnet.profile:
@@ -140,28 +139,29 @@ def _check_spikes(spikes_in: np.ndarray, n_inputs: int) -> np.ndarray:
     return x
 
 
-def _native_ok(prof: HardwareProfile, p: Loihi1Params | Loihi2Params) -> bool:
+def _covered(prof: HardwareProfile, p: Loihi1Params | Loihi2Params) -> bool:
     """Whether a C loop (``emulator_kernels.c``) computes this run exactly: the semantics has one
-    (:data:`_NATIVE`), its ``native_ok`` accepts the parameters (loihi1: no wraps of q and u, no
-    refractory bookkeeping, no binding ceiling; loihi2: weight sums within int32), and it is built."""
+    (:data:`_NATIVE`) and its ``native_ok`` accepts the parameters (loihi1: no wraps of q and u, no
+    refractory bookkeeping, no binding ceiling; loihi2: weight sums within int32)."""
     sem = semantics.for_profile(prof)
-    if not sem.native or sem.key not in _NATIVE or not sem.native_ok(p):
-        return False
+    return bool(sem.native and sem.key in _NATIVE and sem.native_ok(p))
+
+
+def _native_on() -> bool:
     from rsnn_deploy import native
 
     return native.enabled()
+
+
+def _native_ok(prof: HardwareProfile, p: Loihi1Params | Loihi2Params) -> bool:
+    """Whether :func:`run` takes the C loop for these parameters (:func:`_covered`, switched on, built)."""
+    return _covered(prof, p) and _native_on()
 
 
 def _native_ok_cached(qnet: QuantizedNetwork, prof: HardwareProfile, p: Loihi1Params | Loihi2Params) -> bool:
-    """:func:`_native_ok`, with the verdict on the parameters computed once per network (the switch
+    """:func:`_native_ok`, with :func:`_covered` computed once per network (the switch
     ``RSNN_DEPLOY_NATIVE`` and the build are asked every time)."""
-    sem = semantics.for_profile(prof)
-    covered = _prepared(qnet, prof, "native_ok", lambda: bool(sem.native and sem.key in _NATIVE and sem.native_ok(p)))
-    if not covered:
-        return False
-    from rsnn_deploy import native
-
-    return native.enabled()
+    return bool(_prepared(qnet, prof, "covered", lambda: _covered(prof, p))) and _native_on()
 
 
 _native_loihi1_ok = _native_ok  # the name tests and callers used before loihi2 had a C loop
