@@ -223,13 +223,16 @@ def main(argv: list[str] | None = None) -> int:
 #     python benchmarks/emulator_throughput.py --lava            # LIF, 1000 samples, Lava on 20
 #     python benchmarks/emulator_throughput.py --lava --atrlif   # the adaptive neuron (ATRLIF)
 #
-# One random loihi2 network (64 inputs -> 128 neurons, recurrent, T = 40) runs on our emulator
-# (one batched call) and on Lava 0.10's own processes through the bundle that
-# ``rsnn-deploy export --format lava`` writes (``rsnn_deploy.backends._lava.run_lava``): one Python
-# 3.10 process that imports Lava once, then builds, runs and reads back each sample (chunk 1), as a
-# Lava user would; ``--lava-chunk 8`` measures the lava backend's side-by-side copies instead.
-# Lava's samples/s is given with and without its start-up (import), from runs on 1 and on
-# ``--lava-samples`` samples; wall and CPU time (Lava's CPU time: its child process) are both reported.
+# One random loihi2 network (64 inputs -> 128 neurons, recurrent, T = 40) runs on our emulator and
+# on Lava 0.10's own processes through the bundle that ``rsnn-deploy export --format lava`` writes
+# (``rsnn_deploy.backends._lava.run_lava``): one Python 3.10 process that imports Lava once, then
+# builds, runs and reads back each sample (chunk 1), as a Lava user would; ``--lava-chunk 8``
+# measures the lava backend's side-by-side copies instead. Each of ``--repeats`` repetitions times,
+# in a rotated order: Lava on 1 sample and on ``--lava-samples`` samples (its start-up is the
+# difference, so its per-sample cost is also given without it); our ``emulator.run`` at batch 1 (a
+# host loop, ``--batch1-calls`` calls) and at batch ``--samples``. Medians over repetitions, ratios
+# per repetition then the median, by CPU time (Lava's: its child process) and by wall clock; the
+# C loop (``rsnn_loihi2_run``) runs ours unless ``RSNN_DEPLOY_NATIVE=0``.
 
 
 def _lava_network(seed: int, c: int, h: int, atrlif: bool):
@@ -246,7 +249,7 @@ def _lava_network(seed: int, c: int, h: int, atrlif: bool):
         refractory=np.ones(h, np.int64), vmin=-(2**23 - 1), vmax=2**23 - 1,
         w_out=rng.standard_normal((10, h)), b_out=np.zeros(10), readout_decay=0.9, readout_mode="mean",
         profile="loihi2", profile_sha256=prof.sha256, input_latency=1, source="benchmark", **kw,
-    )
+    )  # fmt: skip
     check_representable(q, prof)
     validate_for(q, prof)
     return q
@@ -258,89 +261,132 @@ def lava_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description="loihi2: our emulator vs Lava 0.10 on the same network")
     parser.add_argument("--lava", action="store_true", help="(selects this benchmark)")
     parser.add_argument("--atrlif", action="store_true", help="adaptive network (Lava ATRLIF) instead of LIF")
-    parser.add_argument("--samples", type=int, default=1000, help="samples for our emulator")
-    parser.add_argument("--lava-samples", type=int, default=20, help="samples run on Lava")
-    parser.add_argument("--lava-chunk", type=int, default=1,
-                        help="samples per Lava network (1: one network per sample, as a Lava user runs it)")
+    parser.add_argument("--samples", type=int, default=1000, help="batch size of our large-batch runs")
+    parser.add_argument("--lava-samples", type=int, default=20, help="samples run on Lava per repetition")
+    parser.add_argument(
+        "--lava-chunk", type=int, default=1, help="samples per Lava network (1: one per sample, as a Lava user runs it)"
+    )
+    parser.add_argument("--batch1-calls", type=int, default=50, help="batch-1 calls averaged per repetition")
     parser.add_argument("--inputs", type=int, default=64)
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--rate", type=float, default=0.1, help="input spike probability per step")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved repetitions")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quick", action="store_true", help="200 samples, Lava on 5")
+    parser.add_argument("--threads", type=int, default=1, help="threads of our C loop (default 1)")
+    parser.add_argument("--quick", action="store_true", help="200 samples, Lava on 5, 2 repetitions")
     parser.add_argument("--out", type=str, default=None, help="also write the results to this JSON file")
     args = parser.parse_args(argv)
     if args.quick:
-        args.samples, args.lava_samples = min(args.samples, 200), min(args.lava_samples, 5)
+        args.samples, args.lava_samples, args.repeats = min(args.samples, 200), min(args.lava_samples, 5), 2
     args.lava_samples = max(2, min(args.lava_samples, args.samples))
 
+    import torch
+
+    from rsnn_deploy import native, provenance
     from rsnn_deploy.backends._lava import run_lava
-    from rsnn_deploy.emulator import run
+    from rsnn_deploy.emulator import _native_ok, params_for, run
+    from rsnn_deploy.hardware import load_profile
     from rsnn_deploy.lava_env import LAVA_VERSION, ensure_env
 
+    torch.set_num_threads(args.threads)
+    record = provenance.collect(args.threads, ["benchmarks/emulator_throughput.py", *argv])
+    print(provenance.summary(record))
     py = ensure_env()
     q = _lava_network(args.seed, args.inputs, args.hidden, args.atrlif)
-    x = (np.random.default_rng(args.seed + 1).random((args.samples, args.steps, args.inputs)) < args.rate)
+    c_loop = _native_ok(load_profile("loihi2"), params_for(q, load_profile("loihi2")))
+    x = np.random.default_rng(args.seed + 1).random((args.samples, args.steps, args.inputs)) < args.rate
     x = x.astype(np.uint8)
+    k = args.lava_samples
 
     def child_cpu() -> float:
         r = resource.getrusage(resource.RUSAGE_CHILDREN)
         return r.ru_utime + r.ru_stime
 
-    lava_runs = {}
-    for k in (1, args.lava_samples):
-        c0, t0 = child_cpu(), time.perf_counter()
-        tr_lava = run_lava(q, x[:k], python=py, chunk=args.lava_chunk)
-        lava_runs[k] = (time.perf_counter() - t0, child_cpu() - c0)
-    k = args.lava_samples
-    (w1, c1), (wk, ck) = lava_runs[1], lava_runs[k]
-    lava_rate, lava_cpu_rate = k / wk, k / ck
-    lava_marginal = (k - 1) / max(wk - w1, 1e-9)  # start-up (Python + Lava import) excluded
-    lava_marginal_cpu = (k - 1) / max(ck - c1, 1e-9)
+    out: dict[str, object] = {}
 
-    walls, cpus = [], []
+    def lava(n: int) -> tuple[float, float]:
+        c0, t0 = child_cpu(), time.perf_counter()
+        out[f"lava{n}"] = run_lava(q, x[:n], python=py, chunk=args.lava_chunk)
+        return time.perf_counter() - t0, child_cpu() - c0
+
+    def ours(n: int, calls: int) -> tuple[float, float]:
+        def go() -> None:
+            for i in range(calls):
+                out[f"ours{n}"] = run(q, x[i % args.samples : i % args.samples + 1] if n == 1 else x)
+
+        return _clocked(go)
+
+    times: dict[str, list[tuple[float, float]]] = {"lava": [], "lava-1": [], "ours-batch1": [], "ours-batch": []}
+    run(q, x)  # warm-up (and the compile of the C loop, once per machine)
+    same = True
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        for _ in range(max(1, args.repeats)):
-            c0, t0 = time.process_time(), time.perf_counter()
-            tr = run(q, x)
-            walls.append(time.perf_counter() - t0)
-            cpus.append(time.process_time() - c0)
-    ours_rate, ours_cpu_rate = args.samples / min(walls), args.samples / min(cpus)
-    same = bool(np.array_equal(tr.spikes[:k], tr_lava.spikes))
+        for r in range(max(1, args.repeats)):
+            jobs = [
+                ("lava-1", lambda: lava(1)),
+                ("lava", lambda: lava(k)),
+                ("ours-batch1", lambda: ours(1, args.batch1_calls)),
+                ("ours-batch", lambda: ours(args.samples, 1)),
+            ]
+            for name, fn in jobs[r % 4 :] + jobs[: r % 4]:
+                wall, cpu = fn()
+                times[name].append((wall, cpu))
+            ref = out[f"lava{k}"].spikes  # type: ignore[attr-defined]
+            last = (args.batch1_calls - 1) % args.samples
+            same = same and bool(np.array_equal(out[f"ours{args.samples}"].spikes[:k], ref))  # type: ignore[attr-defined]
+            same = same and bool(np.array_equal(out["ours1"].spikes[0], out[f"ours{args.samples}"].spikes[last]))  # type: ignore[attr-defined]
+            print(f"  rep {r + 1}/{args.repeats}: " + "  ".join(f"{nm} {v[-1][1]:.2f} s" for nm, v in times.items())
+                  + " (CPU)", flush=True)  # fmt: skip
+    provenance.finish(record)
+    tr = out[f"ours{args.samples}"]
+    rate = float(tr.spikes.mean())  # type: ignore[attr-defined]
     kind = "ATRLIF" if args.atrlif else "LIF"
-    rate = float(tr.spikes.mean())
+    table: dict[str, dict[str, float]] = {}
+    for clock, j in (("cpu", 1), ("wall", 0)):
+        per = {  # samples/s per repetition
+            "lava": [k / t[j] for t in times["lava"]],
+            "lava-without-startup": [
+                (k - 1) / max(a[j] - b[j], 1e-9) for a, b in zip(times["lava"], times["lava-1"], strict=True)
+            ],
+            "ours-batch1": [args.batch1_calls / max(t[j], 1e-9) for t in times["ours-batch1"]],
+            "ours-batch": [args.samples / max(t[j], 1e-9) for t in times["ours-batch"]],
+        }
+        for name, v in per.items():
+            row = table.setdefault(name, {})
+            row[f"{clock}_samples_per_s"] = statistics.median(v)
+            if name.startswith("ours"):
+                row[f"{clock}_speedup"] = statistics.median(a / b for a, b in zip(v, per["lava"], strict=True))
+                row[f"{clock}_speedup_without_lava_startup"] = statistics.median(
+                    a / b for a, b in zip(v, per["lava-without-startup"], strict=True)
+                )
     print(f"network : {args.inputs} inputs -> {args.hidden} recurrent {kind} (loihi2), T = {args.steps}; "
-          f"hidden rate {rate * 1000:.0f} Hz; overflow {dict(tr.overflow)}")
-    print(f"Lava {LAVA_VERSION} (fixed_pt, run_lava.py --chunk {args.lava_chunk}): {lava_rate:8.2f} samples/s wall, "
-          f"{lava_cpu_rate:8.2f} "
-          f"CPU ({k} samples, start-up included); {lava_marginal:.2f} / {lava_marginal_cpu:.2f} without start-up")
-    print(f"rsnn_deploy.emulator.run (batch {args.samples}): {ours_rate:8.0f} samples/s wall, {ours_cpu_rate:8.0f} CPU "
-          f"(best of {len(walls)})")
-    print(f"speed-up: {ours_rate / lava_rate:.0f}x wall ({ours_rate / lava_marginal:.0f}x against Lava without "
-          f"start-up); CPU {ours_cpu_rate / lava_cpu_rate:.0f}x ({ours_cpu_rate / lava_marginal_cpu:.0f}x)")
-    print(f"bit-identical hidden spikes on the {k} compared samples: {'yes' if same else 'NO'}")
+          f"hidden rate {rate * 1000:.0f} Hz; overflow {dict(tr.overflow)}; our loop: {'C' if c_loop else 'numpy'}")  # type: ignore[attr-defined]  # fmt: skip
+    label = {"lava": f"Lava {LAVA_VERSION} (chunk {args.lava_chunk}, {k} samples, start-up in)",
+             "lava-without-startup": f"Lava {LAVA_VERSION} without its start-up",
+             "ours-batch1": "emulator.run, batch 1", "ours-batch": f"emulator.run, batch {args.samples}"}  # fmt: skip
+    print(f"\n{'':46} {'CPU samples/s':>14} {'vs Lava':>9} {'(no start-up)':>14} {'wall samples/s':>15} {'vs Lava':>9}")
+    for name, row in table.items():
+        sp, sp0, spw = row.get("cpu_speedup"), row.get("cpu_speedup_without_lava_startup"), row.get("wall_speedup")
+        print(f"{label[name]:46} {row['cpu_samples_per_s']:14.2f} {'' if sp is None else f'{sp:.0f}x':>9} "
+              f"{'' if sp0 is None else f'{sp0:.0f}x':>14} {row['wall_samples_per_s']:15.2f} "
+              f"{'' if spw is None else f'{spw:.0f}x':>9}")  # fmt: skip
+    print(f"bit-identical hidden spikes on the {k} compared samples (and batch 1 = batch {args.samples}): "
+          f"{'yes' if same else 'NO'}")  # fmt: skip
+    print(f"load average after: {record['load_average_after']}")
     if args.out:
-        import datetime as dt
         import json
 
         from rsnn_deploy.io import atomic_path
 
-        record = {
-            "command": "python " + " ".join(["benchmarks/emulator_throughput.py", *argv]),
-            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        record.update({
             "lava": LAVA_VERSION, "neuron": kind, "lava_chunk": args.lava_chunk,
             "network": {"inputs": args.inputs, "hidden": args.hidden, "steps": args.steps,
                         "hidden_rate_hz": rate * 1e3},
-            "samples": args.samples, "lava_samples": k,
-            "lava_samples_per_s": lava_rate, "lava_cpu_samples_per_s": lava_cpu_rate,
-            "lava_samples_per_s_without_startup": lava_marginal,
-            "lava_cpu_samples_per_s_without_startup": lava_marginal_cpu,
-            "ours_samples_per_s": ours_rate, "ours_cpu_samples_per_s": ours_cpu_rate,
-            "speedup": ours_rate / lava_rate, "speedup_without_lava_startup": ours_rate / lava_marginal,
-            "speedup_cpu": ours_cpu_rate / lava_cpu_rate, "bit_identical": same,
-        }
+            "samples": args.samples, "lava_samples": k, "repetitions": args.repeats,
+            "batch1_calls_per_rep": args.batch1_calls, "native_loop": bool(c_loop and native.enabled()),
+            "results": table, "bit_identical": same,
+        })  # fmt: skip
         with atomic_path(args.out) as tmp:
             tmp.write_text(json.dumps(record, indent=2) + "\n")
         print(f"wrote {args.out}")

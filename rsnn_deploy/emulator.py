@@ -15,6 +15,13 @@ How :func:`run` stays exact and fast
   ``trunc(x * (r / 4096))``, exact because ``r / 4096`` is dyadic and ``|x| * r < 2**53``.
   Wraps go through int64 on the rare steps a cheap min/max check says they are needed.
 - Operations that static facts prove to be no-ops are skipped (:func:`params_for`).
+- Where a compiler is present, the whole time loop runs in C (``emulator_kernels.c``, integers
+  throughout): for ``loihi1`` where q and u provably cannot wrap, for ``loihi2`` (Lava's LIF and
+  ATRLIF, its wrap of u and every overflow count included) whenever weight sums fit int32. Both
+  record the states too; ``Semantics.native_ok`` says when, and the tests hold them to the numpy
+  step bit for bit. ``RSNN_DEPLOY_NATIVE=0`` runs numpy.
+- The synaptic sum of a chip step is one function (:func:`synaptic_sum`), shared with hil's
+  emulator stepper.
 - On small shared machines one BLAS thread is faster (``OPENBLAS_NUM_THREADS=1``).
 
 Alignment contract
@@ -39,7 +46,7 @@ from __future__ import annotations
 import warnings
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -62,6 +69,7 @@ from rsnn_deploy.semantics.loihi2 import Loihi2Params, Loihi2State, loihi2_step
 from rsnn_deploy.trace import Trace, host_readout, is_binary
 
 __all__ = [
+    "ChipWeights",
     "EmulatorOverflowError",
     "Loihi1Params",
     "Loihi1State",
@@ -73,6 +81,7 @@ __all__ = [
     "loihi2_step",
     "params_for",
     "run",
+    "synaptic_sum",
     "wrap",
     "wrap_lava",
 ]
@@ -108,7 +117,6 @@ def initial_state(
     return semantics.for_profile(profile).initial_state(batch, n_hidden, dtype)
 
 
-
 def _resolve_profile(qnet: QuantizedNetwork, profile: HardwareProfile | str | None) -> HardwareProfile:
     prof = profile if isinstance(profile, HardwareProfile) else load_profile(profile or qnet.profile)
     if prof.name != qnet.profile:
@@ -131,16 +139,32 @@ def _check_spikes(spikes_in: np.ndarray, n_inputs: int) -> np.ndarray:
     return x
 
 
-def _native_loihi1_ok(prof: HardwareProfile, p: Loihi1Params | Loihi2Params) -> bool:
-    """Whether the C loop (``emulator_kernels.c``) covers this run: loihi1 with the wraps of q and u,
-    the refractory bookkeeping and the voltage ceiling proven no-ops (see :func:`params_for`); the
-    int32 wrap of v (networks without a voltage floor) is in the C loop too."""
+def _covered(prof: HardwareProfile, p: Loihi1Params | Loihi2Params) -> bool:
+    """Whether a C loop (``emulator_kernels.c``) computes this run exactly: the semantics has one
+    (:data:`_NATIVE`) and its ``native_ok`` accepts the parameters (loihi1: no wraps of q and u, no
+    refractory bookkeeping, no binding ceiling; loihi2: weight sums within int32)."""
     sem = semantics.for_profile(prof)
-    if not sem.native or not sem.native_ok(p):
-        return False
+    return bool(sem.native and sem.key in _NATIVE and sem.native_ok(p))
+
+
+def _native_on() -> bool:
     from rsnn_deploy import native
 
     return native.enabled()
+
+
+def _native_ok(prof: HardwareProfile, p: Loihi1Params | Loihi2Params) -> bool:
+    """Whether :func:`run` takes the C loop for these parameters (:func:`_covered`, switched on, built)."""
+    return _covered(prof, p) and _native_on()
+
+
+def _native_ok_cached(qnet: QuantizedNetwork, prof: HardwareProfile, p: Loihi1Params | Loihi2Params) -> bool:
+    """:func:`_native_ok`, with :func:`_covered` computed once per network (the switch
+    ``RSNN_DEPLOY_NATIVE`` and the build are asked every time)."""
+    return bool(_prepared(qnet, prof, "covered", lambda: _covered(prof, p))) and _native_on()
+
+
+_native_loihi1_ok = _native_ok  # the name tests and callers used before loihi2 had a C loop
 
 
 # Per network and profile: the step parameters and the C loop's arrays. A QuantizedNetwork is
@@ -160,32 +184,119 @@ def _prepared(qnet: QuantizedNetwork, prof: HardwareProfile, what: str, make: Ca
     return per[key]
 
 
-def _native_loihi1(qnet: QuantizedNetwork, x: np.ndarray, p: Loihi1Params, prof: HardwareProfile) -> np.ndarray:
+def _i64(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.int64)
+
+
+def _i32(a: np.ndarray) -> np.ndarray:  # exact: the callers prove every sum of weights fits int32
+    return np.ascontiguousarray(a, dtype=np.int32)
+
+
+def _c_weights(qnet: QuantizedNetwork) -> tuple[np.ndarray, np.ndarray | None]:
+    return _i32(qnet.w_in.T), (_i32(qnet.w_rec.T) if qnet.w_rec is not None else None)
+
+
+class _Run(NamedTuple):
+    """One run's chip-loop results: spikes, recorded states (u, v, theta, r, or None), wrap counts."""
+
+    spikes: np.ndarray
+    current: np.ndarray | None
+    voltage: np.ndarray | None
+    adaptation: np.ndarray | None
+    refractory: np.ndarray | None
+    overflow: np.ndarray
+
+
+def _native_loihi1(
+    qnet: QuantizedNetwork, x: np.ndarray, p: Loihi1Params, prof: HardwareProfile, record_states: bool
+) -> _Run:
+    """The loihi1 C loop: spikes and (``record_states``) u and v; it runs where wraps were proven
+    impossible (:func:`rsnn_deploy.semantics.loihi1.native_ok`), so there is nothing to count."""
     from rsnn_deploy import native
 
-    def i64(a: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(a, dtype=np.int64)
+    def pinned() -> native.EmulatorNet:
+        return native.emulator_net(*_c_weights(qnet), (_i64(p.decay_u), _i64(p.decay_v), _i64(p.bias), _i64(p.vth)))
 
-    def i32(a: np.ndarray) -> np.ndarray:  # exact: |q| < 2**21 bounds every weight and every sum
-        return np.ascontiguousarray(a, dtype=np.int32)
+    net = _prepared(qnet, prof, "native", pinned)
+    x8 = np.ascontiguousarray(x, dtype=np.uint8)
+    spikes, u, v = native.loihi1_run_net(net, x8, int(p.vmin), int(qnet.input_latency), bool(p.wrap_v32), record_states)
+    return _Run(spikes, u, v, None, None, np.zeros(3, dtype=np.int64))
 
-    def arrays() -> tuple:
-        w_rec = i32(qnet.w_rec.T) if qnet.w_rec is not None else None
-        return i32(qnet.w_in.T), w_rec, i64(p.decay_u), i64(p.decay_v), i64(p.bias), i64(p.vth)
 
-    w_in_t, w_rec_t, decay_u, decay_v, bias, vth = _prepared(qnet, prof, "native", arrays)
-    return native.loihi1_run(
-        np.ascontiguousarray(x, dtype=np.uint8),
-        w_in_t,
-        w_rec_t,
-        decay_u,
-        decay_v,
-        bias,
-        vth,
-        int(p.vmin),
-        int(qnet.input_latency),
-        bool(p.wrap_v32),
-    )
+def _native_loihi2(
+    qnet: QuantizedNetwork, x: np.ndarray, p: Loihi2Params, prof: HardwareProfile, record_states: bool
+) -> _Run:
+    """The loihi2 C loop: spikes, wrap counts and (``record_states``) every state, as the numpy loop."""
+    from rsnn_deploy import native
+    from rsnn_deploy.semantics.loihi2 import decay_factors
+
+    def pinned() -> native.EmulatorNet:
+        f = _i64(decay_factors(p))
+        return native.emulator_net(*_c_weights(qnet), (*f, _i64(p.bias), _i64(p.vth), _i64(p.theta_step)))
+
+    out = native.loihi2_run(
+        np.ascontiguousarray(x, dtype=np.uint8), _prepared(qnet, prof, "native", pinned),
+        vmin=int(p.vmin), vmax=int(p.vmax), bits=int(p.decay_bits), q_bits=int(p.q_bits), u_bits=int(p.u_bits),
+        theta_bits=int(p.theta_bits), atrlif=bool(p.atrlif), latency=int(qnet.input_latency),
+        record_states=record_states,
+    )  # fmt: skip
+    refractory = out.r if p.atrlif else None  # as the numpy loop: r is recorded for ATRLIF only
+    return _Run(out.spikes, out.u, out.v, out.theta, refractory, out.overflow)
+
+
+# The C loop of each semantics that has one (Semantics.native), by key.
+_NATIVE: dict[str, Callable[..., _Run]] = {
+    semantics.loihi1.SEMANTICS.key: _native_loihi1,
+    semantics.loihi2.SEMANTICS.key: _native_loihi2,
+}
+
+
+class ChipWeights(NamedTuple):
+    """The synaptic sum of a chip step as one GEMM: ``q = [z(n-1) | x(k)] @ w_cat``.
+
+    ``w_cat`` is ``[w_rec.T ; w_in.T]`` (``n_rec`` = H rows of recurrent weights, or 0), in
+    float32 when every possible sum stays below 2**24 (exact with a 24-bit mantissa), else
+    float64 (2**53); sgemm is about 4x faster than dgemm here. One GEMM per step keeps every
+    operand in cache (a precomputed [T, B, H] input drive is slower: page faults). The
+    emulator's numpy loop and hil's :class:`~rsnn_deploy.hil.EmulatorStepper` both sum
+    through :func:`synaptic_sum`, so the chip's input is one piece of code.
+    """
+
+    w_cat: np.ndarray
+    n_rec: int
+
+    @classmethod
+    def of(cls, qnet: QuantizedNetwork) -> ChipWeights:
+        """The concatenated weights of ``qnet``."""
+        h = qnet.n_hidden
+        ftype = np.float32 if int(q_bound(qnet).max(initial=0)) < (1 << 24) else np.float64
+        n_rec = h if qnet.w_rec is not None else 0
+        w_cat = np.zeros((n_rec + qnet.n_inputs, h), dtype=ftype)
+        if qnet.w_rec is not None:
+            w_cat[:h] = qnet.w_rec.T
+        w_cat[n_rec:] = qnet.w_in.T
+        return cls(w_cat, n_rec)
+
+    def buffers(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
+        """Zeroed scratch for :func:`synaptic_sum`: the spike row ``[B, H + C]`` and q ``[B, H]``."""
+        return np.zeros((batch, self.w_cat.shape[0]), self.w_cat.dtype), np.zeros((batch, self.w_cat.shape[1]),
+                                                                                 self.w_cat.dtype)  # fmt: skip
+
+
+def synaptic_sum(
+    weights: ChipWeights, hidden: np.ndarray | None, frame: np.ndarray | None, s_buf: np.ndarray, q: np.ndarray
+) -> np.ndarray:
+    """``q`` (exact integers, float) of one chip step from the hidden spikes of the previous step and
+    the input frame arriving now (None: no input this step), in ``q``; ``s_buf`` and ``q`` from
+    :meth:`ChipWeights.buffers`. ``hidden`` may be None for a feed-forward network."""
+    n_rec = weights.n_rec
+    if n_rec and hidden is not None:
+        np.copyto(s_buf[:, :n_rec], hidden, casting="unsafe")
+    if frame is None:
+        s_buf[:, n_rec:] = 0
+    else:
+        np.copyto(s_buf[:, n_rec:], frame, casting="unsafe")
+    return np.matmul(s_buf, weights.w_cat, out=q)
 
 
 def _numpy_run(
@@ -196,7 +307,7 @@ def _numpy_run(
     record_states: bool,
     strict: bool,
     batch_chunk: int,
-) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None, np.ndarray | None, np.ndarray]:
+) -> _Run:
     """The chip loop in numpy, chunk by chunk: spikes, recorded states (u, v, theta, r, or None), wrap counts."""
     b, t_steps, _ = x.shape
     h = qnet.n_hidden
@@ -210,16 +321,7 @@ def _numpy_run(
     ada = np.zeros((b, t_steps, h), dtype=np.int64) if has_theta else None
     has_r = has_theta and bool(getattr(params, "atrlif", False))
     refr = np.zeros((b, t_steps, h), dtype=np.int64) if has_r else None
-    # Spike counts times integer weights are exact in float32 while every sum stays below 2**24
-    # (a 24-bit mantissa), else in float64 (2**53); sgemm is about 4x faster than dgemm here.
-    # One GEMM per step, [previous hidden spikes | input spikes] @ [w_rec.T ; w_in.T], keeps
-    # every operand in cache (a precomputed [T, B, H] input drive is slower: page faults).
-    ftype = np.float32 if int(q_bound(qnet).max()) < (1 << 24) else np.float64
-    n_rec = h if qnet.w_rec is not None else 0
-    w_cat = np.zeros((n_rec + qnet.n_inputs, h), dtype=ftype)
-    if qnet.w_rec is not None:
-        w_cat[:h] = qnet.w_rec.T
-    w_cat[n_rec:] = qnet.w_in.T
+    weights = _prepared(qnet, prof, "weights", lambda: ChipWeights.of(qnet))
     total_over = np.zeros(3, dtype=np.int64)
     chunk = max(1, int(batch_chunk))
 
@@ -228,17 +330,11 @@ def _numpy_run(
         nb = sl.stop - sl.start
         xb = x[sl]
         state = initial_state(prof, nb, h, dtype=np.float64)
-        s_buf = np.zeros((nb, n_rec + qnet.n_inputs), dtype=ftype)
-        drive = np.zeros((nb, h), dtype=ftype)
+        s_buf, drive = weights.buffers(nb)
         for n in range(t_steps + lat):
             k = n - lat  # the input step arriving now, and the trace step this chip step becomes
-            if n_rec:
-                np.copyto(s_buf[:, :n_rec], state.spikes)
-            if 0 <= k < t_steps:
-                np.copyto(s_buf[:, n_rec:], xb[:, k], casting="unsafe")
-            elif k == t_steps:
-                s_buf[:, n_rec:] = 0
-            np.matmul(s_buf, w_cat, out=drive)  # q, exact: integral values
+            frame = xb[:, k] if 0 <= k < t_steps else None
+            synaptic_sum(weights, state.spikes, frame, s_buf, drive)  # q, exact: integral values
             prev_over = state.overflow.copy()
             z, state = step(state, drive, params, out=state)  # type: ignore[arg-type]
             if strict and np.any(state.overflow != prev_over):
@@ -259,7 +355,7 @@ def _numpy_run(
                         refr[sl, k] = state.r  # type: ignore[union-attr]
         total_over += state.overflow
 
-    return spikes, cur, vol, ada, refr, total_over
+    return _Run(spikes, cur, vol, ada, refr, total_over)
 
 
 def run(
@@ -287,6 +383,9 @@ def run(
     batch_chunk : int
         Samples processed together (bounds memory; ~512 keeps states in cache).
 
+    Runs the C loop of the semantics where it covers the network (module docstring), else numpy;
+    both give the same bits. With ``strict`` and a wrap, the numpy loop reruns to name the step.
+
     Returns
     -------
     Trace
@@ -297,12 +396,14 @@ def run(
     x = _check_spikes(spikes_in, qnet.n_inputs)
     params = _prepared(qnet, prof, "params", lambda: params_for(qnet, prof))
     names = semantics.for_profile(prof).overflow_names
-    if not record_states and _native_loihi1_ok(prof, params):
-        spikes = _native_loihi1(qnet, x, params, prof)  # type: ignore[arg-type]
-        cur = vol = ada = refr = None
-        total_over = np.zeros(3, dtype=np.int64)  # wraps were proven impossible (params_for)
-    else:
-        spikes, cur, vol, ada, refr, total_over = _numpy_run(qnet, x, prof, params, record_states, strict, batch_chunk)
+    res = None
+    if _native_ok_cached(qnet, prof, params):
+        res = _NATIVE[prof.semantics](qnet, x, params, prof, record_states)
+        if strict and res.overflow.any():
+            res = None  # the numpy loop raises at the first wrap, naming the step
+    if res is None:
+        res = _numpy_run(qnet, x, prof, params, record_states, strict, batch_chunk)
+    spikes, cur, vol, ada, refr, total_over = res
     overflow = {name: int(c) for name, c in zip(names, total_over, strict=True)}
     if any(overflow.values()):
         warnings.warn(

@@ -129,15 +129,16 @@ def _frame(frame: np.ndarray, batch: int, n_inputs: int, owner: str) -> np.ndarr
 class EmulatorStepper:
     """Our integer step (the reference "hardware"), one chip step per call, int64 state.
 
-    Per chip step: ``q = W_in x[n - L] + W_rec z[n - 1]`` in exact int64 arithmetic, then
-    the profile's pure step function. The delay line holds the ``L`` frames in flight.
+    Per chip step: ``q = W_in x[n - L] + W_rec z[n - 1]``, summed by the emulator's own
+    :func:`~rsnn_deploy.emulator.synaptic_sum` (one GEMM, exact), then the profile's pure step
+    function on int64 state. The delay line holds the ``L`` frames in flight.
     """
 
     name = "emulator"
 
     def __init__(self, qnet: QuantizedNetwork, batch: int = 1) -> None:
         from rsnn_deploy import semantics
-        from rsnn_deploy.emulator import initial_state, params_for
+        from rsnn_deploy.emulator import ChipWeights, initial_state, params_for, synaptic_sum
         from rsnn_deploy.hardware import load_profile
 
         self.qnet = qnet
@@ -147,14 +148,14 @@ class EmulatorStepper:
         self._params = params_for(qnet, self.profile)
         self._step = semantics.for_profile(self.profile).step
         self._initial = initial_state
-        self._w_in_t = np.ascontiguousarray(qnet.w_in.T, dtype=np.int64)
-        self._w_rec_t = None if qnet.w_rec is None else np.ascontiguousarray(qnet.w_rec.T, dtype=np.int64)
+        self._weights, self._sum = ChipWeights.of(qnet), synaptic_sum
+        self._s_buf, self._q = self._weights.buffers(self.batch)
         self.reset()
 
     def reset(self) -> None:
         self.state = self._initial(self.profile, self.batch, self.n_hidden, dtype=np.int64)
         self._delay: deque[np.ndarray] = deque(
-            np.zeros((self.batch, self.n_inputs), dtype=np.int64) for _ in range(self.input_latency)
+            np.zeros((self.batch, self.n_inputs), dtype=bool) for _ in range(self.input_latency)
         )
 
     @property
@@ -163,13 +164,11 @@ class EmulatorStepper:
         return self.state.overflow
 
     def step(self, frame: np.ndarray) -> np.ndarray:
-        x = _frame(frame, self.batch, self.n_inputs, self.name).astype(np.int64)
+        x = _frame(frame, self.batch, self.n_inputs, self.name)
         if self.input_latency:
-            self._delay.append(x)
+            self._delay.append(x.copy())  # the caller may reuse its frame
             x = self._delay.popleft()
-        q = x @ self._w_in_t
-        if self._w_rec_t is not None:
-            q += self.state.spikes.astype(np.int64) @ self._w_rec_t
+        q = self._sum(self._weights, self.state.spikes, x, self._s_buf, self._q).astype(np.int64)
         z, self.state = self._step(self.state, q, self._params)  # type: ignore[arg-type]
         return z.copy()
 

@@ -6,8 +6,8 @@ The fast engine's time loops in eager torch launch about ten small kernels per s
 and its recurrent input is a dense matmul although the spikes are binary and sparse.
 ``bptt_kernels.c`` runs a whole block of steps per call, fused, with the recurrent
 input summed over the neurons that spiked only (likewise the input drive of binary
-inputs and both weight gradients). ``emulator_kernels.c`` runs the ``loihi1``
-emulator's time loop where no state can wrap (``emulator.run``).
+inputs and both weight gradients). ``emulator_kernels.c`` runs the emulator's time
+loops (``emulator.run``): ``loihi1`` where no state can wrap, ``loihi2`` (LIF and ATRLIF) always.
 
 One build per vector width
 --------------------------
@@ -52,6 +52,7 @@ import threading
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -62,14 +63,18 @@ from rsnn_deploy.errors import ValidationError
 __all__ = [
     "ISAS",
     "SURROGATE_CODES",
+    "EmulatorNet",
     "backward_block",
     "cpu_isas",
     "disabled_reason",
+    "emulator_net",
     "enabled",
     "forced_isa",
     "forward_block",
     "library",
     "loihi1_run",
+    "loihi1_run_net",
+    "loihi2_run",
     "spike_outer_block",
     "training_isa",
     "use_isa",
@@ -334,7 +339,11 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.rsnn_backward_block.restype = i
     lib.rsnn_backward_block.argtypes = [i, i, i, i, i, p, p, p, p, f, i, f, p, p, p, p, p, p, p, i, p, p, f, p, p, p, p]
     lib.rsnn_loihi1_run.restype = i
-    lib.rsnn_loihi1_run.argtypes = [i, i, i, i, i, i, p, p, p, p, p, p, p, ctypes.c_int64, i, p]
+    lib.rsnn_loihi1_run.argtypes = [i, i, i, i, i, i, p, p, p, p, p, p, p, ctypes.c_int64, i, p, p, p]
+    lib.rsnn_loihi2_run.restype = i
+    i64 = ctypes.c_int64
+    lib.rsnn_loihi2_run.argtypes = [i, i, i, i, i, i, p, p, p, p, p, p, p, i, p, p, p, i64, i64, i, i, i, i,
+                                    p, p, p, p, p, p]  # fmt: skip
     lib.rsnn_is_binary.restype = i
     lib.rsnn_is_binary.argtypes = [ctypes.c_int64, p]
     lib.rsnn_readout_scan.restype = None
@@ -525,6 +534,44 @@ def spike_outer_block(gi: Tensor, pre: Tensor, g_out_t: Tensor, isa: str | None 
     _check(status, "spike_outer_block")
 
 
+class EmulatorNet(NamedTuple):
+    """A network's arrays for an emulator C loop, checked once, with their addresses.
+
+    Taking an array's address through numpy costs about 10 microseconds on a loaded machine, and a
+    run passes a dozen: a host loop calling ``emulator.run`` per sample paid more for them than
+    for the loop itself. The emulator prepares one of these per network (:func:`emulator_net`).
+    """
+
+    n_inputs: int
+    n_hidden: int
+    arrays: tuple[np.ndarray | None, ...]  # kept alive with their addresses
+    ptrs: tuple[int | None, ...]
+
+
+def emulator_net(w_in_t: np.ndarray, w_rec_t: np.ndarray | None, per_neuron: tuple[np.ndarray, ...]) -> EmulatorNet:
+    """Check and pin int32 weights (transposed: ``[C, H]``, ``[H, H]`` or None) and int64 ``[H]`` vectors."""
+    if not isinstance(w_in_t, np.ndarray) or w_in_t.ndim != 2:
+        raise ValueError("native kernel argument w_in_t: expected an array [C, H]")
+    c, h = w_in_t.shape
+    ptrs = [_np_ptr("w_in_t", w_in_t, (c, h), np.int32), _np_ptr("w_rec_t", w_rec_t, (h, h), np.int32)]
+    ptrs += [_np_ptr(f"per_neuron[{i}]", a, (h,), np.int64) for i, a in enumerate(per_neuron)]
+    return EmulatorNet(c, h, (w_in_t, w_rec_t, *per_neuron), tuple(ptrs))
+
+
+def _emulator_lib() -> ctypes.CDLL:
+    lib = library(caller="emulator")
+    if lib is None:
+        raise RuntimeError("the native emulator loop is unavailable; see the warning")
+    return lib
+
+
+def _spike_input(x: np.ndarray, net: EmulatorNet) -> tuple[int, int, int]:
+    if not isinstance(x, np.ndarray) or x.ndim != 3 or x.shape[2] != net.n_inputs:
+        raise ValueError(f"native kernel argument x: expected an array [B, T, {net.n_inputs}]")
+    b, t, _ = x.shape
+    return b, t, net.n_hidden
+
+
 def loihi1_run(
     x: np.ndarray,
     w_in_t: np.ndarray,
@@ -544,29 +591,98 @@ def loihi1_run(
     ``x`` is uint8 0/1 ``[B, T, C]``; weights are int32, transposed (``[C, H]``, ``[H, H]``), and
     every sum of them fits int32 (the caller has proven that q cannot wrap at 21 bits).
     """
-    lib = library(caller="emulator")
-    if lib is None:
-        raise RuntimeError("the native emulator loop is unavailable; see the warning")
+    _emulator_lib()
     if not isinstance(x, np.ndarray) or x.ndim != 3 or not isinstance(w_in_t, np.ndarray) or w_in_t.ndim != 2:
         raise ValueError("native kernel arguments x, w_in_t: expected arrays [B, T, C] and [C, H]")
-    b, t, c = x.shape
-    h = w_in_t.shape[1]
+    net = emulator_net(w_in_t, w_rec_t, (decay_u, decay_v, bias, vth))
+    return loihi1_run_net(net, x, vmin, latency, wrap_v32)[0]
+
+
+def loihi1_run_net(
+    net: EmulatorNet, x: np.ndarray, vmin: int, latency: int, wrap_v32: bool = False, record_states: bool = False
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """:func:`loihi1_run` on a network pinned by :func:`emulator_net` (decay_u, decay_v, bias, vth):
+    the spikes, and (``record_states``) u and v after each trace step (int64 ``[B, T, H]``, else None)."""
+    lib = _emulator_lib()
+    b, t, h = _spike_input(x, net)
     if not -(2**63) < vmin < 2**63 or not 0 <= latency < 2**31:
         raise ValueError(f"native kernel arguments vmin, latency: out of range (got {vmin}, {latency})")
+    if len(net.ptrs) != 6:
+        raise ValueError("native kernel argument net: expected the loihi1 arrays (decay_u, decay_v, bias, vth)")
     spikes = np.zeros((b, t, h), dtype=np.uint8)
-    i64 = np.int64
-    # One thread for small batches: waking an OpenMP team for a few samples cost milliseconds
-    # per call on a loaded machine (a second thread waits for a core), more than the loop itself.
-    threads = max(1, min(torch.get_num_threads(), b // 64))
+    rec = [np.zeros((b, t, h), dtype=np.int64) if record_states else None for _ in range(2)]
     status = lib.rsnn_loihi1_run(
-        b, t, h, c, latency, threads, _np_ptr("x", x, (b, t, c), np.uint8),
-        _np_ptr("w_in_t", w_in_t, (c, h), np.int32), _np_ptr("w_rec_t", w_rec_t, (h, h), np.int32),
-        _np_ptr("decay_u", decay_u, (h,), i64), _np_ptr("decay_v", decay_v, (h,), i64),
-        _np_ptr("bias", bias, (h,), i64), _np_ptr("vth", vth, (h,), i64), vmin, int(wrap_v32),
-        _np_ptr("spikes", spikes, (b, t, h), np.uint8),
+        b, t, h, net.n_inputs, latency, _threads(b), _np_ptr("x", x, (b, t, net.n_inputs), np.uint8), *net.ptrs,
+        vmin, int(wrap_v32), _np_ptr("spikes", spikes, (b, t, h), np.uint8),
+        *(_np_ptr("rec", a, (b, t, h), np.int64) for a in rec),
     )  # fmt: skip
     _check(status, "loihi1_run")
-    return spikes.view(bool)
+    return spikes.view(bool), rec[0], rec[1]
+
+
+def _threads(batch: int) -> int:
+    """OpenMP threads of an emulator loop over ``batch`` samples.
+
+    One thread for small batches: waking an OpenMP team for a few samples cost milliseconds
+    per call on a loaded machine (a second thread waits for a core), more than the loop itself.
+    """
+    return max(1, min(torch.get_num_threads(), batch // 64))
+
+
+class Loihi2Run(NamedTuple):
+    """What :func:`loihi2_run` returns: spikes ``[B, T, H]`` bool, the states after each trace step
+    (int64 ``[B, T, H]``, or None where not asked for) and the wrap counts of (q, u, theta)."""
+
+    spikes: np.ndarray
+    u: np.ndarray | None
+    v: np.ndarray | None
+    theta: np.ndarray | None
+    r: np.ndarray | None
+    overflow: np.ndarray
+
+
+def loihi2_run(
+    x: np.ndarray,
+    net: EmulatorNet,
+    *,
+    vmin: int,
+    vmax: int,
+    bits: int,
+    q_bits: int,
+    u_bits: int,
+    theta_bits: int,
+    atrlif: bool,
+    latency: int,
+    record_states: bool = False,
+) -> Loihi2Run:
+    """The ``loihi2`` chip loop (``rsnn_loihi2_run`` in ``emulator_kernels.c``; Lava's LIF or ATRLIF).
+
+    ``x`` is uint8 0/1 ``[B, T, C]``; ``net`` pins (:func:`emulator_net`) the int32 transposed
+    weights, whose every sum fits int32 (the caller has proven it), and seven int64 ``[H]``
+    vectors: the decay factors ``2**bits - offset - decay`` of u, v, theta and r (each in
+    ``[0, 2**bits]``), bias, vth and theta_step.
+    """
+    lib = _emulator_lib()
+    b, t, h = _spike_input(x, net)
+    if len(net.ptrs) != 9:
+        raise ValueError("native kernel argument net: expected the loihi2 arrays (4 decay factors, bias, vth, step)")
+    if not 0 <= latency < 2**31 or not 0 < bits < 32 or not all(0 < n < 48 for n in (q_bits, u_bits, theta_bits)):
+        raise ValueError(f"native kernel arguments latency, bits: out of range (got {latency}, {bits})")
+    if not -(2**62) < vmin <= vmax < 2**62:
+        raise ValueError(f"native kernel arguments vmin, vmax: out of range (got {vmin}, {vmax})")
+    i64 = np.int64
+    spikes = np.zeros((b, t, h), dtype=np.uint8)
+    rec = [np.zeros((b, t, h), dtype=i64) if record_states else None for _ in range(4)]
+    overflow = np.zeros(3, dtype=i64)
+    w_in, w_rec, fu, fv, ft, fr, bias, vth, step = net.ptrs
+    status = lib.rsnn_loihi2_run(
+        b, t, h, net.n_inputs, latency, _threads(b), _np_ptr("x", x, (b, t, net.n_inputs), np.uint8),
+        w_in, w_rec, fu, fv, ft, fr, bits, bias, vth, step, vmin, vmax, q_bits, u_bits, theta_bits, int(atrlif),
+        _np_ptr("spikes", spikes, (b, t, h), np.uint8), *(_np_ptr("rec", a, (b, t, h), i64) for a in rec),
+        _np_ptr("overflow", overflow, (3,), i64),
+    )  # fmt: skip
+    _check(status, "loihi2_run")
+    return Loihi2Run(spikes.view(bool), rec[0], rec[1], rec[2], rec[3], overflow)
 
 
 def readout_scan(

@@ -326,11 +326,15 @@ def test_native_loop_equals_numpy_loop(case, monkeypatch):
     assert params_for(qnet, prof).wrap_v32 == (case == "no-floor")
     batch = (np.random.RandomState(7).rand(33, 60, 20) < 0.25).astype(np.uint8)
     fast = run(qnet, batch)
+    fast_states = run(qnet, batch, record_states=True)  # the C loop records u and v too
     monkeypatch.setenv("RSNN_DEPLOY_NATIVE", "0")
-    slow = run(qnet, batch)
+    slow = run(qnet, batch, record_states=True)
     assert 0.0 < slow.spikes.mean() < 1.0
     np.testing.assert_array_equal(fast.spikes, slow.spikes)
     np.testing.assert_array_equal(fast.logits, slow.logits)
+    for name in ("spikes", "current", "voltage", "logits"):
+        np.testing.assert_array_equal(getattr(fast_states, name), getattr(slow, name), err_msg=name)
+    assert fast_states.adaptation is None and fast_states.refractory is None and slow.adaptation is None
 
 
 def test_native_loop_wraps_v_at_32_bits_without_a_floor(monkeypatch):

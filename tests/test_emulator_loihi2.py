@@ -197,3 +197,150 @@ def test_pure_int64_steps_equal_batched_run():
             for got, ref in ((state.u, tr.current), (state.v, tr.voltage), (state.theta, tr.adaptation),
                              (state.r, tr.refractory)):
                 assert np.array_equal(got, ref[:, n - 1]), f"step {n}"
+
+
+# ----------------------------------------------------------------------------- the C loop (emulator_kernels.c)
+# rsnn_loihi2_run must give the numpy step's bits: spikes, every recorded state and the wrap counts,
+# on random networks chosen to reach the edges: u wrapping (large weights, slow leak), q beyond
+# Lava's 16-bit a_in, theta and r leaving 24 bits, v clipping at both ends, and voltages landing
+# exactly on the threshold (small integer weights and thresholds on a coarse grid).
+
+
+def _random_net(seed: int, atrlif: bool, regime: str) -> QuantizedNetwork:
+    rng = np.random.default_rng(seed)
+    h, c = int(rng.integers(1, 40)), int(rng.integers(1, 30))
+    if regime == "exact":  # coarse grid: v == vth (LIF) and v - r == theta (ATRLIF) happen often
+        w_in, w_rec = rng.integers(-2, 4, (h, c)) * 64, rng.integers(-2, 3, (h, h)) * 64
+        bias, vth = rng.integers(-1, 2, h) * 64, rng.integers(1, 5, h) * 64
+        du, dv = rng.choice([0, 2048, 4095]), rng.choice([0, 4095, 2048])
+    elif regime == "overflow":  # mantissa 127 at large exponents: u wraps, q >= 2^21, v clips
+        w_in, w_rec = rng.integers(-127, 128, (h, c)) << 14, rng.integers(-127, 128, (h, h)) << 13
+        bias, vth = rng.integers(-4096, 4096, h) << 7, rng.integers(1, 1 << 17, h) << 6
+        du, dv = rng.integers(0, 20), rng.integers(0, 20)
+    else:  # typical trained networks
+        w_in, w_rec = rng.integers(-128, 128, (h, c)) << 7, rng.integers(-128, 128, (h, h)) << 6
+        bias, vth = rng.integers(-4096, 4096, h), rng.integers(20, 3000, h) << 6
+        du, dv = rng.integers(0, 4096), rng.integers(0, 4096)
+    kw = {}
+    if atrlif:
+        vth = np.minimum(vth, 4095 << 6)  # ATRLIF's theta_0 has a 12-bit mantissa
+    if atrlif:  # one decay per block (the profile's rule); overflow: theta and r never leak
+        big = regime == "overflow"
+        kw = dict(decay_theta=np.full(h, 0 if big else rng.integers(0, 4096)),
+                  theta_step=rng.integers(0, 1 << (12 if big else 10), h) << 6,
+                  decay_r=np.full(h, 0 if big else rng.integers(0, 4096)))  # fmt: skip
+    net = QuantizedNetwork(
+        w_in=w_in, w_rec=w_rec if rng.random() < 0.8 else None, bias=bias, decay_u=np.full(h, du),
+        decay_v=np.full(h, dv), vth=vth,
+        refractory=np.ones(h, np.int64), vmin=-VMAX, vmax=VMAX, w_out=rng.standard_normal((3, h)),
+        b_out=rng.standard_normal(3), readout_decay=0.7, readout_mode="mean", profile="loihi2",
+        profile_sha256=PROF.sha256, input_latency=1, **kw,
+    )  # fmt: skip
+    check_representable(net, PROF)
+    validate_for(net, PROF)
+    return net
+
+
+def _exact_hits(net, tr, atrlif: bool) -> int:
+    """Neuron-steps (t >= 1) on which the threshold comparison compared equal operands."""
+    if not atrlif:  # v is recorded after the reset: v == vth there did not spike (v > vth)
+        return int(np.count_nonzero(tr.voltage[:, 1:] == net.vth))
+    r_pre = decay_int(tr.refractory[:, :-1], net.decay_r)  # r and theta decayed, before this step's spike
+    th_pre = decay_int(tr.adaptation[:, :-1], net.decay_theta) + net.vth
+    return int(np.count_nonzero(tr.voltage[:, 1:] - r_pre == th_pre))
+
+
+def _both(net, x, monkeypatch, **kw):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        fast = run(net, x, **kw)
+        with monkeypatch.context() as m:
+            m.setenv("RSNN_DEPLOY_NATIVE", "0")
+            slow = run(net, x, **kw)
+    return fast, slow
+
+
+@pytest.mark.requires("cc")
+@pytest.mark.parametrize("regime", ["typical", "exact", "overflow"])
+@pytest.mark.parametrize("atrlif", [False, True], ids=["lif", "atrlif"])
+def test_native_loop_equals_numpy_step_on_random_networks(regime, atrlif, monkeypatch):
+    from rsnn_deploy.emulator import _native_ok, params_for
+
+    hits = {"exact": 0, "u": 0, "q": 0, "theta": 0, "spikes": 0}
+    for seed in range(12):
+        net = _random_net(100 * seed + 7, atrlif, regime)
+        assert _native_ok(PROF, params_for(net, PROF))
+        rng = np.random.default_rng(seed)
+        x = (rng.random((int(rng.integers(1, 9)), int(rng.integers(1, 50)), net.n_inputs)) < rng.random()).astype(
+            np.uint8
+        )
+        fast, slow = _both(net, x, monkeypatch, record_states=True, batch_chunk=3)
+        for name in ("spikes", "current", "voltage", "adaptation", "refractory", "logits", "readout"):
+            a, b = getattr(fast, name), getattr(slow, name)
+            assert (a is None) == (b is None), name
+            assert a is None or np.array_equal(a, b), f"{name}, seed {seed}"
+        assert fast.overflow == slow.overflow, f"seed {seed}"
+        lean, _ = _both(net, x, monkeypatch)  # without the states: the same spikes and counts
+        assert np.array_equal(lean.spikes, slow.spikes) and lean.overflow == slow.overflow
+        hits["exact"] += _exact_hits(net, slow, atrlif)
+        hits["spikes"] += int(slow.spikes.sum())
+        for k in ("u", "q", "theta"):
+            hits[k] += slow.overflow[k]
+    assert hits["spikes"] > 0
+    if regime == "exact":
+        assert hits["exact"] > 0  # the comparison's equality case was reached, in both loops
+    if regime == "overflow":
+        assert hits["u"] > 0 and hits["q"] > 0
+        if atrlif:
+            assert hits["theta"] > 0
+
+
+@pytest.mark.requires("cc")
+def test_native_loop_strict_still_names_the_step(monkeypatch):
+    net = qnet([127 << 14], du=0, dv=0, vth=((1 << 17) - 1) << 6)
+    x = np.array([1, 1, 1, 1, 1, 1, 0], dtype=np.uint8).reshape(1, 7, 1)
+    with pytest.raises(EmulatorOverflowError, match=r"u overflowed at chip step 5 \(trace step 4\)"):
+        run(net, x, strict=True)
+    fast, slow = _both(net, x, monkeypatch)
+    assert fast.overflow == slow.overflow == {"q": 0, "u": 1, "theta": 0}
+
+
+def test_native_ok_is_honest():
+    from rsnn_deploy import semantics
+    from rsnn_deploy.emulator import params_for
+
+    sem = semantics.for_profile(PROF)
+    assert sem.native
+    p = params_for(_random_net(3, True, "typical"), PROF)
+    assert sem.native_ok(p)
+    assert p.q_max == int(np.abs(p.q_max))  # filled in by params
+    assert not sem.native_ok(p._replace(q_max=1 << 31))  # weight sums beyond the C loop's int32
+    assert not sem.native_ok(p._replace(q_max=-1))  # unknown bound
+    assert not sem.native_ok(p._replace(decay_v=np.full_like(p.decay_v, 4097)))  # negative decay factor
+    assert not sem.native_ok(p._replace(decay_bits=40))
+
+
+def test_numpy_loop_runs_what_the_c_loop_declines(monkeypatch):
+    """A network whose weight sums leave int32 runs on numpy (and the result is still the step's)."""
+    from rsnn_deploy.emulator import _native_ok, params_for
+
+    big = dataclasses.replace(qnet([127 << 14]), w_in=np.full((1, 1100), 127 << 14))
+    assert not _native_ok(PROF, params_for(big, PROF))
+    x = np.ones((1, 2, 1100), dtype=np.uint8)
+    with pytest.warns(RuntimeWarning, match="q: "):
+        tr = run(big, x, record_states=True)
+    # Lava wraps u once: q - 2^24, still above 2^23 (a_in this large is outside Lava's 16 bits; counted)
+    assert tr.current[0, 0, 0] == 1100 * (127 << 14) - (1 << 24)
+    assert tr.overflow["q"] == 2 and tr.overflow["u"] == 2
+
+
+@pytest.mark.requires("cc")
+def test_native_loop_current_at_minus_two_to_the_23(monkeypatch):
+    # four inputs of -2^21 at once: q = -2^23 (counted: beyond Lava's a_in), u = -2^23, which Lava's
+    # wrap maps to +2^23 (its range is (-2^23, 2^23]); v = 2^23 clips to 2^23 - 1 and spikes
+    net = dataclasses.replace(qnet([0], vth=64), w_in=np.full((1, 4), -(1 << 21)))
+    fast, slow = _both(net, np.ones((1, 1, 4), dtype=np.uint8), monkeypatch, record_states=True)
+    assert slow.current[0, 0, 0] == 1 << 23 and slow.spikes[0, 0, 0]
+    assert fast.current[0, 0, 0] == 1 << 23 and fast.overflow == slow.overflow == {"q": 1, "u": 1, "theta": 0}

@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from rsnn_deploy.semantics._base import Semantics
-from rsnn_deploy.semantics._int import _clip_into, _decay_into, _fresh_like, _outside, wrap_lava
+from rsnn_deploy.semantics._int import _clip_into, _decay_into, _fresh_like, _outside, q_bound, wrap_lava
 
 if TYPE_CHECKING:
     from rsnn_deploy.hardware import HardwareProfile
     from rsnn_deploy.qnet import QuantizedNetwork
 
-__all__ = ["SEMANTICS", "Loihi2Params", "Loihi2State", "loihi2_step"]
+__all__ = ["SEMANTICS", "Loihi2Params", "Loihi2State", "decay_factors", "loihi2_step"]
 
 
 class Loihi2Params(NamedTuple):
@@ -33,6 +33,7 @@ class Loihi2Params(NamedTuple):
     q_bits : magnitude bits of q including Lava's ``<< 6`` of its 16-bit a_in (checked only).
     atrlif : bool, run ``PyATRLIFModelFixed`` instead of ``PyLifModelBitAcc``.
     decay_bits, offsets : the profile's decay rule (``decay.bits``; u, v, theta, r offsets).
+    q_max : int, the largest ``|q|`` any neuron can receive in one step (``q_bound``; -1: unknown).
     """
 
     decay_u: np.ndarray
@@ -50,6 +51,7 @@ class Loihi2Params(NamedTuple):
     decay_r: np.ndarray | None = None
     decay_bits: int = 12
     offsets: tuple[int, int, int, int] = (1, 0, 0, 0)
+    q_max: int = -1
 
 
 class Loihi2State(NamedTuple):
@@ -150,6 +152,7 @@ def params(qnet: QuantizedNetwork, profile: HardwareProfile) -> Loihi2Params:
         decay_r=qnet.decay_r if qnet.decay_r is not None else zeros,
         decay_bits=dec.bits,
         offsets=(dec.u_offset, dec.v_offset, dec.theta_offset, dec.r_offset),
+        q_max=int(q_bound(qnet).max(initial=0)),
     )
 
 
@@ -172,9 +175,31 @@ def state_from_signals(
     return Loihi2State(u, v, adaptation, ref_count, spikes, overflow)
 
 
+def decay_factors(p: Loihi2Params) -> np.ndarray:
+    """int64 ``[4, H]``: the factors ``2**bits - offset - decay`` of u, v, theta and r (what a decay multiplies by)."""
+    decay_r = p.decay_r if p.decay_r is not None else np.zeros_like(p.decay_theta)
+    decays = (p.decay_u, p.decay_v, p.decay_theta, decay_r)
+    one = 1 << p.decay_bits
+    return np.stack([one - off - np.asarray(d, dtype=np.int64) for d, off in zip(decays, p.offsets, strict=True)])
+
+
 def native_ok(p: Loihi2Params) -> bool:
-    """No C loop for Lava's step: numpy runs it."""
-    return False
+    """Whether ``emulator_kernels.c`` (``rsnn_loihi2_run``) computes exactly this step for ``p``.
+
+    The C loop holds the weights and q in int32 and the states in int64, and does Lava's wrap
+    of u and every overflow count itself; so it needs every sum of weights to fit int32
+    (``q_max < 2**31``; Lava's 16-bit a_in << 6 is far below), decay factors in
+    ``[0, 2**bits]`` (a negative factor rounds differently in the two int paths of numpy), and
+    widths whose bounds fit int64 arithmetic. Every network the loihi2 profile accepts passes.
+    """
+    if not 0 <= p.q_max < (1 << 31) or not 0 < p.decay_bits < 32:
+        return False
+    if not all(0 < n < 48 for n in (p.q_bits, p.u_bits, p.theta_bits)):
+        return False
+    if not -(1 << 62) < p.vmin <= p.vmax < (1 << 62):
+        return False
+    f = decay_factors(p)
+    return bool(f.size == 0 or (f.min() >= 0 and f.max() <= (1 << p.decay_bits)))
 
 
 SEMANTICS = Semantics(
@@ -195,7 +220,7 @@ SEMANTICS = Semantics(
     step=loihi2_step,
     state_from_signals=state_from_signals,
     native_ok=native_ok,
-    native=False,
+    native=True,
     chip_backend="lava",
     deploy_backends=("nengo", "lava"),
     u_decay_never_max=False,
