@@ -5,7 +5,7 @@ Why it exists
 Training an RSNN with plain autograd records about fifteen tiny graph nodes per time
 step. On a small CPU machine their bookkeeping costs more than the arithmetic does
 (``/work/shared/MEASURED.md``). This engine runs the same step as
-:func:`rsnn_deploy.model.neuron_step` inside one :class:`torch.autograd.Function`.
+:func:`rsnn_deploy.neuron.neuron_step` inside one :class:`torch.autograd.Function`.
 The forward pass uses in-place kernels on reused buffers and keeps only what the
 backward pass needs. The backward pass is a reverse-time loop written by hand. For the
 ``rec-syn`` variant it takes three elementwise kernels plus one matmul (``addmm``) per step.
@@ -31,15 +31,17 @@ tensor cost about a fifth of a training step at T = 784.
 
 The contract
 ------------
-Forward spikes are **bit-identical** to the eager loop ``RSNN._eager_spikes``. To keep
-them identical, every rounding step of ``neuron_step`` is repeated in the same order:
+Forward spikes and states are **bit-identical** to :func:`rsnn_deploy.neuron.neuron_step`
+(which the eager loop ``RSNN._eager_spikes`` runs). To keep them identical, every
+rounding step of ``neuron_step`` is repeated in the same order:
 no fused multiply-add (``addcmul`` contracts to FMA and changes the last bit), and the
 recurrent matmul and its addition are separate. The engine has one rewrite that is
 exact: ``v - theta > 0`` is tested as ``v > theta``. With IEEE subnormals a difference
 is zero only when the operands are equal, so the two tests always agree. The gradients
 of ``w_in``, ``w_rec``, ``bias``, ``a_syn``, ``a_mem``, ``a_adapt`` and of the input match
-autograd to float tolerance. The ``tests/test_fast_bptt.py`` suite checks both for every
-variant and option.
+autograd through ``neuron_step`` to float tolerance. ``tests/test_neuron.py`` checks both
+against ``neuron_step`` for the torch and the C loops, ``tests/test_fast_bptt.py`` against the
+model's eager loop for every variant and option.
 
 Per step, with ``m`` the decayed adaptation state, ``p`` the voltage before the reset
 and ``rc`` the product of the floor mask (``v >= v_floor``, the gradient mask of
@@ -80,7 +82,6 @@ storage. :func:`release_buffers` empties the pool.
 from __future__ import annotations
 
 import dataclasses
-import math
 import threading
 from collections import deque
 from dataclasses import dataclass
@@ -92,11 +93,10 @@ from torch.autograd.function import once_differentiable
 
 from rsnn_deploy import native
 from rsnn_deploy.config import ModelConfig
-from rsnn_deploy.model import NeuronParams
+from rsnn_deploy.neuron import ADAPT_KINDS, SURROGATES, NeuronParams, surrogate_grad_
 
 __all__ = ["block_steps", "native_supports", "release_buffers", "run", "run_weighted_sum", "supports"]
 
-_SURROGATES = ("fast-sigmoid", "triangle", "arctan", "sigmoid")
 _DTYPES = (torch.float32, torch.float64)
 # A block buffer of [K, B, H] stays below this many bytes. Then the block's buffers stay
 # in the cache between the bulk kernels and the step loop that reads them.
@@ -236,9 +236,9 @@ def supports(cfg: ModelConfig, p: NeuronParams) -> bool:
     h = p.w_in.shape[0] if p.w_in.dim() == 2 else -1
     if h < 1 or p.w_in.device.type != "cpu" or p.w_in.dtype not in _DTYPES:
         return False
-    if cfg.surrogate not in _SURROGATES:
+    if cfg.surrogate not in SURROGATES:
         return False
-    if p.adapt_kind not in (None, "threshold", "current", "atrlif"):
+    if p.adapt_kind is not None and p.adapt_kind not in ADAPT_KINDS:
         return False
     if p.adapt_kind == "atrlif":
         # ATRLIF (torch loops only): its r decay must be a constant [H] vector, and no floor / refractory mask
@@ -621,23 +621,6 @@ class _NativeBackward:
         )  # fmt: skip
 
 
-def _surrogate_(u: Tensor, kind: str, slope: float) -> Tensor:
-    """``model._surrogate_grad(u)`` computed in place over a whole block (few passes: it is memory-bound)."""
-    one = torch.ones((), dtype=u.dtype, device=u.device)
-    if kind == "fast-sigmoid":  # 1 / (1 + slope |u|)^2
-        torch.add(one, u.abs_(), alpha=slope, out=u).pow_(-2)
-    elif kind == "triangle":  # max(1 - slope |u|, 0)
-        torch.add(one, u.abs_(), alpha=-slope, out=u).clamp_min_(0.0)
-    elif kind == "arctan":  # 1 / (1 + (pi slope u)^2)
-        torch.addcmul(one, u, u, value=(math.pi * slope) ** 2, out=u).reciprocal_()
-    elif kind == "sigmoid":  # slope s (1 - s), s = sigmoid(slope u)
-        s = u.mul_(slope).sigmoid_()
-        torch.ops.aten.sigmoid_backward(torch.full_like(s, slope), s, grad_input=u)
-    else:
-        raise ValueError(f"unknown surrogate {kind!r}")
-    return u
-
-
 def _backward(
     spec: _Spec,
     grad_z: Tensor | None,
@@ -738,7 +721,7 @@ def _backward(
                 torch.sub(p_all[t0:t1], saved.th[t0:t1], out=sg)
             else:
                 torch.sub(p_all[t0:t1], spec.threshold, out=sg)
-            _surrogate_(sg, spec.surrogate, spec.slope)
+            surrogate_grad_(sg, spec.surrogate, spec.slope)
             if atr:
                 q.copy_(a_mem.expand_as(q))
             else:

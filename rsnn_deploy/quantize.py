@@ -36,7 +36,8 @@ from rsnn_deploy import semantics
 from rsnn_deploy.config import ModelConfig
 from rsnn_deploy.errors import UnsupportedError
 from rsnn_deploy.hardware import HardwareProfile, load_profile
-from rsnn_deploy.model import RSNN, NeuronParams
+from rsnn_deploy.model import RSNN
+from rsnn_deploy.neuron import NeuronParams
 
 if TYPE_CHECKING:
     from rsnn_deploy.qnet import QuantizedNetwork

@@ -180,14 +180,15 @@ def nir_from_model(model: RSNN, source: str = "", readout: str = "li") -> Any:
             f"{_WHERE}: v_floor={cfg.v_floor:g} (voltage floor) has no NIR 1.0 equivalent; export --format onnx instead"
         )
     p = float_params(model)
-    h, c = p.w_in.shape
+    n = p.neuron
+    h, c = n.w_in.shape
     dt_s = cfg.dt_ms * 1e-3
     lif, fold, in_bias = _neuron(
         nir,
-        p.a_syn if cfg.synapse else None,
-        p.a_mem,
-        p.bias if p.bias is not None else np.zeros(h),
-        np.full(h, p.threshold),
+        n.a_syn if cfg.synapse else None,
+        n.a_mem,
+        n.bias if n.bias is not None else np.zeros(h),
+        np.full(h, n.threshold),
         dt_s,
     )
     nodes: dict[str, Any] = {
@@ -195,7 +196,7 @@ def nir_from_model(model: RSNN, source: str = "", readout: str = "li") -> Any:
         "lif": lif,
         **_readout_nodes(nir, p.w_out, p.b_out, p.a_out, dt_s, readout),
     }
-    _weights(nir, nodes, p.w_in, p.w_rec, fold, in_bias)
+    _weights(nir, nodes, n.w_in, n.w_rec, fold, in_bias)
     tau_exact = {name: np.asarray(getattr(model, name).detach().double().numpy()) for name in model.tau_names()}
     tau_exact["tau_out"] = np.array([cfg.tau_out_ms])
     metadata = {
@@ -211,7 +212,7 @@ def nir_from_model(model: RSNN, source: str = "", readout: str = "li") -> Any:
         "model_config": json.dumps(cfg.model_dump()),
         "source": source,
     }
-    return _graph(nir, nodes, p.w_rec is not None, metadata)
+    return _graph(nir, nodes, n.w_rec is not None, metadata)
 
 
 def nir_from_qnet(qnet: QuantizedNetwork, readout: str = "li") -> Any:
