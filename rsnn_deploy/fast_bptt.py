@@ -308,6 +308,20 @@ def _run(xs: Tensor, p: NeuronParams, cfg: ModelConfig, weights: Tensor | None) 
     xs = xs.to(p.w_in.dtype).contiguous()
     if n_steps == 0:
         return xs.new_zeros(0, batch, h), xs.new_zeros(batch, h)
+    spec, tensors = _prepare(xs, p, cfg)
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
+        return _FastBPTT.apply(spec, weights, *tensors)
+    with torch.no_grad():
+        z_all, _, z_sum = _forward(spec, *tensors, keep=_Keep(), weights=weights)
+    return z_all, z_sum
+
+
+def _prepare(xs: Tensor, p: NeuronParams, cfg: ModelConfig) -> tuple[_Spec, tuple[Tensor | None, ...]]:
+    """The run's static description and its tensors ``(xs, w_in, w_rec, bias, a_syn, a_mem, a_adapt)``.
+
+    ``xs`` is contiguous in the parameters' dtype; the vectors are expanded to [H].
+    """
+    h = p.w_in.shape[0]
 
     def vec(t: Tensor) -> Tensor:
         return t.reshape(-1).expand(h)
@@ -327,19 +341,14 @@ def _run(xs: Tensor, p: NeuronParams, cfg: ModelConfig, weights: Tensor | None) 
         refractory_steps=int(p.refractory_steps),
         surrogate=cfg.surrogate,
         slope=float(cfg.surrogate_slope),
-        block=block_steps(batch, h, xs.dtype, n_steps),
+        block=block_steps(xs.shape[1], h, xs.dtype, xs.shape[0]),
         a_refr=vec(p.a_refr) if p.adapt_kind == "atrlif" and p.a_refr is not None else None,
     )
     isa = _native_isa(xs.dtype, spec.refractory_steps, spec.adapt_kind)[0]
     if isa is not None:
         binary = native.is_binary(xs, isa)
         spec = dataclasses.replace(spec, native=True, isa=isa, binary_input=binary and not xs.requires_grad)
-    tensors = (xs, p.w_in, p.w_rec, bias, a_syn, a_mem, a_adapt)
-    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
-        return _FastBPTT.apply(spec, weights, *tensors)
-    with torch.no_grad():
-        z_all, _, z_sum = _forward(spec, *tensors, keep=_Keep(), weights=weights)
-    return z_all, z_sum
+    return spec, (xs, p.w_in, p.w_rec, bias, a_syn, a_mem, a_adapt)
 
 
 # ----------------------------------------------------------------------------- forward
