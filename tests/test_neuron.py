@@ -165,7 +165,8 @@ def test_onnx_step_graph_is_the_step(case: tuple) -> None:
     from rsnn_deploy.export._onnx_float import FLOAT_STATE, export_float_onnx, float_params
 
     model = _model(*case, dtype=torch.float32).eval()
-    sess = ort.InferenceSession(export_float_onnx(model, "step").SerializeToString(), providers=["CPUExecutionProvider"])
+    graph = export_float_onnx(model, "step").SerializeToString()
+    sess = ort.InferenceSession(graph, providers=["CPUExecutionProvider"])
     names = [o.name for o in sess.get_outputs()]
     fp = float_params(model)
     p = fp.neuron
