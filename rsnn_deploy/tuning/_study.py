@@ -30,6 +30,7 @@ from typing import Any
 
 from rsnn_deploy.config import ModelConfig, TrainConfig, validate_config
 from rsnn_deploy.errors import RsnnError, UnsupportedError, ValidationError
+from rsnn_deploy.tuning._report import StudyOutcome, study_counts, study_directions, write_study_reports
 from rsnn_deploy.tuning._space import ParamRange, SearchSpace
 from rsnn_deploy.tuning._storage import Heartbeat, StudyLock, default_storage_url, open_storage, safe_url
 
@@ -108,19 +109,6 @@ class TuneSettings:
             "search": {p.name: p.to_dict() for p in self.searched()},
         }
         return json.loads(json.dumps(identity))  # as the storage will hand it back (lists, not tuples)
-
-
-@dataclass
-class StudyOutcome:
-    """What a worker leaves behind: counts and the study's best trial(s), as plain data."""
-
-    study_name: str
-    storage: str
-    directions: list[str]
-    counts: dict[str, int]
-    best: dict[str, Any] | None
-    pareto: list[dict[str, Any]]
-    summary_path: Path
 
 
 def check_settings(s: TuneSettings) -> None:
@@ -210,21 +198,6 @@ def _make_sampler(s: TuneSettings, n_existing: int) -> Any:
         )
 
 
-def _directions(s: TuneSettings) -> list[str]:
-    return ["maximize"] if s.multi_objective is None else ["maximize", "minimize"]
-
-
-def _counts(study: Any) -> dict[str, int]:
-    from optuna.trial import TrialState
-
-    out = {st.name.lower(): 0 for st in TrialState}
-    for t in study.get_trials(deepcopy=False):
-        out[t.state.name.lower()] += 1
-    out["finished"] = out["complete"] + out["pruned"]
-    out["all"] = sum(out[st.name.lower()] for st in TrialState)
-    return out
-
-
 def _open_study(s: TuneSettings, task: Any, lock: StudyLock, epochs: int) -> Any:
     import optuna
     from sqlalchemy.exc import SQLAlchemyError
@@ -255,7 +228,7 @@ def _open_study(s: TuneSettings, task: Any, lock: StudyLock, epochs: int) -> Any
             study = optuna.create_study(
                 study_name=s.study_name,
                 storage=storage,
-                directions=_directions(s),
+                directions=study_directions(s.multi_objective),
                 sampler=_make_sampler(s, n_existing),
                 pruner=_make_pruner(s, epochs),
                 load_if_exists=True,
@@ -407,7 +380,7 @@ def run_worker(task: Any, s: TuneSettings, echo: Echo = print) -> StudyOutcome:
         lock = StudyLock(s.storage_url, s.study_name)
         study = _open_study(s, task, lock, epochs)
     storage = study._storage
-    c = _counts(study)
+    c = study_counts(study)
     echo(
         f"[{s.study_name}] {'joined' if c['all'] else 'created'} study in {safe_url(s.storage_url)}: "
         f"{c['finished']} of {s.n_trials} trials finished, {c['running']} running"
@@ -419,7 +392,7 @@ def run_worker(task: Any, s: TuneSettings, echo: Echo = print) -> StudyOutcome:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                     fail_stale_trials(study)
-                c = _counts(study)
+                c = study_counts(study)
                 trial = None
                 if c["finished"] >= s.n_trials:
                     break
@@ -478,8 +451,6 @@ def run_worker(task: Any, s: TuneSettings, echo: Echo = print) -> StudyOutcome:
                     failures = 0
     finally:
         lock.close()
-    from rsnn_deploy.tuning._report import write_study_reports
-
     return write_study_reports(study, s, task)
 
 
