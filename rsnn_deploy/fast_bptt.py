@@ -316,7 +316,10 @@ def _run(xs: Tensor, p: NeuronParams, cfg: ModelConfig, weights: Tensor | None) 
     return z_all, z_sum
 
 
-def _prepare(xs: Tensor, p: NeuronParams, cfg: ModelConfig) -> tuple[_Spec, tuple[Tensor | None, ...]]:
+_Tensors = tuple[Tensor, Tensor, Tensor | None, Tensor | None, Tensor, Tensor, Tensor]
+
+
+def _prepare(xs: Tensor, p: NeuronParams, cfg: ModelConfig) -> tuple[_Spec, _Tensors]:
     """The run's static description and its tensors ``(xs, w_in, w_rec, bias, a_syn, a_mem, a_adapt)``.
 
     ``xs`` is contiguous in the parameters' dtype; the vectors are expanded to [H].

@@ -281,5 +281,5 @@ class RSNN(nn.Module):
         def bf(t: Tensor) -> Tensor:
             return t.transpose(0, 1).contiguous()
 
-        states = (torch.stack(cs), torch.stack(vs), torch.stack(ns))
-        return ForwardRecord(bf(spikes), *(bf(s) for s in states), bf(readout), logits)
+        current, voltage, adaptation = (bf(torch.stack(s)) for s in (cs, vs, ns))
+        return ForwardRecord(bf(spikes), current, voltage, adaptation, bf(readout), logits)

@@ -117,26 +117,26 @@ def params_as_numpy(p: NeuronParams[Tensor], dtype: Any) -> NeuronParams[np.ndar
     """``p`` as detached numpy arrays of ``dtype``, each decay broadcast to [H] (a copy: no shared memory)."""
     h = p.w_in.shape[0]
 
-    def arr(t: Tensor | None, vector: bool = False) -> np.ndarray | None:
-        if t is None:
-            return None
-        a = t.detach().cpu().to(torch.float64).numpy().astype(dtype)
-        return np.broadcast_to(a.reshape(-1) if vector else a, (h,) if vector else a.shape).copy()
+    def arr(t: Tensor) -> np.ndarray:
+        return t.detach().cpu().to(torch.float64).numpy().astype(dtype)
+
+    def vec(t: Tensor) -> np.ndarray:
+        return np.broadcast_to(arr(t).reshape(-1), (h,)).copy()
 
     return NeuronParams(
         w_in=arr(p.w_in),
-        w_rec=arr(p.w_rec),
-        bias=arr(p.bias, vector=True),
-        a_syn=arr(p.a_syn, vector=True),
-        a_mem=arr(p.a_mem, vector=True),
-        a_adapt=arr(p.a_adapt, vector=True),
+        w_rec=arr(p.w_rec) if p.w_rec is not None else None,
+        bias=vec(p.bias) if p.bias is not None else None,
+        a_syn=vec(p.a_syn),
+        a_mem=vec(p.a_mem),
+        a_adapt=vec(p.a_adapt),
         adapt_strength=float(p.adapt_strength),
         threshold=float(p.threshold),
         v_floor=None if p.v_floor is None else float(p.v_floor),
         refractory_steps=int(p.refractory_steps),
         adapt_kind=p.adapt_kind,
-        a_refr=arr(p.a_refr, vector=True),
-    )  # type: ignore[arg-type]
+        a_refr=vec(p.a_refr) if p.a_refr is not None else None,
+    )
 
 
 # ----------------------------------------------------------------------------- surrogates

@@ -1,7 +1,7 @@
 """The float RSNN as ONNX: a one-step graph and a whole-sequence graph (``Scan``).
 
 Built by running :func:`rsnn_deploy.neuron.neuron_step` itself on symbolic values
-(:class:`_Sym`: each arithmetic operator appends one ONNX node) rather than by tracing
+(:class:`~rsnn_deploy.export._onnx_build.Sym`: each arithmetic operator appends one ONNX node) rather than by tracing
 torch: the graph then holds exactly the operations of the step, in its order, with the
 spike function's forward pass (``v - threshold > 0``) as a plain ``Greater``, and no
 autograd leftovers; a change to the step changes the graph. Parameters are the model's
@@ -46,7 +46,7 @@ import torch
 
 from rsnn_deploy import neuron
 from rsnn_deploy.errors import UnsupportedError, ValidationError
-from rsnn_deploy.export._onnx_build import GraphBuilder, make_model, value_info
+from rsnn_deploy.export._onnx_build import GraphBuilder, Sym, make_model, value_info
 from rsnn_deploy.export._onnx_encoder import encoder_nodes
 from rsnn_deploy.model import RSNN
 from rsnn_deploy.neuron import NeuronParams, NeuronState
@@ -80,73 +80,11 @@ def float_params(model: RSNN) -> FloatParams:
         )
 
 
-class _Sym:
-    """A float32 value of the graph under construction; arithmetic on it appends ONNX nodes.
-
-    Numbers and arrays on either side become constants. A named constant keeps its
-    ``value`` and becomes an initializer only when a node uses it, so that ``.T`` (the
-    step's ``W^T``) makes the transposed constant alone.
-    """
-
-    def __init__(self, b: GraphBuilder, name: str | None, value: np.ndarray | None = None, hint: str = "") -> None:
-        self.b, self._tensor, self.value, self.hint = b, name, value, hint
-
-    @classmethod
-    def const(cls, b: GraphBuilder, value: Any, name: str) -> _Sym:
-        return cls(b, None, np.asarray(value, dtype=_F32), name)
-
-    @property
-    def name(self) -> str:
-        if self._tensor is None:
-            self._tensor = self.b.const(self.value, _F32, self.hint)
-        return self._tensor
-
-    def _name(self, other: Any) -> str:
-        return other.name if isinstance(other, _Sym) else self.b.const(other, _F32)
-
-    def _op(self, op_type: str, left: Any, right: Any) -> _Sym:
-        return _Sym(self.b, self.b.op(op_type, self._name(left), self._name(right)))
-
-    def __add__(self, other: Any) -> _Sym:
-        return self._op("Add", self, other)
-
-    def __radd__(self, other: Any) -> _Sym:
-        return self._op("Add", other, self)
-
-    def __sub__(self, other: Any) -> _Sym:
-        return self._op("Sub", self, other)
-
-    def __rsub__(self, other: Any) -> _Sym:
-        return self._op("Sub", other, self)
-
-    def __mul__(self, other: Any) -> _Sym:
-        return self._op("Mul", self, other)
-
-    def __rmul__(self, other: Any) -> _Sym:
-        return self._op("Mul", other, self)
-
-    def __matmul__(self, other: Any) -> _Sym:
-        return self._op("MatMul", self, other)
-
-    @property
-    def T(self) -> _Sym:
-        if self.value is None:
-            raise TypeError("_Sym.T: only a constant can be transposed")
-        return _Sym.const(self.b, self.value.T, self.hint + "_t")
-
-    def cast(self) -> _Sym:
-        return _Sym(self.b, self.b.op("Cast", self.name, to=onnx.TensorProto.FLOAT))
-
-    def compare(self, op_type: str, other: Any) -> _Sym:
-        """A boolean node (``Greater``, ``LessOrEqual``), cast to float32 0/1 only by :meth:`cast`."""
-        return self._op(op_type, self, other)
-
-
 class _OnnxOps(neuron.StepOps):
     """The step's non-arithmetic operations as ONNX nodes (see :class:`rsnn_deploy.neuron.StepOps`)."""
 
     def floor(self, v: Any, lo: float) -> Any:
-        return v._op("Max", v, _Sym.const(v.b, lo, "v_floor"))
+        return v._op("Max", v, Sym.const(v.b, lo, "v_floor", _F32))
 
     def free(self, ref: Any, like: Any) -> Any:
         return ref.compare("LessOrEqual", 0.0).cast()
@@ -158,7 +96,7 @@ class _OnnxOps(neuron.StepOps):
         b = ref.b
         counted = ref._op("Max", ref - 1.0, 0.0)
         spiked = z.compare("Greater", 0.0)
-        return _Sym(b, b.op("Where", spiked.name, b.const(float(steps), _F32, "refractory"), counted.name))
+        return Sym(b, b.op("Where", spiked.name, b.const(float(steps), _F32, "refractory"), counted.name), _F32)
 
     def zeros_like(self, x: Any) -> Any:
         return x * 0.0
@@ -167,7 +105,7 @@ class _OnnxOps(neuron.StepOps):
 _ONNX_OPS = _OnnxOps()
 
 
-def _spike(x: _Sym) -> _Sym:
+def _spike(x: Sym) -> Sym:
     """The spike function's forward pass, ``x > 0`` as float32."""
     return x.compare("Greater", 0.0).cast()
 
@@ -175,8 +113,8 @@ def _spike(x: _Sym) -> _Sym:
 def _symbolic_params(b: GraphBuilder, p: NeuronParams[np.ndarray]) -> NeuronParams[Any]:
     """``p`` with every array (and the threshold and adaptation strength) as a named graph constant."""
 
-    def c(name: str, value: Any) -> _Sym | None:
-        return None if value is None else _Sym.const(b, value, name)
+    def c(name: str, value: Any) -> Any:
+        return None if value is None else Sym.const(b, value, name, _F32)
 
     return p._replace(
         w_in=c("w_in", p.w_in), w_rec=c("w_rec", p.w_rec), bias=c("bias", p.bias), a_syn=c("a_syn", p.a_syn),
@@ -188,17 +126,17 @@ def _symbolic_params(b: GraphBuilder, p: NeuronParams[np.ndarray]) -> NeuronPara
 def _step_nodes(b: GraphBuilder, p: FloatParams, x: str, st: dict[str, str]) -> dict[str, str]:
     """Append one step; ``st`` maps FLOAT_STATE names to tensors. Returns the new state plus ``z``.
 
-    The neuron is :func:`rsnn_deploy.neuron.neuron_step` run on :class:`_Sym` values, the
+    The neuron is :func:`rsnn_deploy.neuron.neuron_step` run on :class:`Sym` values, the
     readout :func:`~rsnn_deploy.neuron.readout_step`.
     """
     q = _symbolic_params(b, p.neuron)
-    s = {k: _Sym(b, name) for k, name in st.items()}
+    s = {k: Sym(b, name, _F32) for k, name in st.items()}
     atr = q.adapt_kind == "atrlif"  # ATRLIF's r rides in the ref slot (it has no refractory count)
     state = NeuronState(s["i"], s["v"], s["n"], s["ref"], s["z_prev"], s["ref"] if atr else None)
-    z, new = neuron.neuron_step(neuron.input_drive(_Sym(b, x), q), state, q, _spike, _ONNX_OPS)
-    w_out, b_out = _Sym.const(b, p.w_out, "w_out"), _Sym.const(b, p.b_out, "b_out")
-    y = neuron.readout_step(s["y"], neuron.readout_drive(z, w_out, b_out), _Sym.const(b, p.a_out, "a_out"))
-    ref = new.r if atr else new.ref
+    z, new = neuron.neuron_step(neuron.input_drive(Sym(b, x, _F32), q), state, q, _spike, _ONNX_OPS)
+    w_out, b_out = Sym.const(b, p.w_out, "w_out", _F32), Sym.const(b, p.b_out, "b_out", _F32)
+    y = neuron.readout_step(s["y"], neuron.readout_drive(z, w_out, b_out), Sym.const(b, p.a_out, "a_out", _F32))
+    ref = new.r if atr and new.r is not None else new.ref
     return {"i": new.i.name, "v": new.v.name, "n": new.n.name, "ref": ref.name, "z_prev": z.name, "y": y.name}
 
 
