@@ -26,7 +26,16 @@ import numpy as np
 
 from rsnn_deploy.errors import ValidationError
 
-__all__ = ["HostReadout", "ReadoutMode", "Trace", "first_divergence", "host_readout", "is_binary", "readout_update"]
+__all__ = [
+    "HostReadout",
+    "ReadoutMode",
+    "Trace",
+    "check_spikes",
+    "first_divergence",
+    "host_readout",
+    "is_binary",
+    "readout_update",
+]
 
 ReadoutMode = Literal["mean", "last"]
 
@@ -233,8 +242,8 @@ def is_binary(x: np.ndarray) -> bool:
     """Whether every entry of ``x`` is 0 or 1: the one rule every runner checks its input spikes with.
 
     Bool always is; numbers by min/max and, for floats, integrality (NaN is not 0/1). Min/max
-    rather than ``np.isin``, which sorts (94M values in one verify). Each caller keeps its own
-    one-line message naming its argument, and its own policy on which dtypes it takes.
+    rather than ``np.isin``, which sorts (94M values in one verify). :func:`check_spikes` is the
+    check built on it (shape, dtype, values, one-line messages).
     """
     x = np.asarray(x)
     if x.dtype == np.bool_ or x.size == 0:
@@ -242,3 +251,23 @@ def is_binary(x: np.ndarray) -> bool:
     if x.min() < 0 or x.max() > 1:
         return False
     return not np.issubdtype(x.dtype, np.floating) or bool(np.array_equal(x, x.astype(bool)))
+
+
+def check_spikes(x: Any, field: str, shape: tuple[int | str, ...], floats: bool = True) -> np.ndarray:
+    """``x`` as an array of 0/1 spikes of ``shape``, or a one-line ValidationError naming ``field``.
+
+    The one input check of every runner. ``shape`` holds sizes and names (``("B", "T", 8)``:
+    any batch and length, 8 channels). Bool passes; integers too, and floats unless
+    ``floats`` is False, when :func:`is_binary` holds. The array is returned as it came
+    (each caller converts it to what it runs on).
+    """
+    arr = np.asarray(x)
+    if arr.ndim != len(shape) or any(isinstance(d, int) and n != d for n, d in zip(arr.shape, shape, strict=True)):
+        raise ValidationError(f"{field}: must be [{', '.join(map(str, shape))}] (got shape {arr.shape})")
+    numeric = np.issubdtype(arr.dtype, np.integer) or (floats and np.issubdtype(arr.dtype, np.floating))
+    if arr.dtype != np.bool_ and not numeric:
+        kind = "numbers" if floats else "integers"
+        raise ValidationError(f"{field}: must be bool or 0/1 {kind} (got dtype {arr.dtype})")
+    if not is_binary(arr):
+        raise ValidationError(f"{field}: must hold only 0 and 1 (got values in [{arr.min()}, {arr.max()}])")
+    return arr

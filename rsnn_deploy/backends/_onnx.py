@@ -22,7 +22,7 @@ import onnx
 from onnx import numpy_helper
 
 from rsnn_deploy.errors import ValidationError
-from rsnn_deploy.trace import Trace, host_readout
+from rsnn_deploy.trace import Trace, check_spikes, host_readout
 
 __all__ = ["OnnxBackend", "run_onnx_int"]
 
@@ -49,19 +49,6 @@ def _initializers(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
             if attr.type == onnx.AttributeProto.GRAPH:
                 out.update(_initializers(attr.g))
     return out
-
-
-def _check_spikes(spikes: np.ndarray, n_inputs: int) -> np.ndarray:
-    x = np.asarray(spikes)
-    if x.ndim != 3 or x.shape[2] != n_inputs:
-        raise ValidationError(f"run_onnx_int.spikes: must be [B, T, {n_inputs}] (got shape {x.shape})")
-    if x.dtype != np.bool_:
-        from rsnn_deploy.trace import is_binary
-
-        if not is_binary(x):
-            raise ValidationError("run_onnx_int.spikes: must hold only 0 and 1")
-        x = x.astype(bool)
-    return x
 
 
 def run_onnx_int(
@@ -100,7 +87,7 @@ def run_onnx_int(
             "export a quantized network (QNET.json) with --format onnx"
         )
     n_in, h, lat = int(meta["n_inputs"]), int(meta["n_hidden"]), int(meta["input_latency"])
-    x = _check_spikes(spikes, n_in)
+    x = check_spikes(spikes, "run_onnx_int.spikes", ("B", "T", n_in)).astype(bool, copy=False)
     b, t_steps, _ = x.shape
     inits = _initializers(proto.graph)
     prefix = "r_" if meta["graph"] == "sequence" else ""

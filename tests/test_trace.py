@@ -1,4 +1,6 @@
-"""One host readout: the live, step-by-step :class:`HostReadout` gives the numbers of :func:`host_readout`.
+"""trace.py's one host readout and one input check.
+
+One host readout: the live, step-by-step :class:`HostReadout` gives the numbers of :func:`host_readout`.
 
 Not always the last bit: the drive ``W z`` is one matrix product per step there and one per
 batch chunk here, and BLAS may sum those in different orders.
@@ -14,7 +16,7 @@ import numpy as np
 import pytest
 
 from rsnn_deploy.errors import ValidationError
-from rsnn_deploy.trace import HostReadout, host_readout, readout_update
+from rsnn_deploy.trace import HostReadout, check_spikes, host_readout, readout_update
 
 
 @pytest.mark.parametrize("mode", ["mean", "last"])
@@ -49,3 +51,27 @@ def test_bad_readout_arguments_are_one_line_errors() -> None:
         HostReadout(w, np.zeros(3), 0.5, "mean", 1)
     with pytest.raises(ValidationError, match=r"host_readout\.mode: must be 'mean' or 'last'"):
         host_readout(np.zeros((1, 2, 5), bool), w, b, 0.5, "max")  # type: ignore[arg-type]
+
+
+def test_one_input_check() -> None:
+    """Shape, dtype and values, each a one-line error naming the field; the array comes back as it was."""
+    x = np.array([[[0, 1, 1]]], np.int8)
+    assert check_spikes(x, "f", ("B", "T", 3)) is not None and check_spikes(x, "f", ("B", "T", 3)).dtype == np.int8
+    assert check_spikes(np.ones((2, 3), np.float32), "f", (2, 3)).dtype == np.float32
+    cases = [
+        (np.zeros((1, 2, 4)), ("B", "T", 3), r"^f: must be \[B, T, 3\] \(got shape \(1, 2, 4\)\)$"),
+        (np.zeros((2, 3)), ("B", "T", 3), r"^f: must be \[B, T, 3\]"),
+        (np.zeros((1, 1, 3)), ("B", "T", 3), None),
+        (np.array([[["a", "b", "c"]]]), ("B", "T", 3), r"^f: must be bool or 0/1 numbers \(got dtype <U1\)$"),
+        (np.full((1, 1, 3), 2), ("B", "T", 3), r"^f: must hold only 0 and 1 \(got values in \[2, 2\]\)$"),
+        (np.full((1, 1, 3), 0.5), ("B", "T", 3), r"^f: must hold only 0 and 1"),
+        (np.full((1, 1, 3), np.nan), ("B", "T", 3), r"^f: must hold only 0 and 1"),
+    ]
+    for arr, shape, message in cases:
+        if message is None:
+            check_spikes(arr, "f", shape)
+            continue
+        with pytest.raises(ValidationError, match=message):
+            check_spikes(arr, "f", shape)
+    with pytest.raises(ValidationError, match=r"^f: must be bool or 0/1 integers \(got dtype float64\)$"):
+        check_spikes(np.zeros((1, 1, 3)), "f", ("B", "T", 3), floats=False)
