@@ -215,6 +215,43 @@ def nir_from_model(model: RSNN, source: str = "", readout: str = "li") -> Any:
     return _graph(nir, nodes, n.w_rec is not None, metadata)
 
 
+def _quantization_meta(qnet: QuantizedNetwork, prof: Any, a_s: np.ndarray, a_m: np.ndarray, dt_s: float
+                       ) -> dict[str, Any]:
+    """``metadata["quantization"]`` of an integer graph: the profile's rules and the integers themselves."""
+    from rsnn_deploy.quantize import effective_tau_ms
+
+    quant: dict[str, Any] = {
+        "profile": qnet.profile,
+        "profile_sha256": qnet.profile_sha256,
+        "semantics": prof.semantics,
+        "comparison": prof.threshold.comparison,
+        "decay_bits": prof.decay.bits,
+        "decay_offsets": np.array([prof.decay.u_offset, prof.decay.v_offset, prof.decay.theta_offset]),
+        "state_bits": np.array([prof.state.q_bits, prof.state.u_bits, prof.state.v_bits]),
+        "input_latency": qnet.input_latency,
+        "vmin": qnet.vmin,
+        "vmax": qnet.vmax,
+        "block_sizes": np.array(qnet.block_sizes, dtype=np.int64),
+        "w_in": qnet.w_in,
+        "bias": qnet.bias,
+        "decay_u": qnet.decay_u,
+        "decay_v": qnet.decay_v,
+        "vth": qnet.vth,
+        "refractory": qnet.refractory,
+    }
+    # the time constants the chip's registers realise, ms at the profile's dt: -dt / ln(retention)
+    dt_ms = dt_s * 1e3
+    quant["tau_effective_ms"] = {
+        "tau_syn": effective_tau_ms(a_s, dt_ms), "tau_mem": effective_tau_ms(a_m, dt_ms),
+        "tau_out": effective_tau_ms(np.array([qnet.readout_decay]), dt_ms),
+    }
+    if qnet.float_scale:
+        quant["float_scale"] = np.array(qnet.float_scale, dtype=np.float64)
+    if qnet.w_rec is not None:
+        quant["w_rec"] = qnet.w_rec
+    return quant
+
+
 def nir_from_qnet(qnet: QuantizedNetwork, readout: str = "li") -> Any:
     """The quantized network as a ``nir.NIRGraph`` in integer units, the integers in ``metadata``.
 
@@ -224,7 +261,7 @@ def nir_from_qnet(qnet: QuantizedNetwork, readout: str = "li") -> Any:
         Threshold adaptation, refractory period or a voltage floor (no NIR 1.0 primitive).
     """
     from rsnn_deploy.hardware import load_profile
-    from rsnn_deploy.quantize import effective_tau_ms, retention_of
+    from rsnn_deploy.quantize import retention_of
 
     nir = _nir()
     _check_readout(readout)
@@ -259,35 +296,7 @@ def nir_from_qnet(qnet: QuantizedNetwork, readout: str = "li") -> Any:
         **_readout_nodes(nir, qnet.w_out, qnet.b_out, qnet.readout_decay, dt_s, readout),
     }
     _weights(nir, nodes, qnet.w_in, qnet.w_rec, fold, in_bias)
-    quant: dict[str, Any] = {
-        "profile": qnet.profile,
-        "profile_sha256": qnet.profile_sha256,
-        "semantics": prof.semantics,
-        "comparison": prof.threshold.comparison,
-        "decay_bits": prof.decay.bits,
-        "decay_offsets": np.array([prof.decay.u_offset, prof.decay.v_offset, prof.decay.theta_offset]),
-        "state_bits": np.array([prof.state.q_bits, prof.state.u_bits, prof.state.v_bits]),
-        "input_latency": qnet.input_latency,
-        "vmin": qnet.vmin,
-        "vmax": qnet.vmax,
-        "block_sizes": np.array(qnet.block_sizes, dtype=np.int64),
-        "w_in": qnet.w_in,
-        "bias": qnet.bias,
-        "decay_u": qnet.decay_u,
-        "decay_v": qnet.decay_v,
-        "vth": qnet.vth,
-        "refractory": qnet.refractory,
-    }
-    # the time constants the chip's registers realise, ms at the profile's dt: -dt / ln(retention)
-    dt_ms = dt_s * 1e3
-    quant["tau_effective_ms"] = {
-        "tau_syn": effective_tau_ms(a_s, dt_ms), "tau_mem": effective_tau_ms(a_m, dt_ms),
-        "tau_out": effective_tau_ms(np.array([qnet.readout_decay]), dt_ms),
-    }
-    if qnet.float_scale:
-        quant["float_scale"] = np.array(qnet.float_scale, dtype=np.float64)
-    if qnet.w_rec is not None:
-        quant["w_rec"] = qnet.w_rec
+    quant = _quantization_meta(qnet, prof, a_s, a_m, dt_s)
     metadata = {
         "producer": "rsnn-deploy",
         "kind": "int",

@@ -341,7 +341,21 @@ def _sequence_model(qnet: QuantizedNetwork, prof: HardwareProfile) -> onnx.Model
         b.op("Slice", raw[s], b.const([lat], _I64), big, b.const([1], _I64), out=out_names[s])
     b.op("ReduceSum", "chip_overflow", b.const([0], _I64), out="overflow", keepdims=0)
 
-    # host readout over the aligned spikes
+    _readout_scan(b, qnet, batch)  # host readout over the aligned spikes
+
+    outputs = [value_info("spikes", _BOOL, ["B", "T", h])]
+    outputs += [value_info(out_names[s], _I64, ["B", "T", h]) for s in recorded[1:]]
+    outputs += [value_info("readout", np.float32, ["B", "T", k]), value_info("logits", _F64, ["B", k]),
+                value_info("overflow", _I64, [3])]
+    doc = (f"Integer network of profile {qnet.profile} over a whole sequence, aligned with the float model "
+           "(input latency handled inside); see rsnn_deploy/export/_onnx_int.py.")
+    graph = b.graph("rsnn_int_sequence", [value_info("x", _BOOL, ["B", "T", c])], outputs, doc)
+    return make_model(graph, _metadata(qnet, prof, "sequence"), doc)
+
+
+def _readout_scan(b: GraphBuilder, qnet: QuantizedNetwork, batch: str) -> None:
+    """The host readout over ``spikes`` [B, T, H] in its own Scan: ``readout`` (float32) and ``logits``."""
+    h, k = qnet.n_hidden, qnet.n_outputs
     rb = GraphBuilder(prefix="r_")
     y = _readout_nodes(rb, qnet, "r_y", "r_z")
     rb.op("Identity", y, out="r_y_next")
@@ -359,15 +373,6 @@ def _sequence_model(qnet: QuantizedNetwork, prof: HardwareProfile) -> onnx.Model
         b.op("ReduceMean", "readout64", b.const([1], _I64), out="logits", keepdims=0)
     else:
         b.op("Identity", "final_y", out="logits")
-
-    outputs = [value_info("spikes", _BOOL, ["B", "T", h])]
-    outputs += [value_info(out_names[s], _I64, ["B", "T", h]) for s in recorded[1:]]
-    outputs += [value_info("readout", np.float32, ["B", "T", k]), value_info("logits", _F64, ["B", k]),
-                value_info("overflow", _I64, [3])]
-    doc = (f"Integer network of profile {qnet.profile} over a whole sequence, aligned with the float model "
-           "(input latency handled inside); see rsnn_deploy/export/_onnx_int.py.")
-    graph = b.graph("rsnn_int_sequence", [value_info("x", _BOOL, ["B", "T", c])], outputs, doc)
-    return make_model(graph, _metadata(qnet, prof, "sequence"), doc)
 
 
 def _prune_readout(graph: onnx.GraphProto) -> None:
