@@ -617,7 +617,7 @@ class _NativeForward:
 
 
 class _NativeBackward:
-    """The reverse-time step loop of ``_backward`` in C (``native.backward_block``); carries its adjoints."""
+    """The reverse-time step loop of ``_Backward`` in C (``native.backward_block``); carries its adjoints."""
 
     def __init__(
         self,
@@ -664,44 +664,13 @@ class _NativeBackward:
         )  # fmt: skip
 
 
-def _backward(
-    spec: _Spec,
-    grad_z: Tensor | None,
-    weights: Tensor | None,
-    grad_sum: Tensor | None,
-    z_all: Tensor,
-    saved: _Saved,
-    xs: Tensor,
-    w_in: Tensor,
-    w_rec: Tensor | None,
-    a_syn: Tensor,
-    a_mem: Tensor,
-    a_adapt: Tensor,
-    need: tuple[bool, ...],
-) -> tuple[Tensor | None, ...]:
-    """Reverse-time loop over blocks; returns grads of (xs, w_in, w_rec, bias, a_syn, a_mem, a_adapt).
+class _Backward:
+    """One backward pass (:meth:`run`): reused block buffers, the adjoints carried between blocks, the gradients.
 
     dL/dz[t] = grad_z[t] + weights[t] grad_sum (either term may be absent) is formed one
     block at a time, in a reused buffer. Per block (latest first): the adjoints of its steps
-    (:meth:`_Backward.torch_block`, or the C loop), then the gradients that are sums over
-    time (:meth:`_Backward.accumulate`).
-    """
-    run = _Backward(spec, grad_z, weights, grad_sum, z_all, saved, xs, w_in, w_rec, a_syn, a_mem, a_adapt, need)
-    n_steps = xs.shape[0]
-    for t0 in reversed(range(0, n_steps, spec.block)):
-        t1 = min(t0 + spec.block, n_steps)
-        if run.c_loop is not None:
-            run.native_block(t0, t1)
-        else:
-            run.torch_block(t0, t1)
-        run.accumulate(t0, t1)
-        if run.c_loop is None:
-            run.carry()
-    return run.result()
-
-
-class _Backward:
-    """The state of one backward pass: reused block buffers, the adjoints carried between blocks, the gradients.
+    (:meth:`torch_block`, or the C loop), then the gradients that are sums over time
+    (:meth:`accumulate`).
 
     Adjoint buffers are ``[K, B, H]`` (``K`` = ``spec.block``): ``gi`` (of ``i``), ``gp`` (of
     the voltage before floor and mask; ``gi`` itself without synapse, where the two are
@@ -770,6 +739,20 @@ class _Backward:
             if spec.native
             else None
         )
+
+    def run(self) -> tuple[Tensor | None, ...]:
+        """The reverse-time loop over blocks; grads of (xs, w_in, w_rec, bias, a_syn, a_mem, a_adapt)."""
+        n_steps = self.xs.shape[0]
+        for t0 in reversed(range(0, n_steps, self.spec.block)):
+            t1 = min(t0 + self.spec.block, n_steps)
+            if self.c_loop is not None:
+                self.native_block(t0, t1)
+            else:
+                self.torch_block(t0, t1)
+            self.accumulate(t0, t1)
+            if self.c_loop is None:
+                self.carry()
+        return self.result()
 
     def block_grad(self, t0: int, t1: int) -> Tensor:
         """dL/dz of steps t0..t1-1, contiguous [t1 - t0, B, H]."""
@@ -982,7 +965,7 @@ class _FastBPTT(torch.autograd.Function):
         xs, w_in, w_rec, a_syn, a_mem, a_adapt, z_all = ctx.saved_tensors
         if ctx.weights is None:
             grad_sum = None
-        grads = _backward(
+        grads = _Backward(
             ctx.spec, grad_z, ctx.weights, grad_sum, z_all, ctx.saved, xs, w_in, w_rec, a_syn, a_mem, a_adapt, ctx.need
-        )
+        ).run()
         return (None, None, *grads)

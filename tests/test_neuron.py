@@ -36,12 +36,10 @@ VARIANTS = [  # (variant, adapt_kind, refractory, v_floor, bias)
 IDS = [f"{v}-{a}-r{r}-f{f}-b{int(b)}" for v, a, r, f, b in VARIANTS]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
+@pytest.fixture(autouse=True)
+def _one_thread(restore_torch_threads):
+    """Tiny tensors: one intra-op thread (conftest's fixture puts the count back)."""
     torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _model(variant: str, adapt_kind: str, refractory: int, v_floor: float | None, bias: bool, dtype: Any) -> RSNN:
