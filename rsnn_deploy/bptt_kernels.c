@@ -8,7 +8,7 @@
  * z[t-1] @ W_rec^T is a sum over the rows of W_rec^T of the neurons that spiked
  * (spikes are binary, so no multiplication is needed, and silent neurons cost nothing).
  *
- * Rounding contract (forward): every operation of rsnn_deploy.model.neuron_step is one
+ * Rounding contract (forward): every operation of rsnn_deploy.neuron.neuron_step is one
  * IEEE float32 operation here, in the same order, compiled with -ffp-contract=off (no
  * fused multiply-add). The recurrent sum adds the rows in increasing neuron order,
  * starting from +0; tests/test_native_kernels.py checks that the spikes are
@@ -418,7 +418,7 @@ int rsnn_forward_block(int K, int B, int H, int nthreads, const float *restrict 
 }
 
 /* out[h] = surrogate derivative at u = p[h] - threshold (th[h], or theta when th is NULL), with the
- * formulas of rsnn_deploy.model._surrogate_grad. */
+ * formulas of rsnn_deploy.neuron.surrogate_grad. */
 static void surrogate_row(int H, const float *restrict p, const float *restrict th, float theta, int kind, float slope,
                           float *restrict out) {
     if (th != NULL)

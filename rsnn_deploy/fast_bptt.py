@@ -5,7 +5,7 @@ Why it exists
 Training an RSNN with plain autograd records about fifteen tiny graph nodes per time
 step. On a small CPU machine their bookkeeping costs more than the arithmetic does
 (``/work/shared/MEASURED.md``). This engine runs the same step as
-:func:`rsnn_deploy.model.neuron_step` inside one :class:`torch.autograd.Function`.
+:func:`rsnn_deploy.neuron.neuron_step` inside one :class:`torch.autograd.Function`.
 The forward pass uses in-place kernels on reused buffers and keeps only what the
 backward pass needs. The backward pass is a reverse-time loop written by hand. For the
 ``rec-syn`` variant it takes three elementwise kernels plus one matmul (``addmm``) per step.
@@ -31,15 +31,17 @@ tensor cost about a fifth of a training step at T = 784.
 
 The contract
 ------------
-Forward spikes are **bit-identical** to the eager loop ``RSNN._eager_spikes``. To keep
-them identical, every rounding step of ``neuron_step`` is repeated in the same order:
+Forward spikes and states are **bit-identical** to :func:`rsnn_deploy.neuron.neuron_step`
+(which the eager loop ``RSNN._eager_spikes`` runs). To keep them identical, every
+rounding step of ``neuron_step`` is repeated in the same order:
 no fused multiply-add (``addcmul`` contracts to FMA and changes the last bit), and the
 recurrent matmul and its addition are separate. The engine has one rewrite that is
 exact: ``v - theta > 0`` is tested as ``v > theta``. With IEEE subnormals a difference
 is zero only when the operands are equal, so the two tests always agree. The gradients
 of ``w_in``, ``w_rec``, ``bias``, ``a_syn``, ``a_mem``, ``a_adapt`` and of the input match
-autograd to float tolerance. The ``tests/test_fast_bptt.py`` suite checks both for every
-variant and option.
+autograd through ``neuron_step`` to float tolerance. ``tests/test_neuron.py`` checks both
+against ``neuron_step`` for the torch and the C loops, ``tests/test_fast_bptt.py`` against the
+model's eager loop for every variant and option.
 
 Per step, with ``m`` the decayed adaptation state, ``p`` the voltage before the reset
 and ``rc`` the product of the floor mask (``v >= v_floor``, the gradient mask of
@@ -80,11 +82,10 @@ storage. :func:`release_buffers` empties the pool.
 from __future__ import annotations
 
 import dataclasses
-import math
 import threading
 from collections import deque
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -92,11 +93,10 @@ from torch.autograd.function import once_differentiable
 
 from rsnn_deploy import native
 from rsnn_deploy.config import ModelConfig
-from rsnn_deploy.model import NeuronParams
+from rsnn_deploy.neuron import ADAPT_KINDS, SURROGATES, NeuronParams, surrogate_grad_
 
 __all__ = ["block_steps", "native_supports", "release_buffers", "run", "run_weighted_sum", "supports"]
 
-_SURROGATES = ("fast-sigmoid", "triangle", "arctan", "sigmoid")
 _DTYPES = (torch.float32, torch.float64)
 # A block buffer of [K, B, H] stays below this many bytes. Then the block's buffers stay
 # in the cache between the bulk kernels and the step loop that reads them.
@@ -236,9 +236,9 @@ def supports(cfg: ModelConfig, p: NeuronParams) -> bool:
     h = p.w_in.shape[0] if p.w_in.dim() == 2 else -1
     if h < 1 or p.w_in.device.type != "cpu" or p.w_in.dtype not in _DTYPES:
         return False
-    if cfg.surrogate not in _SURROGATES:
+    if cfg.surrogate not in SURROGATES:
         return False
-    if p.adapt_kind not in (None, "threshold", "current", "atrlif"):
+    if p.adapt_kind is not None and p.adapt_kind not in ADAPT_KINDS:
         return False
     if p.adapt_kind == "atrlif":
         # ATRLIF (torch loops only): its r decay must be a constant [H] vector, and no floor / refractory mask
@@ -308,6 +308,23 @@ def _run(xs: Tensor, p: NeuronParams, cfg: ModelConfig, weights: Tensor | None) 
     xs = xs.to(p.w_in.dtype).contiguous()
     if n_steps == 0:
         return xs.new_zeros(0, batch, h), xs.new_zeros(batch, h)
+    spec, tensors = _prepare(xs, p, cfg)
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
+        return _FastBPTT.apply(spec, weights, *tensors)
+    with torch.no_grad():
+        z_all, _, z_sum = _forward(spec, *tensors, keep=_Keep(), weights=weights)
+    return z_all, z_sum
+
+
+_Tensors = tuple[Tensor, Tensor, Tensor | None, Tensor | None, Tensor, Tensor, Tensor]
+
+
+def _prepare(xs: Tensor, p: NeuronParams, cfg: ModelConfig) -> tuple[_Spec, _Tensors]:
+    """The run's static description and its tensors ``(xs, w_in, w_rec, bias, a_syn, a_mem, a_adapt)``.
+
+    ``xs`` is contiguous in the parameters' dtype; the vectors are expanded to [H].
+    """
+    h = p.w_in.shape[0]
 
     def vec(t: Tensor) -> Tensor:
         return t.reshape(-1).expand(h)
@@ -327,19 +344,14 @@ def _run(xs: Tensor, p: NeuronParams, cfg: ModelConfig, weights: Tensor | None) 
         refractory_steps=int(p.refractory_steps),
         surrogate=cfg.surrogate,
         slope=float(cfg.surrogate_slope),
-        block=block_steps(batch, h, xs.dtype, n_steps),
+        block=block_steps(xs.shape[1], h, xs.dtype, xs.shape[0]),
         a_refr=vec(p.a_refr) if p.adapt_kind == "atrlif" and p.a_refr is not None else None,
     )
     isa = _native_isa(xs.dtype, spec.refractory_steps, spec.adapt_kind)[0]
     if isa is not None:
         binary = native.is_binary(xs, isa)
         spec = dataclasses.replace(spec, native=True, isa=isa, binary_input=binary and not xs.requires_grad)
-    tensors = (xs, p.w_in, p.w_rec, bias, a_syn, a_mem, a_adapt)
-    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
-        return _FastBPTT.apply(spec, weights, *tensors)
-    with torch.no_grad():
-        z_all, _, z_sum = _forward(spec, *tensors, keep=_Keep(), weights=weights)
-    return z_all, z_sum
+    return spec, (xs, p.w_in, p.w_rec, bias, a_syn, a_mem, a_adapt)
 
 
 # ----------------------------------------------------------------------------- forward
@@ -387,12 +399,9 @@ def _forward(
     """
     n_steps, batch, n_in = xs.shape
     h = w_in.shape[0]
-    opts = {"dtype": xs.dtype, "device": xs.device}
+    opts: dict[str, Any] = {"dtype": xs.dtype, "device": xs.device}
     shape = (n_steps, batch, h)
-    adapt = spec.adapt_kind is not None
-    atr = spec.adapt_kind == "atrlif"
     thr_adapt = spec.adapt_kind in ("threshold", "atrlif")  # both compare v (- r) with theta + m
-    floor, refr = spec.v_floor, spec.refractory_steps
 
     def seq(flag: bool) -> Tensor | None:
         if not flag:
@@ -406,61 +415,124 @@ def _forward(
         th=seq(keep.p and thr_adapt),
         rc=seq(keep.p and spec.masked),
         i=seq(keep.i and spec.synapse),
-        n=seq(keep.n and adapt),
-        r=seq(keep.p and atr),
+        n=seq(keep.n and spec.adapt_kind is not None),
+        r=seq(keep.p and spec.adapt_kind == "atrlif"),
     )
-    zeros = torch.zeros(batch, h, **opts)
-    # State buffers; a kept state is written straight into its [T, B, H] slot instead.
-    i_buf, v_state, n_buf, ref = (torch.zeros(batch, h, **opts) for _ in range(4))
-    p_buf, th_buf, rec_buf, mask_buf = (torch.empty(batch, h, **opts) for _ in range(4))
-
-    def steps(t: Tensor | None) -> tuple[Tensor, ...] | None:
-        return t.unbind(0) if t is not None else None
-
-    zs = z_all.unbind(0)
-    ps, ths, rcs, is_, ns, rs = (steps(t) for t in saved)
-    r_state = torch.zeros(batch, h, **opts) if atr else None
-    a_refr = spec.a_refr
     w_in_t = w_in.t()
-    w_rec_t = w_rec.t() if w_rec is not None else None
-    theta, strength = spec.threshold, spec.adapt_strength
     k_max = spec.block
     drive_buf = torch.empty(min(k_max, n_steps), batch, h, **opts)
     c_loop = _NativeForward(spec, w_in, w_rec, bias, a_syn, a_mem, a_adapt, batch) if spec.native else None
+    t_loop = None if c_loop is not None else _TorchForward(spec, z_all, saved, w_rec, bias, a_syn, a_mem, a_adapt)
     z_sum = torch.zeros(batch, h, **opts) if weights is not None else xs.new_zeros(0)
+    for t0 in range(0, n_steps, k_max):
+        t1 = min(t0 + k_max, n_steps)
+        drives = drive_buf[: t1 - t0]
+        if c_loop is not None and spec.binary_input:
+            c_loop.run(t0, t1, None, xs[t0:t1], z_all, saved)  # the C loop sums W_in rows itself
+        else:
+            # Per block, yet bit-equal to eager's whole-sequence projection: the same mm on
+            # the same rows, with a reduction over C only (the tests check this).
+            torch.mm(xs[t0:t1].reshape(-1, n_in), w_in_t, out=drives.view(-1, h))
+            if c_loop is not None:
+                c_loop.run(t0, t1, drives, None, z_all, saved)
+            else:
+                assert t_loop is not None
+                t_loop.run(t0, drives)
+        if weights is not None:  # one GEMV per block, while the block's spikes are in the cache
+            z_sum.view(-1).addmv_(z_all[t0:t1].view(t1 - t0, -1).t(), weights[t0:t1])
+    return z_all, saved, z_sum
 
-    def _torch_forward_steps(t0: int, drives: Tensor) -> None:
-        """The steps of one block with torch kernels (when the C loop is not used)."""
+
+class _TorchForward:
+    """The per-step loop of ``_forward`` with torch kernels (where the C loop is not used), with its state buffers.
+
+    A kept state is written straight into its ``[T, B, H]`` slot instead of a buffer.
+    """
+
+    def __init__(
+        self,
+        spec: _Spec,
+        z_all: Tensor,
+        saved: _Saved,
+        w_rec: Tensor | None,
+        bias: Tensor | None,
+        a_syn: Tensor,
+        a_mem: Tensor,
+        a_adapt: Tensor,
+    ):
+        _, batch, h = z_all.shape
+        opts: dict[str, Any] = {"dtype": z_all.dtype, "device": z_all.device}
+        self.spec, self.bias, self.a_syn, self.a_mem, self.a_adapt = spec, bias, a_syn, a_mem, a_adapt
+        self.w_rec_t = w_rec.t() if w_rec is not None else None
+        self.zeros = torch.zeros(batch, h, **opts)
+        self.i_buf, self.v_state, self.n_buf, self.ref = (torch.zeros(batch, h, **opts) for _ in range(4))
+        self.p_buf, self.th_buf, self.rec_buf, self.mask_buf = (torch.empty(batch, h, **opts) for _ in range(4))
+        self.r_state = torch.zeros(batch, h, **opts) if spec.adapt_kind == "atrlif" else None
+
+        def steps(t: Tensor | None) -> tuple[Tensor, ...] | None:
+            return t.unbind(0) if t is not None else None
+
+        self.zs = z_all.unbind(0)
+        self.ps, self.ths, self.rcs, self.is_, self.ns, self.rs = (steps(t) for t in saved)
+
+    def _current(self, t: int, d_t: Tensor) -> Tensor:
+        """``i = a_s * i + drive (+ z[t-1] @ W_rec^T)``, into its buffer or kept slot."""
+        spec, is_, i_buf, rec_buf = self.spec, self.is_, self.i_buf, self.rec_buf
+        rec = spec.recurrent and t > 0  # z[-1] = 0 adds nothing
+        if rec:
+            torch.mm(self.zs[t - 1], self.w_rec_t, out=rec_buf)  # type: ignore[arg-type]
+        i_cur = is_[t] if is_ is not None else i_buf
+        if spec.synapse:
+            i_prev = (is_[t - 1] if t > 0 else self.zeros) if is_ is not None else i_buf
+            torch.mul(i_prev, self.a_syn, out=i_cur)
+            i_cur.add_(d_t)
+            if rec:
+                i_cur.add_(rec_buf)
+        elif rec:
+            torch.add(d_t, rec_buf, out=i_cur)
+        elif is_ is not None:
+            i_cur.copy_(d_t)
+        else:
+            i_cur = d_t  # read only below
+        return i_cur
+
+    def _atrlif_spike(self, t: int, v: Tensor, n_cur: Tensor, z: Tensor) -> None:
+        """ATRLIF: r = a_r r; z = (v - r) - (n + theta) > 0; r += 2 (n + theta) z (detached); no reset."""
+        spec, r_state, a_refr, rec_buf = self.spec, self.r_state, self.spec.a_refr, self.rec_buf
+        assert r_state is not None and a_refr is not None
+        torch.mul(r_state, a_refr, out=r_state)
+        if self.rs is not None:
+            self.rs[t].copy_(r_state)
+        th = self.ths[t] if self.ths is not None else self.th_buf
+        torch.add(n_cur, spec.threshold, out=th)
+        torch.sub(v, r_state, out=rec_buf)
+        torch.gt(rec_buf, th, out=z)
+        torch.mul(th, 2.0, out=rec_buf)
+        rec_buf.mul_(z)
+        r_state.add_(rec_buf)
+        self.v_state.copy_(v)
+
+    def run(self, t0: int, drives: Tensor) -> None:
+        """The steps of one block, from its input drive ``W_in x`` ``[K, B, H]``."""
+        spec, ps, rcs, ns, ths, zs = self.spec, self.ps, self.rcs, self.ns, self.ths, self.zs
+        v_state, ref, mask_buf = self.v_state, self.ref, self.mask_buf
+        adapt, atr = spec.adapt_kind is not None, spec.adapt_kind == "atrlif"
+        floor, refr, theta, strength = spec.v_floor, spec.refractory_steps, spec.threshold, spec.adapt_strength
+        n_cur = self.n_buf
         for k, d_t in enumerate(drives.unbind(0)):
             t = t0 + k
-            # i = a_s * i + drive (+ z[t-1] @ W_rec^T)
-            rec = spec.recurrent and t > 0  # z[-1] = 0 adds nothing
-            if rec:
-                torch.mm(zs[t - 1], w_rec_t, out=rec_buf)  # type: ignore[arg-type]
-            i_cur = is_[t] if is_ is not None else i_buf
-            if spec.synapse:
-                i_prev = (is_[t - 1] if t > 0 else zeros) if is_ is not None else i_buf
-                torch.mul(i_prev, a_syn, out=i_cur)
-                i_cur.add_(d_t)
-                if rec:
-                    i_cur.add_(rec_buf)
-            elif rec:
-                torch.add(d_t, rec_buf, out=i_cur)
-            elif is_ is not None:
-                i_cur.copy_(d_t)
-            else:
-                i_cur = d_t  # read only below
+            i_cur = self._current(t, d_t)
             # n = a_a * n
             if adapt:
-                n_cur = ns[t] if ns is not None else n_buf
-                n_prev = (ns[t - 1] if t > 0 else zeros) if ns is not None else n_buf
-                torch.mul(n_prev, a_adapt, out=n_cur)
+                n_cur = ns[t] if ns is not None else self.n_buf
+                n_prev = (ns[t - 1] if t > 0 else self.zeros) if ns is not None else self.n_buf
+                torch.mul(n_prev, self.a_adapt, out=n_cur)
             # v = a_m * v + i (+ bias) (- n), then floor and refractory; rc is their gradient mask
-            v = ps[t] if ps is not None else p_buf
-            torch.mul(v_state, a_mem, out=v)
+            v = ps[t] if ps is not None else self.p_buf
+            torch.mul(v_state, self.a_mem, out=v)
             v.add_(i_cur)
-            if bias is not None:
-                v.add_(bias)
+            if self.bias is not None:
+                v.add_(self.bias)
             if spec.adapt_kind == "current":
                 v.sub_(n_cur)
             rc = rcs[t] if rcs is not None else None
@@ -480,21 +552,9 @@ def _forward(
             # z = v - threshold > 0, tested as v > threshold (exact, see the module docstring)
             z = zs[t]
             if atr:
-                # ATRLIF: r = a_r r; z = (v - r) - (n + theta) > 0; r += 2 (n + theta) z (detached); no reset
-                assert r_state is not None and a_refr is not None
-                torch.mul(r_state, a_refr, out=r_state)
-                if rs is not None:
-                    rs[t].copy_(r_state)
-                th = ths[t] if ths is not None else th_buf
-                torch.add(n_cur, theta, out=th)
-                torch.sub(v, r_state, out=rec_buf)
-                torch.gt(rec_buf, th, out=z)
-                torch.mul(th, 2.0, out=rec_buf)
-                rec_buf.mul_(z)
-                r_state.add_(rec_buf)
-                v_state.copy_(v)
-            elif thr_adapt:
-                th = ths[t] if ths is not None else th_buf
+                self._atrlif_spike(t, v, n_cur, z)
+            elif spec.adapt_kind == "threshold":
+                th = ths[t] if ths is not None else self.th_buf
                 torch.add(n_cur, theta, out=th)
                 torch.gt(v, th, out=z)
             else:
@@ -509,23 +569,6 @@ def _forward(
                 ref.sub_(1).clamp_min_(0)
                 torch.mul(z, float(refr), out=mask_buf)
                 torch.maximum(ref, mask_buf, out=ref)
-
-    for t0 in range(0, n_steps, k_max):
-        t1 = min(t0 + k_max, n_steps)
-        drives = drive_buf[: t1 - t0]
-        if c_loop is not None and spec.binary_input:
-            c_loop.run(t0, t1, None, xs[t0:t1], z_all, saved)  # the C loop sums W_in rows itself
-        else:
-            # Per block, yet bit-equal to eager's whole-sequence projection: the same mm on
-            # the same rows, with a reduction over C only (the tests check this).
-            torch.mm(xs[t0:t1].reshape(-1, n_in), w_in_t, out=drives.view(-1, h))
-            if c_loop is not None:
-                c_loop.run(t0, t1, drives, None, z_all, saved)
-            else:
-                _torch_forward_steps(t0, drives)
-        if weights is not None:  # one GEMV per block, while the block's spikes are in the cache
-            z_sum.view(-1).addmv_(z_all[t0:t1].view(t1 - t0, -1).t(), weights[t0:t1])
-    return z_all, saved, z_sum
 
 
 class _NativeForward:
@@ -574,7 +617,7 @@ class _NativeForward:
 
 
 class _NativeBackward:
-    """The reverse-time step loop of ``_backward`` in C (``native.backward_block``); carries its adjoints."""
+    """The reverse-time step loop of ``_Backward`` in C (``native.backward_block``); carries its adjoints."""
 
     def __init__(
         self,
@@ -621,81 +664,103 @@ class _NativeBackward:
         )  # fmt: skip
 
 
-def _surrogate_(u: Tensor, kind: str, slope: float) -> Tensor:
-    """``model._surrogate_grad(u)`` computed in place over a whole block (few passes: it is memory-bound)."""
-    one = torch.ones((), dtype=u.dtype, device=u.device)
-    if kind == "fast-sigmoid":  # 1 / (1 + slope |u|)^2
-        torch.add(one, u.abs_(), alpha=slope, out=u).pow_(-2)
-    elif kind == "triangle":  # max(1 - slope |u|, 0)
-        torch.add(one, u.abs_(), alpha=-slope, out=u).clamp_min_(0.0)
-    elif kind == "arctan":  # 1 / (1 + (pi slope u)^2)
-        torch.addcmul(one, u, u, value=(math.pi * slope) ** 2, out=u).reciprocal_()
-    elif kind == "sigmoid":  # slope s (1 - s), s = sigmoid(slope u)
-        s = u.mul_(slope).sigmoid_()
-        torch.ops.aten.sigmoid_backward(torch.full_like(s, slope), s, grad_input=u)
-    else:
-        raise ValueError(f"unknown surrogate {kind!r}")
-    return u
-
-
-def _backward(
-    spec: _Spec,
-    grad_z: Tensor | None,
-    weights: Tensor | None,
-    grad_sum: Tensor | None,
-    z_all: Tensor,
-    saved: _Saved,
-    xs: Tensor,
-    w_in: Tensor,
-    w_rec: Tensor | None,
-    a_syn: Tensor,
-    a_mem: Tensor,
-    a_adapt: Tensor,
-    need: tuple[bool, ...],
-) -> tuple[Tensor | None, ...]:
-    """Reverse-time loop over blocks; returns grads of (xs, w_in, w_rec, bias, a_syn, a_mem, a_adapt).
+class _Backward:
+    """One backward pass (:meth:`run`): reused block buffers, the adjoints carried between blocks, the gradients.
 
     dL/dz[t] = grad_z[t] + weights[t] grad_sum (either term may be absent) is formed one
-    block at a time, in a reused buffer.
+    block at a time, in a reused buffer. Per block (latest first): the adjoints of its steps
+    (:meth:`torch_block`, or the C loop), then the gradients that are sums over time
+    (:meth:`accumulate`).
+
+    Adjoint buffers are ``[K, B, H]`` (``K`` = ``spec.block``): ``gi`` (of ``i``), ``gp`` (of
+    the voltage before floor and mask; ``gi`` itself without synapse, where the two are
+    equal) and ``gm`` (of the adaptation state). ``*_next`` are the adjoints of the step
+    after the one being computed; ``carry_*`` keep them while the next (earlier) block
+    overwrites the buffers.
     """
-    n_steps, batch, n_in = xs.shape
-    h = w_in.shape[0]
-    opts = {"dtype": z_all.dtype, "device": z_all.device}
-    need_x, need_w_in, need_w_rec, need_b, need_as, need_am, need_aa = need
-    atr = spec.adapt_kind == "atrlif"  # r is detached (a constant decay): its adjoint does not reach the parameters
-    thr_adapt = spec.adapt_kind in ("threshold", "atrlif")
-    adapt = spec.adapt_kind is not None
-    k_max = spec.block
-    k_buf = min(k_max, n_steps)
 
-    def blk() -> Tensor:
-        return torch.empty(k_buf, batch, h, **opts)
+    def __init__(
+        self,
+        spec: _Spec,
+        grad_z: Tensor | None,
+        weights: Tensor | None,
+        grad_sum: Tensor | None,
+        z_all: Tensor,
+        saved: _Saved,
+        xs: Tensor,
+        w_in: Tensor,
+        w_rec: Tensor | None,
+        a_syn: Tensor,
+        a_mem: Tensor,
+        a_adapt: Tensor,
+        need: tuple[bool, ...],
+    ):
+        n_steps, batch, n_in = xs.shape
+        h = w_in.shape[0]
+        opts: dict[str, Any] = {"dtype": z_all.dtype, "device": z_all.device}
+        assert saved.p is not None
+        self.spec, self.grad_z, self.weights, self.z_all, self.saved, self.xs = spec, grad_z, weights, z_all, saved, xs
+        self.w_in, self.w_rec, self.a_syn, self.a_mem, self.a_adapt = w_in, w_rec, a_syn, a_mem, a_adapt
+        self.need_x, self.need_w_in, self.need_w_rec, self.need_b, self.need_as, self.need_am, self.need_aa = need
+        self.atr = spec.adapt_kind == "atrlif"  # r is detached (a constant decay): no adjoint reaches the parameters
+        self.thr_adapt = spec.adapt_kind in ("threshold", "atrlif")
+        self.adapt = spec.adapt_kind is not None
+        self.last = n_steps - 1
+        k_buf = min(spec.block, n_steps)
 
-    sg_buf, q_buf, gi_buf = blk(), blk(), blk()
-    gp_buf = blk() if spec.synapse else gi_buf  # without synapse g_i == g_p
-    gm_buf = blk() if adapt else None
-    g_z = torch.empty(batch, h, **opts)
-    g_u = torch.empty(batch, h, **opts) if thr_adapt and spec.masked else None
-    carry_i, carry_p, carry_m = (torch.zeros(batch, h, **opts) for _ in range(3))
-    s_a = a_adapt * spec.adapt_strength
+        def blk() -> Tensor:
+            return torch.empty(k_buf, batch, h, **opts)
 
-    grads: dict[str, Tensor] = {}
-    if need_w_in:  # accumulated transposed: x^T g_i runs about 1.7x faster than g_i^T x (N = C is small)
-        grads["w_in_t"] = torch.zeros(n_in, h, **opts)
-    if need_w_rec:
-        grads["w_rec"] = torch.zeros(h, h, **opts)
-    for name, flag in (("bias", need_b), ("a_syn", need_as), ("a_mem", need_am), ("a_adapt", need_aa)):
-        if flag:
-            grads[name] = torch.zeros(h, **opts)
-    g_x = torch.empty(n_steps, batch, n_in, **opts) if need_x else None
-    gz_buf = blk()
+        self.sg_buf, self.q_buf, self.gi_buf = blk(), blk(), blk()
+        self.gp_buf = blk() if spec.synapse else self.gi_buf  # without synapse g_i == g_p
+        self.gm_buf = blk() if self.adapt else None
+        self.gz_buf = blk()
+        self.g_z = torch.empty(batch, h, **opts)
+        self.g_u = torch.empty(batch, h, **opts) if self.thr_adapt and spec.masked else None
+        self.carry_i, self.carry_p, self.carry_m = (torch.zeros(batch, h, **opts) for _ in range(3))
+        self.s_a = a_adapt * spec.adapt_strength
+        self.gi_next: Tensor | None = None
+        self.gp_next: Tensor | None = None
+        self.gm_next: Tensor | None = None
 
-    def block_grad(t0: int, t1: int) -> Tensor:
+        self.grads: dict[str, Tensor] = {}
+        if self.need_w_in:  # accumulated transposed: x^T g_i runs about 1.7x faster than g_i^T x (N = C is small)
+            self.grads["w_in_t"] = torch.zeros(n_in, h, **opts)
+        if self.need_w_rec:
+            self.grads["w_rec"] = torch.zeros(h, h, **opts)
+        for name, flag in (("bias", self.need_b), ("a_syn", self.need_as), ("a_mem", self.need_am),
+                           ("a_adapt", self.need_aa)):  # fmt: skip
+            if flag:
+                self.grads[name] = torch.zeros(h, **opts)
+        self.g_x = torch.empty(n_steps, batch, n_in, **opts) if self.need_x else None
+        self.grad_sum = grad_sum.contiguous() if grad_sum is not None else None
+        self.c_loop = (
+            _NativeBackward(spec, z_all, saved, w_rec, a_syn, a_mem, a_adapt, self.carry_i, self.carry_p, self.carry_m)
+            if spec.native
+            else None
+        )
+
+    def run(self) -> tuple[Tensor | None, ...]:
+        """The reverse-time loop over blocks; grads of (xs, w_in, w_rec, bias, a_syn, a_mem, a_adapt)."""
+        n_steps = self.xs.shape[0]
+        for t0 in reversed(range(0, n_steps, self.spec.block)):
+            t1 = min(t0 + self.spec.block, n_steps)
+            if self.c_loop is not None:
+                self.native_block(t0, t1)
+            else:
+                self.torch_block(t0, t1)
+            self.accumulate(t0, t1)
+            if self.c_loop is None:
+                self.carry()
+        return self.result()
+
+    def block_grad(self, t0: int, t1: int) -> Tensor:
         """dL/dz of steps t0..t1-1, contiguous [t1 - t0, B, H]."""
-        out = gz_buf[: t1 - t0]
+        out = self.gz_buf[: t1 - t0]
+        grad_z, grad_sum = self.grad_z, self.grad_sum
         if grad_sum is not None:
-            assert weights is not None
-            torch.mul(weights[t0:t1].view(-1, 1, 1), grad_sum, out=out)
+            assert self.weights is not None
+            torch.mul(self.weights[t0:t1].view(-1, 1, 1), grad_sum, out=out)
             if grad_z is not None:
                 out.add_(grad_z[t0:t1])
         elif grad_z is not None:
@@ -705,148 +770,163 @@ def _backward(
             out.zero_()
         return out
 
-    p_all = saved.p
-    assert p_all is not None
-    sum_c = grad_sum.contiguous() if grad_sum is not None else None
-    last = n_steps - 1
-    gi_next = gp_next = gm_next = None
-    c_loop = (
-        _NativeBackward(spec, z_all, saved, w_rec, a_syn, a_mem, a_adapt, carry_i, carry_p, carry_m)
-        if spec.native
-        else None
-    )
-
-    for t0 in reversed(range(0, n_steps, k_max)):
-        t1 = min(t0 + k_max, n_steps)
+    def native_block(self, t0: int, t1: int) -> None:
+        """The adjoints of steps t0..t1-1 by the C loop (which carries them between blocks itself)."""
+        assert self.c_loop is not None
         nb = t1 - t0
-        gm_b = gm_buf[:nb] if gm_buf is not None else None
-        if c_loop is not None and grad_z is None and grad_sum is not None:
+        gm_b = self.gm_buf[:nb] if self.gm_buf is not None else None
+        gi_b, gp_b = self.gi_buf[:nb], self.gp_buf[:nb]
+        if self.grad_z is None and self.grad_sum is not None:
             # dL/dz = weights[t] grad_sum only: formed inside the C loop, no [K, B, H] buffer
-            assert weights is not None
-            c_loop.run(t0, t1, None, gi_buf[:nb], gp_buf[:nb], gm_b, weights[t0:t1].contiguous(), sum_c)
-        elif c_loop is not None:
-            c_loop.run(t0, t1, block_grad(t0, t1), gi_buf[:nb], gp_buf[:nb], gm_b)
+            assert self.weights is not None
+            self.c_loop.run(t0, t1, None, gi_b, gp_b, gm_b, self.weights[t0:t1].contiguous(), self.grad_sum)
         else:
-            gzs = block_grad(t0, t1).unbind(0)
-            sg, q = sg_buf[:nb], q_buf[:nb]
-            # Time-independent factors for the whole block: sg(u) and a_m (1 - z), masked by rc.
-            if atr:  # u = (v - r) - (theta + m); v is not reset, so v[t] carries a_m fully
-                assert saved.r is not None and saved.th is not None
-                torch.sub(p_all[t0:t1], saved.r[t0:t1], out=sg)
-                sg.sub_(saved.th[t0:t1])
-            elif saved.th is not None:
-                torch.sub(p_all[t0:t1], saved.th[t0:t1], out=sg)
-            else:
-                torch.sub(p_all[t0:t1], spec.threshold, out=sg)
-            _surrogate_(sg, spec.surrogate, spec.slope)
-            if atr:
-                q.copy_(a_mem.expand_as(q))
-            else:
-                torch.addcmul(a_mem, z_all[t0:t1], a_mem, value=-1.0, out=q)
-            rc = saved.rc[t0:t1] if saved.rc is not None else None
-            if rc is not None:
-                q.mul_(rc)
-                if not thr_adapt:
-                    sg.mul_(rc)  # g_p = rc sg g_z: fold the mask once per block
-            sgs, qs = sg.unbind(0), q.unbind(0)
-            gis, gps = gi_buf.unbind(0), gp_buf.unbind(0)
-            gms = gm_buf.unbind(0) if gm_buf is not None else None
-            rcs = rc.unbind(0) if rc is not None else None
-            for k in range(nb - 1, -1, -1):
-                t = t0 + k
-                first = t == last  # the last time step has no successor
-                # g_z = dL/dz + g_i[t+1] W_rec + s a_a g_m[t+1]
-                if first:
-                    gz = gzs[k]
-                elif spec.recurrent:
-                    gz = torch.addmm(gzs[k], gi_next, w_rec, out=g_z)  # type: ignore[arg-type]
-                    if adapt:
-                        gz.addcmul_(s_a, gm_next)  # type: ignore[arg-type]
-                elif adapt:
-                    gz = torch.addcmul(gzs[k], s_a, gm_next, out=g_z)  # type: ignore[arg-type]
-                else:
-                    gz = gzs[k]
-                gp = gps[k]
-                if thr_adapt:
-                    # g_u feeds g_m unmasked, and g_p through the mask
-                    gu = g_u if g_u is not None else gp
-                    torch.mul(gz, sgs[k], out=gu)
-                    gm = gms[k]  # type: ignore[index]
-                    if first:
-                        torch.neg(gu, out=gm)
-                    else:
-                        torch.mul(gm_next, a_adapt, out=gm)  # type: ignore[arg-type]
-                        gm.sub_(gu)
-                    if rcs is not None:
-                        torch.mul(gu, rcs[k], out=gp)
-                else:
-                    torch.mul(gz, sgs[k], out=gp)
-                if not first:
-                    gp.addcmul_(gp_next, qs[k])  # type: ignore[arg-type]
-                if spec.adapt_kind == "current":
-                    gm = gms[k]  # type: ignore[index]
-                    if first:
-                        torch.neg(gp, out=gm)
-                    else:
-                        torch.mul(gm_next, a_adapt, out=gm)  # type: ignore[arg-type]
-                        gm.sub_(gp)
-                if spec.synapse:
-                    gi = gis[k]
-                    if first:
-                        gi.copy_(gp)
-                    else:
-                        torch.addcmul(gp, a_syn, gi_next, out=gi)  # type: ignore[arg-type]
-                else:
-                    gi = gp
-                gi_next, gp_next = gi, gp
+            self.c_loop.run(t0, t1, self.block_grad(t0, t1), gi_b, gp_b, gm_b)
+
+    def _block_factors(self, t0: int, t1: int) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Time-independent factors of a block: ``sg(u)`` and ``q = a_m (1 - z)``, masked by ``rc``; and ``rc``."""
+        spec, saved, p_all = self.spec, self.saved, self.saved.p
+        assert p_all is not None
+        sg, q = self.sg_buf[: t1 - t0], self.q_buf[: t1 - t0]
+        if self.atr:  # u = (v - r) - (theta + m); v is not reset, so v[t] carries a_m fully
+            assert saved.r is not None and saved.th is not None
+            torch.sub(p_all[t0:t1], saved.r[t0:t1], out=sg)
+            sg.sub_(saved.th[t0:t1])
+        elif saved.th is not None:
+            torch.sub(p_all[t0:t1], saved.th[t0:t1], out=sg)
+        else:
+            torch.sub(p_all[t0:t1], spec.threshold, out=sg)
+        surrogate_grad_(sg, spec.surrogate, spec.slope)
+        if self.atr:
+            q.copy_(self.a_mem.expand_as(q))
+        else:
+            torch.addcmul(self.a_mem, self.z_all[t0:t1], self.a_mem, value=-1.0, out=q)
+        rc = saved.rc[t0:t1] if saved.rc is not None else None
+        if rc is not None:
+            q.mul_(rc)
+            if not self.thr_adapt:
+                sg.mul_(rc)  # g_p = rc sg g_z: fold the mask once per block
+        return sg, q, rc
+
+    def torch_block(self, t0: int, t1: int) -> None:
+        """The adjoints of steps t0..t1-1 with torch kernels, latest step first (equations: module docstring)."""
+        spec, adapt, thr_adapt = self.spec, self.adapt, self.thr_adapt
+        w_rec, a_syn, a_adapt, s_a, g_z, g_u = self.w_rec, self.a_syn, self.a_adapt, self.s_a, self.g_z, self.g_u
+        sg, q, rc = self._block_factors(t0, t1)
+        gzs = self.block_grad(t0, t1).unbind(0)
+        sgs, qs = sg.unbind(0), q.unbind(0)
+        gis, gps = self.gi_buf.unbind(0), self.gp_buf.unbind(0)
+        gms = self.gm_buf.unbind(0) if self.gm_buf is not None else None
+        rcs = rc.unbind(0) if rc is not None else None
+        gi_next, gp_next, gm_next = self.gi_next, self.gp_next, self.gm_next
+        for k in range(t1 - t0 - 1, -1, -1):
+            first = t0 + k == self.last  # the last time step has no successor
+            # g_z = dL/dz + g_i[t+1] W_rec + s a_a g_m[t+1]
+            if first:
+                gz = gzs[k]
+            elif spec.recurrent:
+                gz = torch.addmm(gzs[k], gi_next, w_rec, out=g_z)  # type: ignore[arg-type]
                 if adapt:
-                    gm_next = gm
-        # Gradients that are sums over time: one big kernel per block.
-        gi_b, gp_b = gi_buf[:nb], gp_buf[:nb]
-        if need_w_in and spec.binary_input:  # a sum over the input spikes only
+                    gz.addcmul_(s_a, gm_next)  # type: ignore[arg-type]
+            elif adapt:
+                gz = torch.addcmul(gzs[k], s_a, gm_next, out=g_z)  # type: ignore[arg-type]
+            else:
+                gz = gzs[k]
+            gp = gps[k]
+            if thr_adapt:
+                # g_u feeds g_m unmasked, and g_p through the mask
+                gu = g_u if g_u is not None else gp
+                torch.mul(gz, sgs[k], out=gu)
+                gm = gms[k]  # type: ignore[index]
+                if first:
+                    torch.neg(gu, out=gm)
+                else:
+                    torch.mul(gm_next, a_adapt, out=gm)  # type: ignore[arg-type]
+                    gm.sub_(gu)
+                if rcs is not None:
+                    torch.mul(gu, rcs[k], out=gp)
+            else:
+                torch.mul(gz, sgs[k], out=gp)
+            if not first:
+                gp.addcmul_(gp_next, qs[k])  # type: ignore[arg-type]
+            if spec.adapt_kind == "current":
+                gm = gms[k]  # type: ignore[index]
+                if first:
+                    torch.neg(gp, out=gm)
+                else:
+                    torch.mul(gm_next, a_adapt, out=gm)  # type: ignore[arg-type]
+                    gm.sub_(gp)
+            if spec.synapse:
+                gi = gis[k]
+                if first:
+                    gi.copy_(gp)
+                else:
+                    torch.addcmul(gp, a_syn, gi_next, out=gi)  # type: ignore[arg-type]
+            else:
+                gi = gp
+            gi_next, gp_next = gi, gp
+            if adapt:
+                gm_next = gm
+        self.gi_next, self.gp_next, self.gm_next = gi_next, gp_next, gm_next
+
+    def accumulate(self, t0: int, t1: int) -> None:
+        """Add the block's share of the gradients that are sums over time (one big kernel each)."""
+        spec, saved, grads, z_all, xs = self.spec, self.saved, self.grads, self.z_all, self.xs
+        p_all = saved.p
+        assert p_all is not None
+        nb = t1 - t0
+        n_in, h = xs.shape[2], self.w_in.shape[0]
+        gi_b, gp_b = self.gi_buf[:nb], self.gp_buf[:nb]
+        if self.need_w_in and spec.binary_input:  # a sum over the input spikes only
             native.spike_outer_block(gi_b, xs[t0:t1], grads["w_in_t"], spec.isa)
-        elif need_w_in:
+        elif self.need_w_in:
             grads["w_in_t"].addmm_(xs[t0:t1].reshape(-1, n_in).t(), gi_b.reshape(-1, h))
-        if g_x is not None:
-            torch.mm(gi_b.reshape(-1, h), w_in, out=g_x[t0:t1].view(-1, n_in))
-        if need_b:
+        if self.g_x is not None:
+            torch.mm(gi_b.reshape(-1, h), self.w_in, out=self.g_x[t0:t1].view(-1, n_in))
+        if self.need_b:
             grads["bias"].add_(gp_b.sum((0, 1)))
         # Gradients that pair step t with the state of step t - 1 (zero before t = 0).
         lo = 1 if t0 == 0 else 0
         prev = slice(t0 + lo - 1, t1 - 1)
-        if lo < nb:
-            if need_w_rec and spec.native:  # a sum over the spikes only
-                native.spike_outer_block(gi_b[lo:], z_all[prev], grads["w_rec"], spec.isa)
-            elif need_w_rec:
-                zp = z_all[prev].reshape(-1, h)
-                grads["w_rec"].addmm_(gi_b[lo:].reshape(-1, h).t(), zp)
-            if need_as:
-                grads["a_syn"].add_((gi_b[lo:] * saved.i[prev]).sum((0, 1)))  # type: ignore[index]
-            if need_am:
-                v_prev = p_all[prev] if atr else p_all[prev] * (1.0 - z_all[prev])  # v after the reset
-                grads["a_mem"].add_((gp_b[lo:] * v_prev).sum((0, 1)))
-            if need_aa:
-                gm_b = gm_buf[lo:nb]  # type: ignore[index]
-                grads["a_adapt"].add_((gm_b * saved.n[prev]).sum((0, 1)))  # type: ignore[index]
-        if c_loop is None:
-            # The next (earlier) block reuses the buffers: keep the adjoints of step t0.
-            gi_next = carry_i.copy_(gi_next)  # type: ignore[arg-type]
-            gp_next = gi_next if gp_buf is gi_buf else carry_p.copy_(gp_next)  # type: ignore[arg-type]
-            if adapt:
-                gm_next = carry_m.copy_(gm_next)  # type: ignore[arg-type]
+        if lo >= nb:
+            return
+        if self.need_w_rec and spec.native:  # a sum over the spikes only
+            native.spike_outer_block(gi_b[lo:], z_all[prev], grads["w_rec"], spec.isa)
+        elif self.need_w_rec:
+            zp = z_all[prev].reshape(-1, h)
+            grads["w_rec"].addmm_(gi_b[lo:].reshape(-1, h).t(), zp)
+        if self.need_as:
+            grads["a_syn"].add_((gi_b[lo:] * saved.i[prev]).sum((0, 1)))  # type: ignore[index]
+        if self.need_am:
+            v_prev = p_all[prev] if self.atr else p_all[prev] * (1.0 - z_all[prev])  # v after the reset
+            grads["a_mem"].add_((gp_b[lo:] * v_prev).sum((0, 1)))
+        if self.need_aa:
+            gm_b = self.gm_buf[lo:nb]  # type: ignore[index]
+            grads["a_adapt"].add_((gm_b * saved.n[prev]).sum((0, 1)))  # type: ignore[index]
 
-    g_w_in = grads["w_in_t"].t().contiguous() if need_w_in else None
-    if need_w_rec and spec.native:  # accumulated transposed by the C loop
-        grads["w_rec"] = grads["w_rec"].t().contiguous()
-    return (
-        g_x,
-        g_w_in,
-        grads.get("w_rec"),
-        grads.get("bias"),
-        grads.get("a_syn"),
-        grads.get("a_mem"),
-        grads.get("a_adapt"),
-    )
+    def carry(self) -> None:
+        """The next (earlier) block reuses the buffers: keep the adjoints of its successor step."""
+        self.gi_next = self.carry_i.copy_(self.gi_next)  # type: ignore[arg-type]
+        same = self.gp_buf is self.gi_buf
+        self.gp_next = self.gi_next if same else self.carry_p.copy_(self.gp_next)  # type: ignore[arg-type]
+        if self.adapt:
+            self.gm_next = self.carry_m.copy_(self.gm_next)  # type: ignore[arg-type]
+
+    def result(self) -> tuple[Tensor | None, ...]:
+        """Gradients of (xs, w_in, w_rec, bias, a_syn, a_mem, a_adapt), None where not needed."""
+        grads = self.grads
+        g_w_in = grads["w_in_t"].t().contiguous() if self.need_w_in else None
+        if self.need_w_rec and self.spec.native:  # accumulated transposed by the C loop
+            grads["w_rec"] = grads["w_rec"].t().contiguous()
+        return (
+            self.g_x,
+            g_w_in,
+            grads.get("w_rec"),
+            grads.get("bias"),
+            grads.get("a_syn"),
+            grads.get("a_mem"),
+            grads.get("a_adapt"),
+        )
 
 
 class _FastBPTT(torch.autograd.Function):
@@ -885,7 +965,7 @@ class _FastBPTT(torch.autograd.Function):
         xs, w_in, w_rec, a_syn, a_mem, a_adapt, z_all = ctx.saved_tensors
         if ctx.weights is None:
             grad_sum = None
-        grads = _backward(
+        grads = _Backward(
             ctx.spec, grad_z, ctx.weights, grad_sum, z_all, ctx.saved, xs, w_in, w_rec, a_syn, a_mem, a_adapt, ctx.need
-        )
+        ).run()
         return (None, None, *grads)

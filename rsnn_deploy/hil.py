@@ -27,8 +27,8 @@ calls; they hold nothing of the host. Each implements :class:`ChipStepper`:
 
 **The host session** (:class:`HilSession`) sits on top of any stepper: it feeds frames,
 drops the chip's first ``input_latency`` outputs (they precede the first input), runs the
-float host readout ``y[t] = a_out y[t-1] + W_out z[t] + b_out`` incrementally, with the
-same operations in the same order as :func:`~rsnn_deploy.trace.host_readout`, and turns it
+float host readout ``y[t] = a_out y[t-1] + W_out z[t] + b_out`` incrementally
+(:class:`~rsnn_deploy.trace.HostReadout`, the step of :func:`~rsnn_deploy.trace.host_readout`), and turns it
 into a decision every step (``argmax`` of the running logits: mean of ``y`` so far, or
 ``y[t]`` for readout mode ``last``).
 
@@ -65,7 +65,7 @@ import numpy as np
 
 from rsnn_deploy.errors import DataError, UnsupportedError, ValidationError
 from rsnn_deploy.qnet import QuantizedNetwork
-from rsnn_deploy.trace import is_binary
+from rsnn_deploy.trace import HostReadout, is_binary
 
 __all__ = [
     "HIL_BACKENDS",
@@ -411,19 +411,12 @@ class HilSession:
                 f"the network has {qnet.n_inputs} / {qnet.n_hidden}"
             )
         self.qnet, self.stepper = qnet, stepper
-        self._w_t = np.asarray(qnet.w_out, dtype=np.float64).T.copy()
-        self._bias = np.asarray(qnet.b_out, dtype=np.float64)
-        self._decay = float(qnet.readout_decay)
-        self._mode = qnet.readout_mode
+        self._host = HostReadout(qnet.w_out, qnet.b_out, float(qnet.readout_decay), qnet.readout_mode, stepper.batch)
         self.step_seconds: list[float] = []
         self._begin()
 
     def _begin(self) -> None:
-        b, k = self.stepper.batch, self.qnet.n_outputs
-        self._y = np.zeros((b, k), dtype=np.float64)
-        self._total = np.zeros((b, k), dtype=np.float64)
-        self._z = np.empty((b, self.qnet.n_hidden), dtype=np.float64)
-        self._drive = np.empty((b, k), dtype=np.float64)
+        self._host.reset()
         self.chip_steps = 0
         self.trace_steps = 0
 
@@ -433,18 +426,10 @@ class HilSession:
         self._begin()
 
     def _readout(self, spikes: np.ndarray) -> StepOutput:
-        # the same operations, in the same order, as rsnn_deploy.trace.host_readout
-        np.copyto(self._z, spikes)
-        np.matmul(self._z, self._w_t, out=self._drive)
-        self._y *= self._decay
-        self._y += self._drive
-        self._y += self._bias
-        self._total += self._y
+        y, logits = self._host.step(spikes)  # rsnn_deploy.trace's one readout, step by step
         t = self.trace_steps
         self.trace_steps += 1
-        logits = self._total / (t + 1) if self._mode == "mean" else self._y.copy()
-        return StepOutput(step=t, spikes=spikes, readout=self._y.copy(), logits=logits,
-                          decision=np.argmax(logits, axis=-1))
+        return StepOutput(step=t, spikes=spikes, readout=y, logits=logits, decision=np.argmax(logits, axis=-1))
 
     def _chip_step(self, frame: np.ndarray) -> StepOutput | None:
         t0 = time.perf_counter()

@@ -1,26 +1,10 @@
-"""The float RSNN in torch: LIF neurons, current-based synapse, spike-frequency adaptation.
+"""The float RSNN in torch: the trainable module around the neuron of :mod:`rsnn_deploy.neuron`.
 
-One step, in the order a Loihi core computes it (``ARCHITECTURE.md``, dt = 1 ms)::
-
-    i[t]     = a_s * i[t-1] + W_in x[t] + W_rec z[t-1]          # synapse (a_s = 0 without)
-    n[t]     = a_a * n[t-1]                                      # adaptation state decays
-    v[t]     = a_m * v[t-1] + i[t] + bias  (- n[t] for current adaptation)
-    v[t]     = max(v[t], v_floor);   v[t] = 0 while refractory
-    z[t]     = v[t] > threshold + n[t]     (threshold adaptation)  or  v[t] > threshold
-    on spike: v = 0; refractory count = R; n += adapt_strength
-
-ATRLIF (``adapt_kind = "atrlif"``, Lava's ``PyATRLIFModelFixed``, the adaptive neuron of
-loihi2): a refractory state ``r`` decays with ``a_r = exp(-dt / tau_refr)``, the neuron
-spikes on ``v - r > threshold + n`` (Lava: ``>=``, equal only on a measure-zero set in
-float), then ``r += 2 (threshold + n)`` and ``n += adapt_strength``; ``v`` is never reset.
-    y[t]     = a_o * y[t-1] + W_out z[t] + b_out                 # non-spiking leaky readout
-
-with ``a = exp(-dt / tau)``. The float model computes exactly this order, so that
-quantization (integers, truncation, wrap) is the only difference from the chip.
-The reset is detached from the graph (a common choice that trains better).
-
-The step is a pure function over typed state (:func:`neuron_step`), reused by the
-eager BPTT loop here and checked against the faster engine in ``fast_bptt``.
+The step, its parameters and its surrogate gradients live in ``neuron.py`` (the one
+definition the fast engine, the nengo neuron type, the ONNX graph and the C kernels are
+held to). This module owns what training needs around it: the trainable weights and time
+constants, the effective parameters (fake-quantized under QAT), the choice between the
+eager loop and the fast engine (``fast_bptt``), and the readout's closed form.
 """
 
 from __future__ import annotations
@@ -32,42 +16,45 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from rsnn_deploy import fast_bptt
 from rsnn_deploy.config import ModelConfig
+from rsnn_deploy.neuron import (
+    NeuronParams,
+    NeuronState,
+    SpikeFunction,
+    decay,
+    initial_state,
+    input_drive,
+    neuron_step,
+    readout_drive,
+    readout_step,
+    surrogate_grad,
+)
+
+__all__ = [
+    "RSNN",
+    "ForwardRecord",
+    "NeuronParams",
+    "NeuronState",
+    "Output",
+    "initial_state",
+    "logits_from_pooled",
+    "logits_from_readout",
+    "logits_from_spikes",
+    "neuron_step",
+    "readout_sequence",
+    "readout_weights",
+]
+
+# xylo.model imports the surrogate under this name (another helper owns xylo/; it may import neuron directly)
+_surrogate_grad = surrogate_grad
 
 
-class NeuronParams(NamedTuple):
-    """Effective per-step parameters (after any fake quantization), float tensors.
+class ForwardRecord(NamedTuple):
+    """Everything a float run produces (:meth:`RSNN.trace`), time-major states moved to batch-first [B, T, ...].
 
-    ``w_rec`` is None without recurrence, ``bias`` None without bias. Decays are [H].
+    Torch tensors of the float model; backends turn it into a :class:`rsnn_deploy.trace.Trace`.
     """
-
-    w_in: Tensor  # [H, C]
-    w_rec: Tensor | None  # [H, H]
-    bias: Tensor | None  # [H]
-    a_syn: Tensor  # [H], 0 without synapse
-    a_mem: Tensor  # [H]
-    a_adapt: Tensor  # [H], unused without adaptation
-    adapt_strength: float
-    threshold: float
-    v_floor: float | None
-    refractory_steps: int
-    adapt_kind: str | None  # None, "threshold", "current" or "atrlif"
-    a_refr: Tensor | None = None  # [H], ATRLIF's refractory-state decay (adapt_kind "atrlif")
-
-
-class NeuronState(NamedTuple):
-    """State carried from one step to the next, each [B, H]."""
-
-    i: Tensor
-    v: Tensor
-    n: Tensor  # adaptation (threshold increase or adaptation current)
-    ref: Tensor  # remaining refractory steps (float for simplicity of autograd)
-    z: Tensor  # spikes of the previous step
-    r: Tensor | None = None  # ATRLIF refractory state (adapt_kind "atrlif")
-
-
-class Trace(NamedTuple):
-    """Everything a float run produces, time-major states moved to batch-first [B, T, ...]."""
 
     spikes: Tensor  # [B, T, H]
     current: Tensor  # [B, T, H]
@@ -82,114 +69,16 @@ class Output(NamedTuple):
     spikes: Tensor  # [T, B, H], for rate regularisation
 
 
-# ----------------------------------------------------------------------------- surrogates
-
-
-def _surrogate_grad(x: Tensor, kind: str, slope: float) -> Tensor:
-    """d spike / d x of the chosen smooth stand-in for the Heaviside step."""
-    if kind == "fast-sigmoid":
-        return 1.0 / (1.0 + slope * x.abs()) ** 2
-    if kind == "triangle":
-        return torch.clamp(1.0 - slope * x.abs(), min=0.0)
-    if kind == "arctan":
-        return 1.0 / (1.0 + (math.pi * slope * x) ** 2)
-    if kind == "sigmoid":
-        s = torch.sigmoid(slope * x)
-        return slope * s * (1.0 - s)
-    raise ValueError(f"unknown surrogate {kind!r}")
-
-
-class SpikeFunction(torch.autograd.Function):
-    """Heaviside forward (strict ``x > 0``), surrogate derivative backward."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, kind: str, slope: float) -> Tensor:  # type: ignore[override]
-        ctx.save_for_backward(x)
-        ctx.kind = kind
-        ctx.slope = slope
-        return (x > 0).to(x.dtype)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):  # type: ignore[override]
-        (x,) = ctx.saved_tensors
-        return grad * _surrogate_grad(x, ctx.kind, ctx.slope), None, None
-
-
-# ----------------------------------------------------------------------------- one step
-
-
-def neuron_step(
-    drive: Tensor,
-    state: NeuronState,
-    p: NeuronParams,
-    spike_fn: Callable[[Tensor], Tensor],
-) -> tuple[Tensor, NeuronState]:
-    """Advance all neurons by one step.
-
-    ``drive`` is the feed-forward input ``W_in x[t]`` [B, H] (precomputed for the whole
-    sequence by the caller, since it does not depend on the state).
-    """
-    i = p.a_syn * state.i + drive
-    if p.w_rec is not None:
-        i = i + state.z @ p.w_rec.t()
-    n = p.a_adapt * state.n if p.adapt_kind is not None else state.n
-    v = p.a_mem * state.v + i
-    if p.bias is not None:
-        v = v + p.bias
-    if p.adapt_kind == "current":
-        v = v - n
-    if p.v_floor is not None:
-        v = torch.clamp(v, min=p.v_floor)
-    if p.refractory_steps > 0:
-        v = v * (state.ref <= 0).to(v.dtype)
-    if p.adapt_kind == "atrlif":
-        return _atrlif_spike(v, i, n, state, p, spike_fn)
-    threshold = p.threshold + n if p.adapt_kind == "threshold" else p.threshold
-    z = spike_fn(v - threshold)
-    v = v * (1.0 - z.detach())
-    if p.adapt_kind is not None:
-        n = n + p.adapt_strength * z
-    ref = state.ref
-    if p.refractory_steps > 0:
-        zd = z.detach()
-        ref = torch.where(zd > 0, torch.full_like(ref, float(p.refractory_steps)), torch.clamp(ref - 1, min=0))
-    return z, NeuronState(i, v, n, ref, z)
-
-
-def _atrlif_spike(
-    v: Tensor, i: Tensor, n: Tensor, state: NeuronState, p: NeuronParams, spike_fn: Callable[[Tensor], Tensor]
-) -> tuple[Tensor, NeuronState]:
-    """ATRLIF's spike and post-spike update: ``r`` decays, spike on ``v - r > theta``, ``r += 2 theta``.
-
-    ``r`` plays the part of the reset (which is detached for the other kinds): its
-    increment is detached too; ``v`` keeps its value.
-    """
-    a_r = p.a_refr if p.a_refr is not None else torch.zeros_like(p.a_mem)
-    r_prev = state.r if state.r is not None else torch.zeros_like(v)
-    r = a_r * r_prev
-    theta = p.threshold + n
-    z = spike_fn(v - r - theta)
-    zd = z.detach()
-    r = r + 2.0 * theta.detach() * zd
-    n = n + p.adapt_strength * z
-    return z, NeuronState(i, v, n, state.ref, z, r)
-
-
-def initial_state(batch: int, n_hidden: int, device: torch.device, dtype: torch.dtype) -> NeuronState:
-    zeros = torch.zeros(batch, n_hidden, device=device, dtype=dtype)
-    return NeuronState(zeros, zeros, zeros, zeros, zeros, zeros)
-
-
 def readout_sequence(spikes: Tensor, w_out: Tensor, b_out: Tensor, a_out: Tensor) -> Tensor:
     """Leaky readout ``y[t] = a_o y[t-1] + W_out z[t] + b_out`` over time-major spikes [T, B, H].
 
     Computed as a short loop over the cheap [T, B, K] projection.
     """
-    proj = spikes @ w_out.t() + b_out
+    proj = readout_drive(spikes, w_out, b_out)
     ys = []
     y = torch.zeros_like(proj[0])
     for p_t in proj.unbind(0):
-        y = a_out * y + p_t
+        y = readout_step(y, p_t, a_out)
         ys.append(y)
     return torch.stack(ys)
 
@@ -299,8 +188,7 @@ class RSNN(nn.Module):
         h = self.cfg.n_hidden
         if name is None:
             return torch.zeros(h, device=self.w_in.device, dtype=self.w_in.dtype)
-        tau = getattr(self, name)
-        return torch.exp(-self.cfg.dt_ms / tau).expand(h)
+        return decay(getattr(self, name), self.cfg.dt_ms).expand(h)
 
     def effective_params(self) -> NeuronParams:
         """Per-step parameters as the neuron sees them (fake-quantized under QAT)."""
@@ -322,7 +210,7 @@ class RSNN(nn.Module):
         return self.fake_quant(p) if self.fake_quant is not None else p
 
     def readout_decay(self) -> Tensor:
-        return torch.tensor(math.exp(-self.cfg.dt_ms / self.cfg.tau_out_ms), dtype=self.w_out.dtype)
+        return torch.tensor(decay(self.cfg.tau_out_ms, self.cfg.dt_ms), dtype=self.w_out.dtype)
 
     def spike_fn(self, x: Tensor) -> Tensor:
         return SpikeFunction.apply(x, self.cfg.surrogate, self.cfg.surrogate_slope)
@@ -332,8 +220,6 @@ class RSNN(nn.Module):
         p = self.effective_params()
         xs = x.transpose(0, 1).to(p.w_in.dtype)
         if self._use_fast(engine, p):
-            from rsnn_deploy import fast_bptt
-
             return fast_bptt.run(xs, p, self.cfg)
         return self._eager_spikes(xs, p)
 
@@ -342,16 +228,12 @@ class RSNN(nn.Module):
         p = self.effective_params()
         if not self._use_fast(engine, p):
             return "eager reference loop" if engine == "eager" else "eager loop (the fast engine does not cover this)"
-        from rsnn_deploy import fast_bptt
-
         return f"fast BPTT engine, {fast_bptt.loops_description(p)}"
 
     def _use_fast(self, engine: str, p: NeuronParams) -> bool:
         """Whether ``engine`` selects the fast BPTT engine for parameters ``p`` (and "fast" must)."""
         if engine not in ("auto", "fast"):
             return False
-        from rsnn_deploy import fast_bptt
-
         if fast_bptt.supports(self.cfg, p):
             return True
         if engine == "fast":
@@ -359,7 +241,7 @@ class RSNN(nn.Module):
         return False
 
     def _eager_spikes(self, xs: Tensor, p: NeuronParams) -> Tensor:
-        drives = (xs @ p.w_in.t()).unbind(0)  # unbind: indexing [T,B,H] makes backward O(T^2)
+        drives = input_drive(xs, p).unbind(0)  # unbind: indexing [T,B,H] makes backward O(T^2)
         state = initial_state(xs.shape[1], self.cfg.n_hidden, xs.device, xs.dtype)
         out = []
         for d in drives:
@@ -370,8 +252,6 @@ class RSNN(nn.Module):
     def forward(self, x: Tensor, engine: str = "auto") -> Output:
         p = self.effective_params()
         if self._use_fast(engine, p):
-            from rsnn_deploy import fast_bptt
-
             # The engine also returns the readout's weighted spike sum (see run_weighted_sum).
             xs = x.transpose(0, 1).to(p.w_in.dtype)
             c = readout_weights(xs.shape[0], self.readout_decay().to(xs), self.cfg.readout_mode)
@@ -382,13 +262,13 @@ class RSNN(nn.Module):
         return Output(logits_from_spikes(spikes, self.w_out, self.b_out, a_out, self.cfg.readout_mode), spikes)
 
     @torch.no_grad()
-    def trace(self, x: Tensor) -> Trace:
+    def trace(self, x: Tensor) -> ForwardRecord:
         """Run without gradients and keep every state, for verification and plots."""
         p = self.effective_params()
         xs = x.transpose(0, 1).to(p.w_in.dtype)
         state = initial_state(xs.shape[1], self.cfg.n_hidden, xs.device, xs.dtype)
         zs, cs, vs, ns = [], [], [], []
-        for d in (xs @ p.w_in.t()).unbind(0):
+        for d in input_drive(xs, p).unbind(0):
             z, state = neuron_step(d, state, p, self.spike_fn)
             zs.append(z)
             cs.append(state.i)
@@ -401,4 +281,5 @@ class RSNN(nn.Module):
         def bf(t: Tensor) -> Tensor:
             return t.transpose(0, 1).contiguous()
 
-        return Trace(bf(spikes), bf(torch.stack(cs)), bf(torch.stack(vs)), bf(torch.stack(ns)), bf(readout), logits)
+        current, voltage, adaptation = (bf(torch.stack(s)) for s in (cs, vs, ns))
+        return ForwardRecord(bf(spikes), current, voltage, adaptation, bf(readout), logits)

@@ -36,7 +36,8 @@ from rsnn_deploy import semantics
 from rsnn_deploy.config import ModelConfig
 from rsnn_deploy.errors import UnsupportedError
 from rsnn_deploy.hardware import HardwareProfile, load_profile
-from rsnn_deploy.model import RSNN, NeuronParams
+from rsnn_deploy.model import RSNN
+from rsnn_deploy.neuron import NeuronParams
 
 if TYPE_CHECKING:
     from rsnn_deploy.qnet import QuantizedNetwork
@@ -358,6 +359,55 @@ def quantize_model(model: RSNN, profile: str | HardwareProfile, calib_x: Tensor 
     blocks = [slice(int(a), int(b)) for a, b in itertools.pairwise(edges)]
 
     atrlif = cfg.adaptation and cfg.adapt_kind == "atrlif"
+    q_in, q_rec, q_bias, vth, scales, weight_report = _quantize_blocks(cfg, prof, blocks, w_in, w_rec, bias, peaks)
+
+    dt = cfg.dt_ms
+    d_u = decay_to_int(p.a_syn.detach().double().numpy(), prof, prof.decay.u_offset)
+    d_v = decay_to_int(p.a_mem.detach().double().numpy(), prof, prof.decay.v_offset)
+    check_decay_range("tau_mem", p.a_mem.detach().double().numpy(), d_v, prof, prof.decay.v_offset, dt,
+                      np.broadcast_to(taus["tau_mem"], (h,)))
+    if cfg.synapse:
+        check_decay_range("tau_syn", p.a_syn.detach().double().numpy(), d_u, prof, prof.decay.u_offset, dt,
+                          np.broadcast_to(taus["tau_syn"], (h,)))
+    decay_theta = theta_step = None
+    if cfg.adaptation:
+        decay_theta, theta_step = _adaptation_registers(cfg, prof, p.a_adapt.detach().double().numpy(), blocks,
+                                                        scales, np.broadcast_to(taus["tau_adapt"], (h,)))
+    decay_r = None
+    if atrlif:
+        assert p.a_refr is not None
+        a_r = p.a_refr.detach().double().numpy()
+        decay_r = decay_to_int(a_r, prof, prof.decay.r_offset)
+        check_decay_range("tau_refr", a_r, decay_r, prof, prof.decay.r_offset, dt,
+                          np.broadcast_to(taus["tau_refr"], (h,)))
+
+    qnet = QuantizedNetwork(
+        w_in=q_in, w_rec=q_rec, bias=q_bias, decay_u=d_u, decay_v=d_v, vth=vth,
+        refractory=np.full(h, cfg.refractory_steps + 1, dtype=np.int64),
+        vmin=_nearest_vmin(cfg.v_floor, min(scales), prof), vmax=max(prof.voltage.vmax_choices),
+        w_out=model.w_out.detach().numpy(), b_out=model.b_out.detach().numpy(),
+        readout_decay=float(model.readout_decay()), readout_mode=cfg.readout_mode,
+        profile=prof.name, profile_sha256=prof.sha256, input_latency=prof.timing.input_latency_steps,
+        decay_theta=decay_theta, theta_step=theta_step, decay_r=decay_r, block_sizes=tuple(sizes),
+        float_scale=tuple(scales),
+        source=source,
+    )
+    check_representable(qnet, prof)
+    validate_for(qnet, prof)
+    report = _report(model, prof, qnet, taus, d_u, d_v, decay_theta, weight_report, peaks)
+    return qnet, report
+
+
+def _quantize_blocks(
+    cfg: ModelConfig, prof: HardwareProfile, blocks: list[slice], w_in: np.ndarray, w_rec: np.ndarray | None,
+    bias: np.ndarray, peaks: dict[str, float] | None,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray, list[float], list[dict]]:
+    """Per block of neurons (one core): its scale, then its weights, bias and threshold as integers.
+
+    Returns ``(w_in, w_rec, bias, vth, scales, weight_report)``.
+    """
+    h = cfg.n_hidden
+    atrlif = cfg.adaptation and cfg.adapt_kind == "atrlif"
     q_in = np.zeros((h, cfg.n_in), dtype=np.int64)
     q_rec = np.zeros((h, h), dtype=np.int64) if w_rec is not None else None
     q_bias = np.zeros(h, dtype=np.int64)
@@ -384,56 +434,30 @@ def quantize_model(model: RSNN, profile: str | HardwareProfile, calib_x: Tensor 
                                              min_exponent=prof.weight.exponent_max)
         weight_report += block_report
         q_bias[post] = _bias_to_int(bias[post] * s, prof)
+    return q_in, q_rec, q_bias, vth, scales, weight_report
 
-    dt = cfg.dt_ms
-    d_u = decay_to_int(p.a_syn.detach().double().numpy(), prof, prof.decay.u_offset)
-    d_v = decay_to_int(p.a_mem.detach().double().numpy(), prof, prof.decay.v_offset)
-    check_decay_range("tau_mem", p.a_mem.detach().double().numpy(), d_v, prof, prof.decay.v_offset, dt,
-                      np.broadcast_to(taus["tau_mem"], (h,)))
-    if cfg.synapse:
-        check_decay_range("tau_syn", p.a_syn.detach().double().numpy(), d_u, prof, prof.decay.u_offset, dt,
-                          np.broadcast_to(taus["tau_syn"], (h,)))
-    decay_theta = theta_step = None
-    if cfg.adaptation:
-        a_ad = p.a_adapt.detach().double().numpy()
-        decay_theta = decay_to_int(a_ad, prof, prof.decay.theta_offset)
-        check_decay_range("tau_adapt", a_ad, decay_theta, prof, prof.decay.theta_offset, dt,
-                          np.broadcast_to(taus["tau_adapt"], (h,)))
-        assert prof.adaptation is not None  # check_supported refused otherwise
-        step = 1 << prof.adaptation.step_shift
-        theta_step = np.zeros(h, dtype=np.int64)
-        m_max = (1 << prof.adaptation.step_mantissa_bits) - 1
-        for j, post in enumerate(blocks):
-            m = round(cfg.adapt_strength * scales[j] / step)
-            if m > m_max:
-                raise UnsupportedError(
-                    f"--target {prof.name}: adapt_strength {cfg.adapt_strength:g} exceeds the "
-                    f"{prof.adaptation.step_mantissa_bits}-bit theta_step range at this scale"
-                )
-            theta_step[post] = m * step
-    decay_r = None
-    if atrlif:
-        assert p.a_refr is not None
-        a_r = p.a_refr.detach().double().numpy()
-        decay_r = decay_to_int(a_r, prof, prof.decay.r_offset)
-        check_decay_range("tau_refr", a_r, decay_r, prof, prof.decay.r_offset, dt,
-                          np.broadcast_to(taus["tau_refr"], (h,)))
 
-    qnet = QuantizedNetwork(
-        w_in=q_in, w_rec=q_rec, bias=q_bias, decay_u=d_u, decay_v=d_v, vth=vth,
-        refractory=np.full(h, cfg.refractory_steps + 1, dtype=np.int64),
-        vmin=_nearest_vmin(cfg.v_floor, min(scales), prof), vmax=max(prof.voltage.vmax_choices),
-        w_out=model.w_out.detach().numpy(), b_out=model.b_out.detach().numpy(),
-        readout_decay=float(model.readout_decay()), readout_mode=cfg.readout_mode,
-        profile=prof.name, profile_sha256=prof.sha256, input_latency=prof.timing.input_latency_steps,
-        decay_theta=decay_theta, theta_step=theta_step, decay_r=decay_r, block_sizes=tuple(sizes),
-        float_scale=tuple(scales),
-        source=source,
-    )
-    check_representable(qnet, prof)
-    validate_for(qnet, prof)
-    report = _report(model, prof, qnet, taus, d_u, d_v, decay_theta, weight_report, peaks)
-    return qnet, report
+def _adaptation_registers(
+    cfg: ModelConfig, prof: HardwareProfile, a_ad: np.ndarray, blocks: list[slice], scales: list[float],
+    tau_adapt: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The adaptation's decay register and its per-spike step ``theta_step`` (a mantissa at the block scale)."""
+    h = cfg.n_hidden
+    decay_theta = decay_to_int(a_ad, prof, prof.decay.theta_offset)
+    check_decay_range("tau_adapt", a_ad, decay_theta, prof, prof.decay.theta_offset, cfg.dt_ms, tau_adapt)
+    assert prof.adaptation is not None  # check_supported refused otherwise
+    step = 1 << prof.adaptation.step_shift
+    theta_step = np.zeros(h, dtype=np.int64)
+    m_max = (1 << prof.adaptation.step_mantissa_bits) - 1
+    for j, post in enumerate(blocks):
+        m = round(cfg.adapt_strength * scales[j] / step)
+        if m > m_max:
+            raise UnsupportedError(
+                f"--target {prof.name}: adapt_strength {cfg.adapt_strength:g} exceeds the "
+                f"{prof.adaptation.step_mantissa_bits}-bit theta_step range at this scale"
+            )
+        theta_step[post] = m * step
+    return decay_theta, theta_step
 
 
 def _quantize_tile(name: str, scaled: np.ndarray, out: np.ndarray, where: tuple[slice, slice], block: int,

@@ -7,10 +7,12 @@ float model: trace step ``t`` is the step at which the float model sees input
 :func:`rsnn_deploy.emulator.run`).
 
 The readout is the one float part of a deployed network. It runs on the host as a
-non-spiking leaky integrator of the hidden spikes and is implemented once, here, in
-:func:`host_readout`::
+non-spiking leaky integrator of the hidden spikes and is written once, here: the step
+:func:`readout_update`, over a whole run :func:`host_readout`, step by step
+:class:`HostReadout` (the hardware-in-the-loop session); the integer ONNX graph builds its
+readout nodes by running :func:`readout_update` on symbolic values::
 
-    y[t] = a_out * y[t-1] + w_out @ z[t] + b_out,   y[-1] = 0
+    y[t] = (a_out * y[t-1] + w_out @ z[t]) + b_out,   y[-1] = 0     (float64, in this order)
     logits = mean_t y[t]    (readout_mode 'mean')   or   y[T-1]   ('last')
 """
 
@@ -24,7 +26,16 @@ import numpy as np
 
 from rsnn_deploy.errors import ValidationError
 
-__all__ = ["ReadoutMode", "Trace", "first_divergence", "host_readout", "is_binary"]
+__all__ = [
+    "HostReadout",
+    "ReadoutMode",
+    "Trace",
+    "check_spikes",
+    "first_divergence",
+    "host_readout",
+    "is_binary",
+    "readout_update",
+]
 
 ReadoutMode = Literal["mean", "last"]
 
@@ -105,16 +116,7 @@ def host_readout(
     if spikes.ndim != 3:
         raise ValidationError(f"host_readout.spikes: must be [B, T, H] (got shape {spikes.shape})")
     b, t_steps, h = spikes.shape
-    w = np.asarray(w_out, dtype=np.float64)
-    bias = np.asarray(b_out, dtype=np.float64)
-    if w.ndim != 2 or w.shape[1] != h:
-        raise ValidationError(f"host_readout.w_out: must be [K, {h}] (got shape {w.shape})")
-    if bias.shape != (w.shape[0],):
-        raise ValidationError(f"host_readout.b_out: must be [{w.shape[0]}] (got shape {bias.shape})")
-    if mode not in ("mean", "last"):
-        raise ValidationError(f"host_readout.mode: must be 'mean' or 'last' (got {mode!r})")
-    if not 0.0 <= decay < 1.0:
-        raise ValidationError(f"host_readout.decay: must lie in [0, 1) (got {decay!r})")
+    w, bias = _check_readout("host_readout", w_out, b_out, decay, mode, h)
     k = w.shape[0]
     readout = np.empty((b, t_steps, k), dtype=np.float32)
     y = np.zeros((b, k), dtype=np.float64)
@@ -135,6 +137,65 @@ def host_readout(
     return readout, logits
 
 
+def readout_update(y: Any, drive: Any, bias: Any, decay: Any) -> Any:
+    """One readout step, ``y = (decay * y + drive) + bias`` with ``drive = w_out @ z``: the one order.
+
+    :func:`host_readout` (its numpy loop; its C scan ``rsnn_readout_scan`` has the same
+    operations), :class:`HostReadout` and the integer ONNX graph (on symbolic values) all run it.
+    """
+    return decay * y + drive + bias
+
+
+def _check_readout(
+    owner: str, w_out: np.ndarray, b_out: np.ndarray, decay: float, mode: str, n_hidden: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The readout's weights and bias as float64, after checking every argument (one-line errors)."""
+    w = np.asarray(w_out, dtype=np.float64)
+    bias = np.asarray(b_out, dtype=np.float64)
+    if w.ndim != 2 or w.shape[1] != n_hidden:
+        raise ValidationError(f"{owner}.w_out: must be [K, {n_hidden}] (got shape {w.shape})")
+    if bias.shape != (w.shape[0],):
+        raise ValidationError(f"{owner}.b_out: must be [{w.shape[0]}] (got shape {bias.shape})")
+    if mode not in ("mean", "last"):
+        raise ValidationError(f"{owner}.mode: must be 'mean' or 'last' (got {mode!r})")
+    if not 0.0 <= decay < 1.0:
+        raise ValidationError(f"{owner}.decay: must lie in [0, 1) (got {decay!r})")
+    return w, bias
+
+
+class HostReadout:
+    """The host readout one step at a time (a live loop), the same numbers as :func:`host_readout`.
+
+    ``step(z)`` takes the hidden spikes ``[batch, H]`` of one trace step and returns the
+    readout ``y`` and the running logits: ``mean(y[0..t])`` (mode ``mean``) or ``y[t]``.
+    """
+
+    def __init__(self, w_out: np.ndarray, b_out: np.ndarray, decay: float, mode: str, batch: int) -> None:
+        w, self._bias = _check_readout("HostReadout", w_out, b_out, decay, mode, np.shape(w_out)[-1])
+        self._w_t = np.ascontiguousarray(w.T)
+        self._decay, self._mode, self.batch = float(decay), mode, batch
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to ``y = 0``, no steps seen."""
+        k, h = self._w_t.shape[1], self._w_t.shape[0]
+        self._y = np.zeros((self.batch, k), dtype=np.float64)
+        self._total = np.zeros((self.batch, k), dtype=np.float64)
+        self._z = np.empty((self.batch, h), dtype=np.float64)
+        self._drive = np.empty((self.batch, k), dtype=np.float64)
+        self.steps = 0
+
+    def step(self, spikes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(y, logits)`` after the spikes ``[batch, H]`` of the next trace step (fresh arrays)."""
+        np.copyto(self._z, spikes)
+        np.matmul(self._z, self._w_t, out=self._drive)
+        self._y[...] = readout_update(self._y, self._drive, self._bias, self._decay)
+        self._total += self._y
+        self.steps += 1
+        logits = self._total / self.steps if self._mode == "mean" else self._y.copy()
+        return self._y.copy(), logits
+
+
 def _integrate(
     drive: np.ndarray, bias: np.ndarray, decay: float, readout: np.ndarray, y: np.ndarray, total: np.ndarray
 ) -> None:
@@ -149,9 +210,7 @@ def _integrate(
     if native.readout_scan(drive, bias, decay, readout, y, total):
         return
     for t in range(drive.shape[1]):
-        y *= decay
-        y += drive[:, t]
-        y += bias
+        y[...] = readout_update(y, drive[:, t], bias, decay)
         readout[:, t] = y
         total += y
 
@@ -183,8 +242,8 @@ def is_binary(x: np.ndarray) -> bool:
     """Whether every entry of ``x`` is 0 or 1: the one rule every runner checks its input spikes with.
 
     Bool always is; numbers by min/max and, for floats, integrality (NaN is not 0/1). Min/max
-    rather than ``np.isin``, which sorts (94M values in one verify). Each caller keeps its own
-    one-line message naming its argument, and its own policy on which dtypes it takes.
+    rather than ``np.isin``, which sorts (94M values in one verify). :func:`check_spikes` is the
+    check built on it (shape, dtype, values, one-line messages).
     """
     x = np.asarray(x)
     if x.dtype == np.bool_ or x.size == 0:
@@ -192,3 +251,23 @@ def is_binary(x: np.ndarray) -> bool:
     if x.min() < 0 or x.max() > 1:
         return False
     return not np.issubdtype(x.dtype, np.floating) or bool(np.array_equal(x, x.astype(bool)))
+
+
+def check_spikes(x: Any, field: str, shape: tuple[int | str, ...], floats: bool = True) -> np.ndarray:
+    """``x`` as an array of 0/1 spikes of ``shape``, or a one-line ValidationError naming ``field``.
+
+    The one input check of every runner. ``shape`` holds sizes and names (``("B", "T", 8)``:
+    any batch and length, 8 channels). Bool passes; integers too, and floats unless
+    ``floats`` is False, when :func:`is_binary` holds. The array is returned as it came
+    (each caller converts it to what it runs on).
+    """
+    arr = np.asarray(x)
+    if arr.ndim != len(shape) or any(isinstance(d, int) and n != d for n, d in zip(arr.shape, shape, strict=True)):
+        raise ValidationError(f"{field}: must be [{', '.join(map(str, shape))}] (got shape {arr.shape})")
+    numeric = np.issubdtype(arr.dtype, np.integer) or (floats and np.issubdtype(arr.dtype, np.floating))
+    if arr.dtype != np.bool_ and not numeric:
+        kind = "numbers" if floats else "integers"
+        raise ValidationError(f"{field}: must be bool or 0/1 {kind} (got dtype {arr.dtype})")
+    if not is_binary(arr):
+        raise ValidationError(f"{field}: must hold only 0 and 1 (got values in [{arr.min()}, {arr.max()}])")
+    return arr

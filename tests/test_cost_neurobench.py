@@ -4,7 +4,7 @@ NeuroBench's ``TorchModel`` hooks ``nn.Linear`` layers (synaptic operations, con
 sparsity) and activation modules whose output is the spike tensor alone (activation
 sparsity). The RSNN keeps its weights as bare parameters, so the test wraps the same
 weights in three ``nn.Linear`` layers around a neuron module that returns spikes only,
-stepping with the project's own :func:`rsnn_deploy.model.neuron_step`. ``MembraneUpdates``
+stepping with the project's own :func:`rsnn_deploy.neuron.neuron_step`. ``MembraneUpdates``
 is not compared: NeuroBench reads ``.mem`` of snnTorch neurons only.
 """
 
@@ -20,7 +20,7 @@ from torch import nn
 
 from rsnn_deploy.checkpoint import load_checkpoint
 from rsnn_deploy.cost import measure_float_cost
-from rsnn_deploy.model import initial_state, neuron_step
+from rsnn_deploy.neuron import initial_state, neuron_step
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 

@@ -7,6 +7,8 @@ batch sizes that are not multiples of the 4-row groups of the backward pass, and
 sequences that end inside a block. Every vector-width variant this CPU can run
 (``native.cpu_isas()``: AVX-512, AVX2, generic) is checked against the torch loops; the
 other tests run the widest (forced, so that they do not depend on the calibration).
+The reference is the eager loop of ``rsnn_deploy.neuron.neuron_step`` (``tests/test_neuron.py``
+compares the forward states too).
 """
 
 from __future__ import annotations
@@ -201,17 +203,18 @@ def _run_isa(model, x: torch.Tensor, isa: str | None):
 @pytest.mark.parametrize("isa", native.ISAS)
 @pytest.mark.parametrize("variant,adapt_kind", VARIANTS)
 @pytest.mark.parametrize("n_hidden,batch,v_floor", [(128, 9, None), (37, 5, 0.0), (200, 6, -0.5)])
-def test_each_isa_matches_torch_loops(
+def test_each_isa_matches_the_step(
     isa: str, variant: str, adapt_kind: str, n_hidden: int, batch: int, v_floor: float | None
 ) -> None:
-    """Each variant the CPU runs: spikes bit-identical to the torch loops (and eager), gradients to tolerance."""
+    """Each variant the CPU runs: spikes bit-identical to the eager loop of ``neuron.neuron_step`` (the
+    definition, not the torch loops), gradients to tolerance; states: tests/test_neuron.py."""
     if isa not in _isa_libs():
         pytest.skip(f"this CPU cannot run the {isa} kernels (it runs {', '.join(native.cpu_isas())})")
     model = _model(torch.float32, variant=variant, adapt_kind=adapt_kind, n_hidden=n_hidden, bias=True, v_floor=v_floor)
     x = _inputs(torch.float32, steps=45, batch=batch)
     z_c, g_c = _run_isa(model, x, isa)
-    z_t, g_t = _run_isa(model, x, None)
-    assert torch.equal(z_c, z_t), f"{isa}: {int((z_c != z_t).sum())} spikes differ from the torch loops"
+    z_t, g_t = _run(model, x, "eager")
+    assert torch.equal(z_c, z_t), f"{isa}: {int((z_c != z_t).sum())} spikes differ from the step"
     assert 0.02 < z_c.mean() < 0.6
     for name, gt in g_t.items():
         err = float((g_c[name] - gt).abs().max() / gt.abs().max().clamp_min(1e-30))

@@ -43,7 +43,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 
 from rsnn_deploy.errors import UnsupportedError, ValidationError
-from rsnn_deploy.trace import Trace, is_binary
+from rsnn_deploy.trace import Trace, check_spikes
 
 __all__ = [
     "PLUGIN_MODULES",
@@ -230,13 +230,7 @@ def create_backend(name: str, source: BackendSource) -> Backend:
 
 def check_input(spikes: np.ndarray, n_inputs: int, owner: str) -> np.ndarray:
     """Validate ``[B, T, C]`` 0/1 spikes (one-line ValidationError naming ``owner``); returns them as uint8."""
-    x = np.asarray(spikes)
-    if x.ndim != 3 or x.shape[2] != n_inputs:
-        raise ValidationError(f"{owner}.spikes: must be [B, T, {n_inputs}] (got shape {x.shape})")
-    if x.dtype != np.bool_ and not np.issubdtype(x.dtype, np.integer):
-        raise ValidationError(f"{owner}.spikes: must be bool or 0/1 integers (got dtype {x.dtype})")
-    if not is_binary(x):
-        raise ValidationError(f"{owner}.spikes: must hold only 0 and 1 (got values in [{x.min()}, {x.max()}])")
+    x = check_spikes(spikes, f"{owner}.spikes", ("B", "T", n_inputs), floats=False)
     return x.astype(np.uint8, copy=False)
 
 

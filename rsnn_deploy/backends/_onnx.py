@@ -22,7 +22,7 @@ import onnx
 from onnx import numpy_helper
 
 from rsnn_deploy.errors import ValidationError
-from rsnn_deploy.trace import Trace, host_readout
+from rsnn_deploy.trace import Trace, check_spikes, host_readout
 
 __all__ = ["OnnxBackend", "run_onnx_int"]
 
@@ -49,19 +49,6 @@ def _initializers(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
             if attr.type == onnx.AttributeProto.GRAPH:
                 out.update(_initializers(attr.g))
     return out
-
-
-def _check_spikes(spikes: np.ndarray, n_inputs: int) -> np.ndarray:
-    x = np.asarray(spikes)
-    if x.ndim != 3 or x.shape[2] != n_inputs:
-        raise ValidationError(f"run_onnx_int.spikes: must be [B, T, {n_inputs}] (got shape {x.shape})")
-    if x.dtype != np.bool_:
-        from rsnn_deploy.trace import is_binary
-
-        if not is_binary(x):
-            raise ValidationError("run_onnx_int.spikes: must hold only 0 and 1")
-        x = x.astype(bool)
-    return x
 
 
 def run_onnx_int(
@@ -99,9 +86,8 @@ def run_onnx_int(
             f"run_onnx_int.model: not an integer rsnn-deploy graph (kind {meta.get('kind')!r}); "
             "export a quantized network (QNET.json) with --format onnx"
         )
-    n_in, h, lat = int(meta["n_inputs"]), int(meta["n_hidden"]), int(meta["input_latency"])
-    x = _check_spikes(spikes, n_in)
-    b, t_steps, _ = x.shape
+    n_in, h = int(meta["n_inputs"]), int(meta["n_hidden"])
+    x = check_spikes(spikes, "run_onnx_int.spikes", ("B", "T", n_in)).astype(bool, copy=False)
     inits = _initializers(proto.graph)
     prefix = "r_" if meta["graph"] == "sequence" else ""
     w_out, b_out = inits[f"{prefix}w_out_t"].T, inits[f"{prefix}b_out"]
@@ -109,14 +95,36 @@ def run_onnx_int(
     opts.intra_op_num_threads = 1  # small per-step kernels: threads cost more than they save
     sess = ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
 
+    spikes_out, cur, vol, ada, overflow = _run_chunks(sess, meta, x, h, record_states, max(1, batch_chunk))
+    readout, logits = host_readout(
+        spikes_out, w_out, b_out, float(meta["readout_decay"]), meta["readout_mode"]  # type: ignore[arg-type]
+    )
+    names = meta["overflow"].split(",")
+    return Trace(
+        spikes=spikes_out,
+        readout=readout,
+        logits=logits,
+        current=cur,
+        voltage=vol,
+        adaptation=ada,
+        overflow={n: int(c) for n, c in zip(names, overflow, strict=True)},
+    )
+
+
+def _run_chunks(
+    sess: Any, meta: dict[str, str], x: np.ndarray, h: int, record_states: bool, chunk: int
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None, np.ndarray]:
+    """Spikes, (current, voltage, adaptation when recorded) and overflow counts, ``chunk`` samples per call."""
+    b, t_steps, _ = x.shape
+    lat = int(meta["input_latency"])
     third = "theta" if "theta" in meta["state"].split(",") else "ref"
     spikes_out = np.zeros((b, t_steps, h), dtype=bool)
     cur = np.zeros((b, t_steps, h), dtype=np.int64) if record_states else None
     vol = np.zeros((b, t_steps, h), dtype=np.int64) if record_states else None
     ada = np.zeros((b, t_steps, h), dtype=np.int64) if record_states and third == "theta" else None
     overflow = np.zeros(3, dtype=np.int64)
-    for start in range(0, b, max(1, batch_chunk)):
-        sl = slice(start, min(b, start + max(1, batch_chunk)))
+    for start in range(0, b, chunk):
+        sl = slice(start, min(b, start + chunk))
         xb = x[sl]
         if meta["graph"] == "sequence":
             out = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {"x": xb}), strict=True))
@@ -137,19 +145,7 @@ def run_onnx_int(
                 cur[sl, k - lat], vol[sl, k - lat] = u, v  # type: ignore[index]
                 if ada is not None:
                     ada[sl, k - lat] = th
-    readout, logits = host_readout(
-        spikes_out, w_out, b_out, float(meta["readout_decay"]), meta["readout_mode"]  # type: ignore[arg-type]
-    )
-    names = meta["overflow"].split(",")
-    return Trace(
-        spikes=spikes_out,
-        readout=readout,
-        logits=logits,
-        current=cur,
-        voltage=vol,
-        adaptation=ada,
-        overflow={n: int(c) for n, c in zip(names, overflow, strict=True)},
-    )
+    return spikes_out, cur, vol, ada, overflow
 
 
 def _run_steps(sess: Any, meta: dict[str, str], xb: np.ndarray, lat: int,

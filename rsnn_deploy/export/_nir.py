@@ -180,14 +180,15 @@ def nir_from_model(model: RSNN, source: str = "", readout: str = "li") -> Any:
             f"{_WHERE}: v_floor={cfg.v_floor:g} (voltage floor) has no NIR 1.0 equivalent; export --format onnx instead"
         )
     p = float_params(model)
-    h, c = p.w_in.shape
+    n = p.neuron
+    h, c = n.w_in.shape
     dt_s = cfg.dt_ms * 1e-3
     lif, fold, in_bias = _neuron(
         nir,
-        p.a_syn if cfg.synapse else None,
-        p.a_mem,
-        p.bias if p.bias is not None else np.zeros(h),
-        np.full(h, p.threshold),
+        n.a_syn if cfg.synapse else None,
+        n.a_mem,
+        n.bias if n.bias is not None else np.zeros(h),
+        np.full(h, n.threshold),
         dt_s,
     )
     nodes: dict[str, Any] = {
@@ -195,7 +196,7 @@ def nir_from_model(model: RSNN, source: str = "", readout: str = "li") -> Any:
         "lif": lif,
         **_readout_nodes(nir, p.w_out, p.b_out, p.a_out, dt_s, readout),
     }
-    _weights(nir, nodes, p.w_in, p.w_rec, fold, in_bias)
+    _weights(nir, nodes, n.w_in, n.w_rec, fold, in_bias)
     tau_exact = {name: np.asarray(getattr(model, name).detach().double().numpy()) for name in model.tau_names()}
     tau_exact["tau_out"] = np.array([cfg.tau_out_ms])
     metadata = {
@@ -211,7 +212,44 @@ def nir_from_model(model: RSNN, source: str = "", readout: str = "li") -> Any:
         "model_config": json.dumps(cfg.model_dump()),
         "source": source,
     }
-    return _graph(nir, nodes, p.w_rec is not None, metadata)
+    return _graph(nir, nodes, n.w_rec is not None, metadata)
+
+
+def _quantization_meta(qnet: QuantizedNetwork, prof: Any, a_s: np.ndarray, a_m: np.ndarray, dt_s: float
+                       ) -> dict[str, Any]:
+    """``metadata["quantization"]`` of an integer graph: the profile's rules and the integers themselves."""
+    from rsnn_deploy.quantize import effective_tau_ms
+
+    quant: dict[str, Any] = {
+        "profile": qnet.profile,
+        "profile_sha256": qnet.profile_sha256,
+        "semantics": prof.semantics,
+        "comparison": prof.threshold.comparison,
+        "decay_bits": prof.decay.bits,
+        "decay_offsets": np.array([prof.decay.u_offset, prof.decay.v_offset, prof.decay.theta_offset]),
+        "state_bits": np.array([prof.state.q_bits, prof.state.u_bits, prof.state.v_bits]),
+        "input_latency": qnet.input_latency,
+        "vmin": qnet.vmin,
+        "vmax": qnet.vmax,
+        "block_sizes": np.array(qnet.block_sizes, dtype=np.int64),
+        "w_in": qnet.w_in,
+        "bias": qnet.bias,
+        "decay_u": qnet.decay_u,
+        "decay_v": qnet.decay_v,
+        "vth": qnet.vth,
+        "refractory": qnet.refractory,
+    }
+    # the time constants the chip's registers realise, ms at the profile's dt: -dt / ln(retention)
+    dt_ms = dt_s * 1e3
+    quant["tau_effective_ms"] = {
+        "tau_syn": effective_tau_ms(a_s, dt_ms), "tau_mem": effective_tau_ms(a_m, dt_ms),
+        "tau_out": effective_tau_ms(np.array([qnet.readout_decay]), dt_ms),
+    }
+    if qnet.float_scale:
+        quant["float_scale"] = np.array(qnet.float_scale, dtype=np.float64)
+    if qnet.w_rec is not None:
+        quant["w_rec"] = qnet.w_rec
+    return quant
 
 
 def nir_from_qnet(qnet: QuantizedNetwork, readout: str = "li") -> Any:
@@ -223,7 +261,7 @@ def nir_from_qnet(qnet: QuantizedNetwork, readout: str = "li") -> Any:
         Threshold adaptation, refractory period or a voltage floor (no NIR 1.0 primitive).
     """
     from rsnn_deploy.hardware import load_profile
-    from rsnn_deploy.quantize import effective_tau_ms, retention_of
+    from rsnn_deploy.quantize import retention_of
 
     nir = _nir()
     _check_readout(readout)
@@ -258,35 +296,7 @@ def nir_from_qnet(qnet: QuantizedNetwork, readout: str = "li") -> Any:
         **_readout_nodes(nir, qnet.w_out, qnet.b_out, qnet.readout_decay, dt_s, readout),
     }
     _weights(nir, nodes, qnet.w_in, qnet.w_rec, fold, in_bias)
-    quant: dict[str, Any] = {
-        "profile": qnet.profile,
-        "profile_sha256": qnet.profile_sha256,
-        "semantics": prof.semantics,
-        "comparison": prof.threshold.comparison,
-        "decay_bits": prof.decay.bits,
-        "decay_offsets": np.array([prof.decay.u_offset, prof.decay.v_offset, prof.decay.theta_offset]),
-        "state_bits": np.array([prof.state.q_bits, prof.state.u_bits, prof.state.v_bits]),
-        "input_latency": qnet.input_latency,
-        "vmin": qnet.vmin,
-        "vmax": qnet.vmax,
-        "block_sizes": np.array(qnet.block_sizes, dtype=np.int64),
-        "w_in": qnet.w_in,
-        "bias": qnet.bias,
-        "decay_u": qnet.decay_u,
-        "decay_v": qnet.decay_v,
-        "vth": qnet.vth,
-        "refractory": qnet.refractory,
-    }
-    # the time constants the chip's registers realise, ms at the profile's dt: -dt / ln(retention)
-    dt_ms = dt_s * 1e3
-    quant["tau_effective_ms"] = {
-        "tau_syn": effective_tau_ms(a_s, dt_ms), "tau_mem": effective_tau_ms(a_m, dt_ms),
-        "tau_out": effective_tau_ms(np.array([qnet.readout_decay]), dt_ms),
-    }
-    if qnet.float_scale:
-        quant["float_scale"] = np.array(qnet.float_scale, dtype=np.float64)
-    if qnet.w_rec is not None:
-        quant["w_rec"] = qnet.w_rec
+    quant = _quantization_meta(qnet, prof, a_s, a_m, dt_s)
     metadata = {
         "producer": "rsnn-deploy",
         "kind": "int",

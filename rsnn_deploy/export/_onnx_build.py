@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-__all__ = ["IR_VERSION", "OPSET", "GraphBuilder", "make_model", "value_info"]
+__all__ = ["IR_VERSION", "OPSET", "GraphBuilder", "Sym", "make_model", "value_info"]
 
 # BitwiseAnd and ReduceMean with axes as an input need opset 18; IR 8 is the oldest that carries it,
 # which keeps the files loadable by older runtimes.
@@ -85,6 +85,73 @@ class GraphBuilder:
         self, name: str, inputs: Sequence[onnx.ValueInfoProto], outputs: Sequence[onnx.ValueInfoProto], doc: str = ""
     ) -> onnx.GraphProto:
         return helper.make_graph(self.nodes, name, list(inputs), list(outputs), self.initializers, doc_string=doc)
+
+
+class Sym:
+    """A value of the graph under construction; arithmetic on it appends ONNX nodes.
+
+    It lets a Python function written with ``+ - * @`` (``neuron.neuron_step``,
+    ``trace.readout_update``) build its own graph, so that the graph holds that function's
+    operations in its order. Numbers and arrays on either side become constants of
+    ``dtype``. A named constant keeps its ``value`` and becomes an initializer only when a
+    node uses it, so that ``.T`` (a step's ``W^T``) makes the transposed constant alone.
+    """
+
+    def __init__(
+        self, b: GraphBuilder, name: str | None, dtype: Any, value: np.ndarray | None = None, hint: str = ""
+    ) -> None:
+        self.b, self._tensor, self.dtype, self.value, self.hint = b, name, np.dtype(dtype), value, hint
+
+    @classmethod
+    def const(cls, b: GraphBuilder, value: Any, name: str, dtype: Any) -> Sym:
+        return cls(b, None, dtype, np.asarray(value, dtype=dtype), name)
+
+    @property
+    def name(self) -> str:
+        if self._tensor is None:
+            self._tensor = self.b.const(self.value, self.dtype, self.hint)
+        return self._tensor
+
+    def _name(self, other: Any) -> str:
+        return other.name if isinstance(other, Sym) else self.b.const(other, self.dtype)
+
+    def _op(self, op_type: str, left: Any, right: Any) -> Sym:
+        return Sym(self.b, self.b.op(op_type, self._name(left), self._name(right)), self.dtype)
+
+    def __add__(self, other: Any) -> Sym:
+        return self._op("Add", self, other)
+
+    def __radd__(self, other: Any) -> Sym:
+        return self._op("Add", other, self)
+
+    def __sub__(self, other: Any) -> Sym:
+        return self._op("Sub", self, other)
+
+    def __rsub__(self, other: Any) -> Sym:
+        return self._op("Sub", other, self)
+
+    def __mul__(self, other: Any) -> Sym:
+        return self._op("Mul", self, other)
+
+    def __rmul__(self, other: Any) -> Sym:
+        return self._op("Mul", other, self)
+
+    def __matmul__(self, other: Any) -> Sym:
+        return self._op("MatMul", self, other)
+
+    @property
+    def T(self) -> Sym:
+        if self.value is None:
+            raise TypeError("Sym.T: only a constant can be transposed")
+        return Sym.const(self.b, self.value.T, self.hint + "_t", self.dtype)
+
+    def cast(self) -> Sym:
+        """The value (bool, from :meth:`compare`) as 0/1 of this value's dtype."""
+        return Sym(self.b, self.b.op("Cast", self.name, to=onnx_dtype(self.dtype)), self.dtype)
+
+    def compare(self, op_type: str, other: Any) -> Sym:
+        """A boolean node (``Greater``, ``LessOrEqual``); :meth:`cast` makes it 0/1."""
+        return self._op(op_type, self, other)
 
 
 def make_model(graph: onnx.GraphProto, metadata: Mapping[str, Any], doc: str) -> onnx.ModelProto:

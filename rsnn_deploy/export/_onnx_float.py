@@ -1,11 +1,13 @@
 """The float RSNN as ONNX: a one-step graph and a whole-sequence graph (``Scan``).
 
-Hand-built with ``onnx.helper`` rather than traced from torch: the graph then holds
-exactly the operations of :func:`rsnn_deploy.model.neuron_step`, in its order, with the
+Built by running :func:`rsnn_deploy.neuron.neuron_step` itself on symbolic values
+(:class:`~rsnn_deploy.export._onnx_build.Sym`: each arithmetic operator appends one ONNX node) rather than by tracing
+torch: the graph then holds exactly the operations of the step, in its order, with the
 spike function's forward pass (``v - threshold > 0``) as a plain ``Greater``, and no
-autograd leftovers. Parameters are the model's *effective* parameters
-(:meth:`RSNN.effective_params`, so a QAT model exports its fake-quantized values),
-float32 like the model.
+autograd leftovers; a change to the step changes the graph. Parameters are the model's
+*effective* parameters (:meth:`RSNN.effective_params`, so a QAT model exports its
+fake-quantized values), float32 like the model, as :func:`rsnn_deploy.neuron.params_as_numpy`
+gives them.
 
 Step graph (``graph="step"``), one time step of the network, state in and out::
 
@@ -20,8 +22,10 @@ Step graph (``graph="step"``), one time step of the network, state in and out::
     v   = v * (1 - z);  n += adapt_strength * z;  ref = z ? R : max(ref - 1, 0)
     y   = a_o * y + (z @ W_out^T + b_out)
 
-Every variant has the same interface; states a variant does not use are passed
-through unchanged, so one host loop runs them all. Start from all-zero state.
+(ATRLIF, ``adapt_kind = "atrlif"``: ``ref`` carries its refractory state ``r``, as in the
+nengo neuron type; see ``neuron.py``.) Every variant has the same interface; states a
+variant does not use are passed through unchanged, so one host loop runs them all.
+Start from all-zero state.
 
 Sequence graph (``graph="sequence"``): input ``x [B, T, C]``; a ``Scan`` over axis 1
 whose body is the step above (zero initial state built inside from ``x``'s batch
@@ -34,16 +38,18 @@ recorded input code (:mod:`rsnn_deploy.export._onnx_encoder`) makes ``x`` inside
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import onnx
 import torch
 
+from rsnn_deploy import neuron
 from rsnn_deploy.errors import UnsupportedError, ValidationError
-from rsnn_deploy.export._onnx_build import GraphBuilder, make_model, value_info
+from rsnn_deploy.export._onnx_build import GraphBuilder, Sym, make_model, value_info
 from rsnn_deploy.export._onnx_encoder import encoder_nodes
 from rsnn_deploy.model import RSNN
+from rsnn_deploy.neuron import NeuronParams, NeuronState
 from rsnn_deploy.tasks.input_encoder import InputEncoder
 
 __all__ = ["FLOAT_STATE", "FloatParams", "export_float_onnx", "float_params"]
@@ -53,94 +59,93 @@ _F32 = np.float32
 
 
 class FloatParams(NamedTuple):
-    """Everything the float graph needs, as float32 numpy (None where the variant lacks it)."""
+    """Everything the float graph needs, as float32 numpy: the neuron's parameters and the readout's."""
 
-    w_in: np.ndarray  # [H, C]
-    w_rec: np.ndarray | None  # [H, H]
-    bias: np.ndarray | None  # [H]
-    a_syn: np.ndarray  # [H]
-    a_mem: np.ndarray  # [H]
-    a_adapt: np.ndarray  # [H]
-    adapt_kind: str | None
-    adapt_strength: float
-    threshold: float
-    v_floor: float | None
-    refractory_steps: int
+    neuron: NeuronParams[np.ndarray]
     w_out: np.ndarray  # [K, H]
     b_out: np.ndarray  # [K]
     a_out: float
     readout_mode: str
 
 
-def _np(t: torch.Tensor) -> np.ndarray:
-    return t.detach().cpu().to(dtype=torch.float32).numpy().copy()
-
-
 def float_params(model: RSNN) -> FloatParams:
     """The effective float32 parameters of ``model`` (fake-quantized ones under QAT)."""
     with torch.no_grad():
-        p = model.effective_params()
-        h = model.cfg.n_hidden
         return FloatParams(
-            w_in=_np(p.w_in),
-            w_rec=_np(p.w_rec) if p.w_rec is not None else None,
-            bias=_np(p.bias) if p.bias is not None else None,
-            a_syn=np.broadcast_to(_np(p.a_syn), (h,)).copy(),
-            a_mem=np.broadcast_to(_np(p.a_mem), (h,)).copy(),
-            a_adapt=np.broadcast_to(_np(p.a_adapt), (h,)).copy(),
-            adapt_kind=p.adapt_kind,
-            adapt_strength=float(p.adapt_strength),
-            threshold=float(p.threshold),
-            v_floor=None if p.v_floor is None else float(p.v_floor),
-            refractory_steps=int(p.refractory_steps),
-            w_out=_np(model.w_out),
-            b_out=_np(model.b_out),
+            neuron=neuron.params_as_numpy(model.effective_params(), _F32),
+            w_out=model.w_out.detach().cpu().to(torch.float32).numpy().copy(),
+            b_out=model.b_out.detach().cpu().to(torch.float32).numpy().copy(),
             a_out=float(model.readout_decay()),
             readout_mode=model.cfg.readout_mode,
         )
 
 
+class _OnnxOps(neuron.StepOps):
+    """The step's non-arithmetic operations as ONNX nodes (see :class:`rsnn_deploy.neuron.StepOps`)."""
+
+    def floor(self, v: Any, lo: float) -> Any:
+        return v._op("Max", v, Sym.const(v.b, lo, "v_floor", _F32))
+
+    def free(self, ref: Any, like: Any) -> Any:
+        return ref.compare("LessOrEqual", 0.0).cast()
+
+    def detach(self, x: Any) -> Any:
+        return x
+
+    def count(self, ref: Any, z: Any, steps: int) -> Any:
+        b = ref.b
+        counted = ref._op("Max", ref - 1.0, 0.0)
+        spiked = z.compare("Greater", 0.0)
+        return Sym(b, b.op("Where", spiked.name, b.const(float(steps), _F32, "refractory"), counted.name), _F32)
+
+    def zeros_like(self, x: Any) -> Any:
+        return x * 0.0
+
+
+_ONNX_OPS = _OnnxOps()
+
+
+def _spike(x: Sym) -> Sym:
+    """The spike function's forward pass, ``x > 0`` as float32."""
+    return x.compare("Greater", 0.0).cast()
+
+
+def _symbolic_params(b: GraphBuilder, p: NeuronParams[np.ndarray]) -> NeuronParams[Any]:
+    """``p`` with every array (and the threshold and adaptation strength) as a named graph constant."""
+
+    def c(name: str, value: Any) -> Any:
+        return None if value is None else Sym.const(b, value, name, _F32)
+
+    return p._replace(
+        w_in=c("w_in", p.w_in), w_rec=c("w_rec", p.w_rec), bias=c("bias", p.bias), a_syn=c("a_syn", p.a_syn),
+        a_mem=c("a_mem", p.a_mem), a_adapt=c("a_adapt", p.a_adapt), a_refr=c("a_refr", p.a_refr),
+        threshold=c("threshold", p.threshold), adapt_strength=c("adapt_strength", p.adapt_strength),
+    )  # fmt: skip
+
+
 def _step_nodes(b: GraphBuilder, p: FloatParams, x: str, st: dict[str, str]) -> dict[str, str]:
-    """Append one step; ``st`` maps FLOAT_STATE names to tensors. Returns the new state plus ``z``."""
-    f = _F32
-    drive = b.op("MatMul", x, b.const(p.w_in.T, f, "w_in_t"))
-    i = b.op("Add", b.op("Mul", b.const(p.a_syn, f, "a_syn"), st["i"]), drive)
-    if p.w_rec is not None:
-        i = b.op("Add", i, b.op("MatMul", st["z_prev"], b.const(p.w_rec.T, f, "w_rec_t")))
-    n = b.op("Mul", b.const(p.a_adapt, f, "a_adapt"), st["n"]) if p.adapt_kind is not None else st["n"]
-    v = b.op("Add", b.op("Mul", b.const(p.a_mem, f, "a_mem"), st["v"]), i)
-    if p.bias is not None:
-        v = b.op("Add", v, b.const(p.bias, f, "bias"))
-    if p.adapt_kind == "current":
-        v = b.op("Sub", v, n)
-    if p.v_floor is not None:
-        v = b.op("Max", v, b.const(p.v_floor, f, "v_floor"))
-    zero, one = b.const(0.0, f), b.const(1.0, f)
-    if p.refractory_steps > 0:
-        free = b.op("Cast", b.op("LessOrEqual", st["ref"], zero), to=onnx.TensorProto.FLOAT)
-        v = b.op("Mul", v, free)
-    thr = b.const(p.threshold, f, "threshold")
-    if p.adapt_kind == "threshold":
-        thr = b.op("Add", thr, n)
-    z = b.op("Cast", b.op("Greater", b.op("Sub", v, thr), zero), to=onnx.TensorProto.FLOAT)
-    v = b.op("Mul", v, b.op("Sub", one, z))
-    if p.adapt_kind is not None:
-        n = b.op("Add", n, b.op("Mul", b.const(p.adapt_strength, f, "adapt_strength"), z))
-    ref = st["ref"]
-    if p.refractory_steps > 0:
-        counted = b.op("Max", b.op("Sub", ref, one), zero)
-        ref = b.op("Where", b.op("Greater", z, zero), b.const(float(p.refractory_steps), f, "refractory"), counted)
-    proj = b.op("Add", b.op("MatMul", z, b.const(p.w_out.T, f, "w_out_t")), b.const(p.b_out, f, "b_out"))
-    y = b.op("Add", b.op("Mul", b.const(p.a_out, f, "a_out"), st["y"]), proj)
-    return {"i": i, "v": v, "n": n, "ref": ref, "z_prev": z, "y": y}
+    """Append one step; ``st`` maps FLOAT_STATE names to tensors. Returns the new state plus ``z``.
+
+    The neuron is :func:`rsnn_deploy.neuron.neuron_step` run on :class:`Sym` values, the
+    readout :func:`~rsnn_deploy.neuron.readout_step`.
+    """
+    q = _symbolic_params(b, p.neuron)
+    s = {k: Sym(b, name, _F32) for k, name in st.items()}
+    atr = q.adapt_kind == "atrlif"  # ATRLIF's r rides in the ref slot (it has no refractory count)
+    state = NeuronState(s["i"], s["v"], s["n"], s["ref"], s["z_prev"], s["ref"] if atr else None)
+    z, new = neuron.neuron_step(neuron.input_drive(Sym(b, x, _F32), q), state, q, _spike, _ONNX_OPS)
+    w_out, b_out = Sym.const(b, p.w_out, "w_out", _F32), Sym.const(b, p.b_out, "b_out", _F32)
+    y = neuron.readout_step(s["y"], neuron.readout_drive(z, w_out, b_out), Sym.const(b, p.a_out, "a_out", _F32))
+    ref = new.r if atr and new.r is not None else new.ref
+    return {"i": new.i.name, "v": new.v.name, "n": new.n.name, "ref": ref.name, "z_prev": z.name, "y": y.name}
 
 
 def _metadata(p: FloatParams, graph: str) -> dict[str, object]:
     return {
         "kind": "float",
         "graph": graph,
-        "n_inputs": p.w_in.shape[1],
-        "n_hidden": p.w_in.shape[0],
+        "n_inputs": p.neuron.w_in.shape[1],
+        "n_hidden": p.neuron.w_in.shape[0],
         "n_outputs": p.w_out.shape[0],
         "readout_mode": p.readout_mode,
         "state": ",".join(FLOAT_STATE),
@@ -148,7 +153,7 @@ def _metadata(p: FloatParams, graph: str) -> dict[str, object]:
 
 
 def _step_model(p: FloatParams) -> onnx.ModelProto:
-    h, c = p.w_in.shape
+    h, c = p.neuron.w_in.shape
     k = p.w_out.shape[0]
     b = GraphBuilder()
     shapes = {"i": h, "v": h, "n": h, "ref": h, "z_prev": h, "y": k}
@@ -168,7 +173,7 @@ def _zeros(b: GraphBuilder, batch: str, width: int, dtype: int) -> str:
 
 
 def _sequence_model(p: FloatParams, encoder: InputEncoder | None = None) -> onnx.ModelProto:
-    h, c = p.w_in.shape
+    h, c = p.neuron.w_in.shape
     k = p.w_out.shape[0]
     shapes = {"i": h, "v": h, "n": h, "ref": h, "z_prev": h, "y": k}
     # Scan body: state inputs, then the scanned x[t]; state outputs, then per-step copies.
@@ -234,9 +239,9 @@ def export_float_onnx(model: RSNN, graph: str = "step", encoder: InputEncoder | 
             raise UnsupportedError(
                 "export --with-encoder: needs --graph sequence (the step graph has no previous step to cross from)"
             )
-        if encoder.n_channels != p.w_in.shape[1]:
+        if encoder.n_channels != p.neuron.w_in.shape[1]:
             raise ValidationError(
                 f"export --with-encoder: the encoder gives {encoder.n_channels} channels, the model takes "
-                f"{p.w_in.shape[1]}"
+                f"{p.neuron.w_in.shape[1]}"
             )
     return _step_model(p) if graph == "step" else _sequence_model(p, encoder)

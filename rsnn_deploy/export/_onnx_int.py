@@ -38,7 +38,8 @@ the graph keeps the ``L`` frames in flight in ``x_delay`` (oldest first). To get
 steps from all-zero state, feeding ``x[n]`` for ``n < T`` and zeros after, and drop
 the first ``L`` outputs: trace step ``t`` is chip step ``t + L``.
 
-The host readout (float64, ``y = a_out * y + (z @ W_out^T + b_out)``) rides along:
+The host readout (float64, :func:`rsnn_deploy.trace.readout_update`:
+``y = (a_out * y + z @ W_out^T) + b_out``) rides along:
 pass ``y = 0`` for the first ``L + 1`` chip steps (the readout starts at trace step 0)
 and feed ``y_out`` back afterwards. ``overflow`` counts the neuron-steps of this chip
 step that wrapped (loihi1: q, u, u2) or left their width unwrapped (loihi2: q, u, theta),
@@ -59,9 +60,10 @@ import onnx
 
 from rsnn_deploy import semantics
 from rsnn_deploy.errors import UnsupportedError
-from rsnn_deploy.export._onnx_build import GraphBuilder, make_model, value_info
+from rsnn_deploy.export._onnx_build import GraphBuilder, Sym, make_model, value_info
 from rsnn_deploy.hardware import HardwareProfile, load_profile
 from rsnn_deploy.qnet import QuantizedNetwork
+from rsnn_deploy.trace import readout_update
 
 __all__ = ["export_int_onnx", "int_state_names"]
 
@@ -218,15 +220,21 @@ def _step_nodes(b: GraphBuilder, qnet: QuantizedNetwork, prof: HardwareProfile, 
     q = _synaptic_input(b, qnet, arriving, st["z_prev"])
     step = _GRAPH_STEPS[prof.semantics]
     new = step(o, qnet, prof, q, st)
-    zf = b.op("Cast", new["z"], to=onnx.TensorProto.DOUBLE)
-    drive = b.op("MatMul", zf, b.const(qnet.w_out.T, _F64, "w_out_t"))
-    y = b.op("Add", b.op("Add", b.op("Mul", b.const(qnet.readout_decay, _F64, "a_out"), st["y"]), drive),
-             b.const(qnet.b_out, _F64, "b_out"))
-    new["y"] = y
+    new["y"] = _readout_nodes(b, qnet, st["y"], new["z"])
     new["z_prev"] = new["z"]
     if x_delay is not None:
         new["x_delay"] = x_delay
     return new
+
+
+def _readout_nodes(b: GraphBuilder, qnet: QuantizedNetwork, y: str, z: str) -> str:
+    """The host readout's step on bool spikes ``z``: :func:`rsnn_deploy.trace.readout_update` run on graph values."""
+    zf = Sym(b, b.op("Cast", z, to=onnx.TensorProto.DOUBLE), _F64)
+    drive = zf @ Sym.const(b, qnet.w_out, "w_out", _F64).T
+    new = readout_update(
+        Sym(b, y, _F64), drive, Sym.const(b, qnet.b_out, "b_out", _F64), Sym.const(b, qnet.readout_decay, "a_out", _F64)
+    )
+    return new.name
 
 
 def _state_info(qnet: QuantizedNetwork, name: str, prefix: str = "", extra: str = "") -> onnx.ValueInfoProto:
@@ -333,12 +341,23 @@ def _sequence_model(qnet: QuantizedNetwork, prof: HardwareProfile) -> onnx.Model
         b.op("Slice", raw[s], b.const([lat], _I64), big, b.const([1], _I64), out=out_names[s])
     b.op("ReduceSum", "chip_overflow", b.const([0], _I64), out="overflow", keepdims=0)
 
-    # host readout over the aligned spikes
+    _readout_scan(b, qnet, batch)  # host readout over the aligned spikes
+
+    outputs = [value_info("spikes", _BOOL, ["B", "T", h])]
+    outputs += [value_info(out_names[s], _I64, ["B", "T", h]) for s in recorded[1:]]
+    outputs += [value_info("readout", np.float32, ["B", "T", k]), value_info("logits", _F64, ["B", k]),
+                value_info("overflow", _I64, [3])]
+    doc = (f"Integer network of profile {qnet.profile} over a whole sequence, aligned with the float model "
+           "(input latency handled inside); see rsnn_deploy/export/_onnx_int.py.")
+    graph = b.graph("rsnn_int_sequence", [value_info("x", _BOOL, ["B", "T", c])], outputs, doc)
+    return make_model(graph, _metadata(qnet, prof, "sequence"), doc)
+
+
+def _readout_scan(b: GraphBuilder, qnet: QuantizedNetwork, batch: str) -> None:
+    """The host readout over ``spikes`` [B, T, H] in its own Scan: ``readout`` (float32) and ``logits``."""
+    h, k = qnet.n_hidden, qnet.n_outputs
     rb = GraphBuilder(prefix="r_")
-    zf = rb.op("Cast", "r_z", to=onnx.TensorProto.DOUBLE)
-    drive = rb.op("MatMul", zf, rb.const(qnet.w_out.T, _F64, "w_out_t"))
-    y = rb.op("Add", rb.op("Add", rb.op("Mul", rb.const(qnet.readout_decay, _F64, "a_out"), "r_y"), drive),
-              rb.const(qnet.b_out, _F64, "b_out"))
+    y = _readout_nodes(rb, qnet, "r_y", "r_z")
     rb.op("Identity", y, out="r_y_next")
     rb.op("Identity", y, out="r_y_rec")
     readout_body = rb.graph(
@@ -354,15 +373,6 @@ def _sequence_model(qnet: QuantizedNetwork, prof: HardwareProfile) -> onnx.Model
         b.op("ReduceMean", "readout64", b.const([1], _I64), out="logits", keepdims=0)
     else:
         b.op("Identity", "final_y", out="logits")
-
-    outputs = [value_info("spikes", _BOOL, ["B", "T", h])]
-    outputs += [value_info(out_names[s], _I64, ["B", "T", h]) for s in recorded[1:]]
-    outputs += [value_info("readout", np.float32, ["B", "T", k]), value_info("logits", _F64, ["B", k]),
-                value_info("overflow", _I64, [3])]
-    doc = (f"Integer network of profile {qnet.profile} over a whole sequence, aligned with the float model "
-           "(input latency handled inside); see rsnn_deploy/export/_onnx_int.py.")
-    graph = b.graph("rsnn_int_sequence", [value_info("x", _BOOL, ["B", "T", c])], outputs, doc)
-    return make_model(graph, _metadata(qnet, prof, "sequence"), doc)
 
 
 def _prune_readout(graph: onnx.GraphProto) -> None:

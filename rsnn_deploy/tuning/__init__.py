@@ -3,10 +3,10 @@
 Private modules, one concern each (as Optuna's own packages): ``_space`` reads and
 validates the search-space file, ``_storage`` opens the database with heartbeats and
 provides the cross-worker lock, ``_study`` is the worker loop, ``_report`` writes the
-summary files. :mod:`rsnn_deploy.tune` is the public face.
+summary files (and the worker's outcome). :mod:`rsnn_deploy.tune` is the public face.
 """
 
-from rsnn_deploy.tuning._report import trial_row, write_pareto_png
+from rsnn_deploy.tuning._report import StudyOutcome, trial_row, write_pareto_png
 from rsnn_deploy.tuning._space import (
     APPLIES_WHEN,
     ParamRange,
@@ -26,7 +26,6 @@ from rsnn_deploy.tuning._study import (
     MULTI_OBJECTIVES,
     OBJECTIVES,
     PRUNERS,
-    StudyOutcome,
     TuneSettings,
     check_settings,
     emulated_fn,

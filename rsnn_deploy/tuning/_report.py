@@ -7,10 +7,43 @@ rewrites them atomically when it finishes, so the last one to finish leaves the 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rsnn_deploy.io import atomic_path, write_json_atomic
+from rsnn_deploy.tuning._storage import safe_url
+
+
+@dataclass
+class StudyOutcome:
+    """What a worker leaves behind: counts and the study's best trial(s), as plain data."""
+
+    study_name: str
+    storage: str
+    directions: list[str]
+    counts: dict[str, int]
+    best: dict[str, Any] | None
+    pareto: list[dict[str, Any]]
+    summary_path: Path
+
+
+def study_directions(multi_objective: str | None) -> list[str]:
+    """Optuna's directions: accuracy up, and the second objective (if any) down."""
+    return ["maximize"] if multi_objective is None else ["maximize", "minimize"]
+
+
+def study_counts(study: Any) -> dict[str, int]:
+    """Trials per state (lower-case names), plus ``finished`` (complete + pruned) and ``all``."""
+    from optuna.trial import TrialState
+
+    out = {st.name.lower(): 0 for st in TrialState}
+    for t in study.get_trials(deepcopy=False):
+        out[t.state.name.lower()] += 1
+    out["finished"] = out["complete"] + out["pruned"]
+    out["all"] = sum(out[st.name.lower()] for st in TrialState)
+    return out
+
 
 _ATTRS = (
     "val_acc",
@@ -87,8 +120,6 @@ def write_study_reports(study: Any, s: Any, task: Any) -> Any:
     """Write ``OUT/study.json`` (+ ``pareto.json``/``pareto.png`` for two objectives); return the outcome."""
     from optuna.trial import TrialState
 
-    from rsnn_deploy.tuning._storage import safe_url
-    from rsnn_deploy.tuning._study import StudyOutcome, _counts, _directions
 
     out = Path(s.out)
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
@@ -118,9 +149,9 @@ def write_study_reports(study: Any, s: Any, task: Any) -> Any:
         "study": s.study_name,
         "considered_trials": [r["number"] for r in considered],
         "storage": safe_url(s.storage_url),
-        "directions": _directions(s),
+        "directions": study_directions(s.multi_objective),
         "n_trials": s.n_trials,
-        "counts": _counts(study),
+        "counts": study_counts(study),
         "settings": study.user_attrs.get("rsnn_deploy"),
         "best": best,
         "pareto": pareto,

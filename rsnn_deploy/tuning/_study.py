@@ -30,6 +30,7 @@ from typing import Any
 
 from rsnn_deploy.config import ModelConfig, TrainConfig, validate_config
 from rsnn_deploy.errors import RsnnError, UnsupportedError, ValidationError
+from rsnn_deploy.tuning._report import StudyOutcome, study_counts, study_directions, write_study_reports
 from rsnn_deploy.tuning._space import ParamRange, SearchSpace
 from rsnn_deploy.tuning._storage import Heartbeat, StudyLock, default_storage_url, open_storage, safe_url
 
@@ -108,19 +109,6 @@ class TuneSettings:
             "search": {p.name: p.to_dict() for p in self.searched()},
         }
         return json.loads(json.dumps(identity))  # as the storage will hand it back (lists, not tuples)
-
-
-@dataclass
-class StudyOutcome:
-    """What a worker leaves behind: counts and the study's best trial(s), as plain data."""
-
-    study_name: str
-    storage: str
-    directions: list[str]
-    counts: dict[str, int]
-    best: dict[str, Any] | None
-    pareto: list[dict[str, Any]]
-    summary_path: Path
 
 
 def check_settings(s: TuneSettings) -> None:
@@ -210,21 +198,6 @@ def _make_sampler(s: TuneSettings, n_existing: int) -> Any:
         )
 
 
-def _directions(s: TuneSettings) -> list[str]:
-    return ["maximize"] if s.multi_objective is None else ["maximize", "minimize"]
-
-
-def _counts(study: Any) -> dict[str, int]:
-    from optuna.trial import TrialState
-
-    out = {st.name.lower(): 0 for st in TrialState}
-    for t in study.get_trials(deepcopy=False):
-        out[t.state.name.lower()] += 1
-    out["finished"] = out["complete"] + out["pruned"]
-    out["all"] = sum(out[st.name.lower()] for st in TrialState)
-    return out
-
-
 def _open_study(s: TuneSettings, task: Any, lock: StudyLock, epochs: int) -> Any:
     import optuna
     from sqlalchemy.exc import SQLAlchemyError
@@ -255,7 +228,7 @@ def _open_study(s: TuneSettings, task: Any, lock: StudyLock, epochs: int) -> Any
             study = optuna.create_study(
                 study_name=s.study_name,
                 storage=storage,
-                directions=_directions(s),
+                directions=study_directions(s.multi_objective),
                 sampler=_make_sampler(s, n_existing),
                 pruner=_make_pruner(s, epochs),
                 load_if_exists=True,
@@ -393,10 +366,6 @@ def run_worker(task: Any, s: TuneSettings, echo: Echo = print) -> StudyOutcome:
     Safe to start many times, at once or later, on any machine that reaches the storage:
     each call joins the study (``load_if_exists``) and contributes trials.
     """
-    import optuna
-    from optuna.storages import fail_stale_trials
-    from optuna.trial import TrialState
-
     check_settings(s)
     s = fit_to_target(s)
     objective_fn = emulated_fn() if s.objective == "emulated" else None
@@ -406,8 +375,7 @@ def run_worker(task: Any, s: TuneSettings, echo: Echo = print) -> StudyOutcome:
     with cleanup_new_dirs_on_error(s.out):  # a study that cannot even be opened leaves no empty folder
         lock = StudyLock(s.storage_url, s.study_name)
         study = _open_study(s, task, lock, epochs)
-    storage = study._storage
-    c = _counts(study)
+    c = study_counts(study)
     echo(
         f"[{s.study_name}] {'joined' if c['all'] else 'created'} study in {safe_url(s.storage_url)}: "
         f"{c['finished']} of {s.n_trials} trials finished, {c['running']} running"
@@ -415,72 +383,93 @@ def run_worker(task: Any, s: TuneSettings, echo: Echo = print) -> StudyOutcome:
     failures = 0
     try:
         while True:
-            with lock.hold():
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                    fail_stale_trials(study)
-                c = _counts(study)
-                trial = None
-                if c["finished"] >= s.n_trials:
-                    break
-                if c["waiting"] > 0 or c["finished"] + c["running"] < s.n_trials:
-                    with warnings.catch_warnings():  # we run the heartbeat ourselves (see Heartbeat)
-                        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
-                        trial = study.ask()
-                    # first heartbeat in the same critical section as ask(): a trial seen without one is dead
-                    storage.record_heartbeat(trial._trial_id)
+            done, trial = _claim_trial(study, lock, s)
+            if done:
+                break
             if trial is None:
                 time.sleep(s.poll_s)  # every slot is running elsewhere; one may still die and need us
                 continue
-            t0 = time.perf_counter()
-            values: Any = None
-            state = TrialState.COMPLETE
-            note = ""
-            with Heartbeat(storage, trial._trial_id):
-                try:
-                    values, attrs = _run_trial(trial, s, task, objective_fn)
-                except optuna.TrialPruned as err:
-                    state, note = TrialState.PRUNED, str(err)
-                except KeyboardInterrupt:
-                    study.tell(trial, state=TrialState.FAIL)
-                    raise
-                except Exception as err:
-                    state, note = (
-                        TrialState.FAIL,
-                        f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}",
-                    )
-                    trial.set_user_attr("error", note)
-            if state == TrialState.COMPLETE and any(not math.isfinite(v) for v in _as_list(values)):
-                state, note = TrialState.FAIL, f"non-finite objective {values}"
-            if state == TrialState.COMPLETE:
-                study.tell(trial, values)
-                failures = 0
-                extra = (
-                    f" test {attrs['test_acc']:.4f} spikes/sample {attrs['val_spikes_per_sample']:.1f}"
-                    f" neurons {attrs['n_hidden']}"
-                )
-                echo(
-                    f"[{s.study_name}] trial {trial.number} complete: "
-                    f"{_objective_label(s)} {_fmt_values(values)}{extra} "
-                    f"({time.perf_counter() - t0:.1f} s) {_fmt_params(trial.params)}"
-                )
-            else:
-                study.tell(trial, state=state)
-                echo(
-                    f"[{s.study_name}] trial {trial.number} {state.name.lower()}: {note} "
-                    f"({time.perf_counter() - t0:.1f} s) {_fmt_params(trial.params)}"
-                )
-                if state == TrialState.FAIL:
-                    failures += 1
-                    if failures >= s.max_consecutive_failures:
-                        raise RsnnError(f"study {s.study_name}: {failures} trials in a row failed; last: {note}")
-                else:
-                    failures = 0
+            failures = _run_and_tell(study, trial, s, task, objective_fn, failures, echo)
     finally:
         lock.close()
-    from rsnn_deploy.tuning._report import write_study_reports
-
     return write_study_reports(study, s, task)
+
+
+def _claim_trial(study: Any, lock: StudyLock, s: TuneSettings) -> tuple[bool, Any]:
+    """Under the study lock: ``(True, None)`` once enough trials finished, else ``(False, a new trial or None)``.
+
+    None when every remaining slot is running elsewhere. Stale trials (dead workers) fail first.
+    """
+    import optuna
+    from optuna.storages import fail_stale_trials
+
+    with lock.hold():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            fail_stale_trials(study)
+        c = study_counts(study)
+        if c["finished"] >= s.n_trials:
+            return True, None
+        if c["waiting"] > 0 or c["finished"] + c["running"] < s.n_trials:
+            with warnings.catch_warnings():  # we run the heartbeat ourselves (see Heartbeat)
+                warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
+                trial = study.ask()
+            # first heartbeat in the same critical section as ask(): a trial seen without one is dead
+            study._storage.record_heartbeat(trial._trial_id)
+            return False, trial
+    return False, None
+
+
+def _run_and_tell(
+    study: Any, trial: Any, s: TuneSettings, task: Any, objective_fn: Any, failures: int, echo: Echo
+) -> int:
+    """Run one claimed trial under its heartbeat, record its outcome, log it; returns the consecutive failures."""
+    import optuna
+    from optuna.trial import TrialState
+
+    t0 = time.perf_counter()
+    values: Any = None
+    state = TrialState.COMPLETE
+    note = ""
+    with Heartbeat(study._storage, trial._trial_id):
+        try:
+            values, attrs = _run_trial(trial, s, task, objective_fn)
+        except optuna.TrialPruned as err:
+            state, note = TrialState.PRUNED, str(err)
+        except KeyboardInterrupt:
+            study.tell(trial, state=TrialState.FAIL)
+            raise
+        except Exception as err:
+            state, note = (
+                TrialState.FAIL,
+                f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}",
+            )
+            trial.set_user_attr("error", note)
+    if state == TrialState.COMPLETE and any(not math.isfinite(v) for v in _as_list(values)):
+        state, note = TrialState.FAIL, f"non-finite objective {values}"
+    if state == TrialState.COMPLETE:
+        study.tell(trial, values)
+        extra = (
+            f" test {attrs['test_acc']:.4f} spikes/sample {attrs['val_spikes_per_sample']:.1f}"
+            f" neurons {attrs['n_hidden']}"
+        )
+        echo(
+            f"[{s.study_name}] trial {trial.number} complete: "
+            f"{_objective_label(s)} {_fmt_values(values)}{extra} "
+            f"({time.perf_counter() - t0:.1f} s) {_fmt_params(trial.params)}"
+        )
+        return 0
+    study.tell(trial, state=state)
+    echo(
+        f"[{s.study_name}] trial {trial.number} {state.name.lower()}: {note} "
+        f"({time.perf_counter() - t0:.1f} s) {_fmt_params(trial.params)}"
+    )
+    if state != TrialState.FAIL:
+        return 0
+    failures += 1
+    if failures >= s.max_consecutive_failures:
+        raise RsnnError(f"study {s.study_name}: {failures} trials in a row failed; last: {note}")
+    return failures
 
 
 def _objective_label(s: TuneSettings) -> str:

@@ -14,7 +14,7 @@ Three targets, one network shape (input spikes -> recurrent hidden population, h
     profile's integer step from :mod:`rsnn_deploy.emulator` (any profile, adaptation
     included). Bit-exact with the emulator by construction and by test.
 ``nengo`` (float)
-    nengo core with :class:`FloatRSNNNeurons`, which follows ``model.neuron_step``'s order
+    nengo core with :class:`FloatRSNNNeurons`, which runs ``neuron.neuron_step`` on numpy
     in float64 (``nengo.LIF`` integrates differently; see ``_neurons.py``). It agrees
     with torch's float32 up to rounding.
 
@@ -204,7 +204,7 @@ def compile_float(model: Any, check_steps: int = 100, seed: int = 0) -> dict[str
     ref_spikes = ref.spikes.numpy() > 0
     return {
         "backend": "nengo",
-        "neuron_type": "FloatRSNNNeurons (float64, model.neuron_step order)",
+        "neuron_type": "FloatRSNNNeurons (float64, neuron.neuron_step)",
         "neurons": model.cfg.n_hidden,
         "variant": model.cfg.variant,
         "parity": {

@@ -109,29 +109,14 @@ def build_core_network(
 def float_network_params(model: Any) -> tuple[Any, np.ndarray, np.ndarray | None]:
     """``(FloatNeuronParams, w_in, w_rec)`` of the float model, float64, without fake quantization."""
     from rsnn_deploy.backends.nengo._neurons import FloatNeuronParams
+    from rsnn_deploy.neuron import params_as_numpy
 
     fq, model.fake_quant = model.fake_quant, None
     try:
-        p = model.effective_params()
+        p = params_as_numpy(model.effective_params(), np.float64)
     finally:
         model.fake_quant = fq
-
-    def np64(t: Any) -> np.ndarray:
-        return t.detach().cpu().double().numpy().copy()
-
-    h = model.cfg.n_hidden
-    return FloatNeuronParams(
-        a_syn=np64(p.a_syn),
-        a_mem=np64(p.a_mem),
-        a_adapt=np64(p.a_adapt),
-        bias=np64(p.bias) if p.bias is not None else np.zeros(h),
-        adapt_strength=float(p.adapt_strength),
-        threshold=float(p.threshold),
-        v_floor=p.v_floor,
-        refractory_steps=int(p.refractory_steps),
-        adapt_kind=p.adapt_kind,
-        a_refr=np64(p.a_refr) if p.a_refr is not None else None,
-    ), np64(p.w_in), (np64(p.w_rec) if p.w_rec is not None else None)
+    return FloatNeuronParams(p), p.w_in, p.w_rec
 
 
 def build_float_network(model: Any, spikes: np.ndarray, dt: float = 0.001, record_states: bool = False) -> CoreBuild:

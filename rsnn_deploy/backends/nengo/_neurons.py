@@ -6,9 +6,9 @@ on the input current ``J``, which the network makes equal to the integer synapti
 ``q`` of the step. This is how threshold adaptation (``loihi2``) runs in nengo at all:
 ``nengo.AdaptiveLIF`` is a different (float) model and nengo-loihi builds it as plain LIF.
 
-:class:`FloatRSNNNeurons` runs the float model's step in the order of
-:func:`rsnn_deploy.model.neuron_step` (synapse, leak, bias, floor, refractory, threshold,
-reset, adaptation). ``nengo.LIF`` cannot serve as the float reference: it integrates
+:class:`FloatRSNNNeurons` runs the float model's step itself,
+:func:`rsnn_deploy.neuron.neuron_step` over numpy arrays (synapse, leak, bias, floor,
+refractory, threshold, reset, adaptation). ``nengo.LIF`` cannot serve as the float reference: it integrates
 ``tau_rc dv/dt = J - v`` with an exact exponential over the step and a fractional
 refractory time, and nengo's ``Lowpass`` scales its input by ``1 - a``; the float
 model instead leaks ``v <- a v + i`` and ``i <- a_s i + W x`` with resets at step
@@ -35,6 +35,7 @@ from nengo.params import Parameter
 from rsnn_deploy import semantics
 from rsnn_deploy.emulator import params_for
 from rsnn_deploy.hardware import HardwareProfile, load_profile
+from rsnn_deploy.neuron import NUMPY, NeuronParams, NeuronState, heaviside, neuron_step
 from rsnn_deploy.qnet import QuantizedNetwork
 
 __all__ = ["FloatNeuronParams", "FloatRSNNNeurons", "QuantizedNeurons", "one_step_delay"]
@@ -114,29 +115,23 @@ class QuantizedNeurons(_NoRates, nengo.neurons.NeuronType):
 
 @dataclass(frozen=True, eq=False)
 class FloatNeuronParams:
-    """The float model's effective per-step parameters as numpy (see ``rsnn_deploy.model.NeuronParams``)."""
+    """The float model's effective per-step parameters for :class:`FloatRSNNNeurons`.
 
-    a_syn: np.ndarray
-    a_mem: np.ndarray
-    a_adapt: np.ndarray
-    bias: np.ndarray
-    adapt_strength: float
-    threshold: float
-    v_floor: float | None
-    refractory_steps: int
-    adapt_kind: str | None
-    a_refr: np.ndarray | None = None  # ATRLIF's refractory-state decay (adapt_kind "atrlif")
+    :class:`rsnn_deploy.neuron.NeuronParams` as float64 numpy, in a holder nengo compares
+    by identity (a tuple of arrays has no truth value). ``neuron.w_rec`` is ignored: nengo's
+    connections deliver ``J = W_in x[t] + W_rec z[t-1]``, the step's whole input.
+    """
+
+    neuron: NeuronParams[np.ndarray]
 
 
 class FloatRSNNNeurons(_NoRates, nengo.neurons.NeuronType):
-    """The float RSNN's neuron step (float64), ``J = W_in x[t] + W_rec z[t-1]``::
+    """The float RSNN's neuron, :func:`rsnn_deploy.neuron.neuron_step` over float64 numpy.
 
-        i = a_s i + J;  n = a_a n;  v = a_m v + i + bias (- n);  v = max(v, floor);  v[ref > 0] = 0
-        z = v > threshold (+ n);  v[z] = 0;  n += strength z;  ref = R on spike else max(ref - 1, 0)
-
-    ATRLIF (``adapt_kind = "atrlif"``) keeps its refractory state ``r`` in ``refractory``::
-
-        r = a_r r;  z = v - r > threshold + n;  r += 2 (threshold + n) z;  n += strength z   (no reset)
+    ``J = W_in x[t] + W_rec z[t-1]`` is the step's whole input (the drive; the step adds the
+    bias itself). The signals hold the state: ``current`` (i), ``voltage`` (v after reset),
+    ``adaptation`` (n) and ``refractory``, the refractory count, or ATRLIF's refractory
+    state ``r`` (``adapt_kind = "atrlif"``, which has no count).
     """
 
     state: ClassVar[dict[str, Any]] = {"current": 0.0, "voltage": 0.0, "adaptation": 0.0, "refractory": 0.0}
@@ -154,36 +149,14 @@ class FloatRSNNNeurons(_NoRates, nengo.neurons.NeuronType):
 
     def step(self, dt: float, J: np.ndarray, output: np.ndarray, current: np.ndarray, voltage: np.ndarray,
              adaptation: np.ndarray, refractory: np.ndarray) -> None:
-        p: FloatNeuronParams = self.params
-        current *= p.a_syn
-        current += J
-        if p.adapt_kind is not None:
-            adaptation *= p.a_adapt
-        voltage *= p.a_mem
-        voltage += current
-        voltage += p.bias
-        if p.adapt_kind == "current":
-            voltage -= adaptation
-        if p.v_floor is not None:
-            np.maximum(voltage, p.v_floor, out=voltage)
-        if p.refractory_steps > 0:
-            voltage[refractory > 0] = 0.0
-        if p.adapt_kind == "atrlif":
-            refractory *= p.a_refr if p.a_refr is not None else 0.0
-            th = p.threshold + adaptation
-            z = voltage - refractory > th
-            refractory += 2.0 * th * z
-            adaptation += p.adapt_strength * z
-            output[...] = z / dt
-            return
-        th = p.threshold + adaptation if p.adapt_kind == "threshold" else p.threshold
-        z = voltage > th
-        voltage[z] = 0.0
-        if p.adapt_kind is not None:
-            adaptation += p.adapt_strength * z
-        if p.refractory_steps > 0:
-            np.maximum(refractory - 1, 0, out=refractory)
-            refractory[z] = p.refractory_steps
+        p = self.params.neuron._replace(w_rec=None)  # J already holds W_rec z[t-1]
+        atr = p.adapt_kind == "atrlif"  # ATRLIF's refractory state r lives in the refractory signal
+        state = NeuronState(current, voltage, adaptation, refractory, np.zeros_like(J), refractory if atr else None)
+        z, new = neuron_step(J, state, p, heaviside, NUMPY)
+        current[...] = new.i
+        voltage[...] = new.v
+        adaptation[...] = new.n
+        refractory[...] = new.r if atr else new.ref
         output[...] = z / dt
 
 
