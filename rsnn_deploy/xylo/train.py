@@ -18,7 +18,7 @@ from rsnn_deploy.errors import CheckpointError
 from rsnn_deploy.io import atomic_path, package_versions, write_json_atomic
 from rsnn_deploy.xylo.model import XyloModelConfig, XyloRSNN
 
-__all__ = ["load_xylo_checkpoint", "save_xylo_checkpoint", "train_epochs"]
+__all__ = ["accuracy", "load_xylo_checkpoint", "save_xylo_checkpoint", "train_epochs"]
 
 FORMAT = "rsnn-deploy/xylo-checkpoint"
 
@@ -34,9 +34,25 @@ def train_epochs(
     rate_reg: float = 0.5,
     target_rate: float = 0.05,
     log: Any = None,
+    weight_decay: float = 0.0,
+    schedule: str = "constant",
+    grad_clip: float | None = 1.0,
+    on_epoch: Any = None,
 ) -> list[float]:
-    """Adam with cross-entropy plus a firing-rate penalty; returns the mean loss per epoch."""
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    """Adam with cross-entropy plus a firing-rate penalty; returns the mean loss per epoch.
+
+    ``schedule``: ``constant``, ``onecycle`` (peak ``lr``) or ``cosine``, over all ``epochs``.
+    ``on_epoch(epoch, loss)`` runs after each epoch (the reference script saves a resumable checkpoint there).
+    """
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    n_batches = (len(y) + batch - 1) // batch
+    sched: Any = None
+    if schedule == "onecycle":
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(1, epochs * n_batches))
+    elif schedule == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs * n_batches))
+    elif schedule != "constant":
+        raise ValueError(f"train_epochs.schedule: must be constant, onecycle or cosine (got {schedule!r})")
     rng = np.random.default_rng(seed)
     xt = torch.as_tensor(x, dtype=torch.float32)
     yt = torch.as_tensor(y, dtype=torch.long)
@@ -51,14 +67,29 @@ def train_epochs(
             loss = torch.nn.functional.cross_entropy(logits, yt[idx]) + rate_reg * (rate - target_rate) ** 2
             opt.zero_grad()
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            if grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             opt.step()
+            if sched is not None:
+                sched.step()
             model.clamp_time_constants()
             total += float(loss.detach()) * len(idx)
         losses.append(total / len(y))
         if log:
             log(f"epoch {ep + 1}/{epochs} loss {losses[-1]:.4f} qat={model.quantized}")
+        if on_epoch:
+            on_epoch(ep, losses[-1])
     return losses
+
+
+def accuracy(model: XyloRSNN, x: np.ndarray, y: np.ndarray, batch: int = 250) -> float:
+    """Test accuracy of ``model`` as it is switched (float or fake-quant)."""
+    hits = 0
+    with torch.no_grad():
+        for i in range(0, len(y), batch):
+            logits, _ = model(torch.as_tensor(x[i : i + batch], dtype=torch.float32))
+            hits += int((logits.argmax(1).numpy() == y[i : i + batch]).sum())
+    return hits / max(1, len(y))
 
 
 def save_xylo_checkpoint(model: XyloRSNN, path: str | Path, **meta: Any) -> Path:
