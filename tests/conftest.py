@@ -39,8 +39,13 @@ COMPONENTS: dict[str, str] = {
     "built by rsnn-deploy lava-env",
 }
 # component -> the module whose import proves it is there
-_MODULES = {"norse": "norse.torch", "spikingjelly": "spikingjelly", "neurobench": "neurobench", "xylosim": "xylosim",
-            "rockpool": "rockpool.nn.modules.torch.nir"}
+_MODULES = {
+    "norse": "norse.torch",
+    "spikingjelly": "spikingjelly",
+    "neurobench": "neurobench",
+    "xylosim": "xylosim",
+    "rockpool": "rockpool.nn.modules.torch.nir",
+}
 
 
 def _fashion_present() -> bool:

@@ -229,7 +229,7 @@ def test_xylo_is_a_registry_entry_and_its_profiles_load_through_the_same_lookup(
         load_profile(REPO / "hardware" / "xylo-imu.toml")
     bad = tmp_path / "chip.toml"
     bad.write_text('semantics = "no-such"\n')
-    with pytest.raises(ValidationError, match="chip.toml: semantics: unknown integer semantics"):
+    with pytest.raises(ValidationError, match=r"chip\.toml: semantics: unknown integer semantics"):
         semantics.profile_semantics(bad)
     with pytest.raises(ValueError, match="built in"):
         semantics.unregister("xylo-bitshift")

@@ -176,8 +176,20 @@ def test_cli_one_line_errors(tmp_path, capsys):
     assert "--backends: unknown Xylo backend 'loihi'" in capsys.readouterr().err
 
 
-SMALL_RECALL = ["--task", "store-recall", "--task-param", "n_values=4", "--task-param", "pop_size=1",
-                "--task-param", "delay=10", "--task-param", "n_train=120", "--task-param", "n_test=60"]
+SMALL_RECALL = [
+    "--task",
+    "store-recall",
+    "--task-param",
+    "n_values=4",
+    "--task-param",
+    "pop_size=1",
+    "--task-param",
+    "delay=10",
+    "--task-param",
+    "n_train=120",
+    "--task-param",
+    "n_test=60",
+]
 
 
 def test_cli_train_qat_on_a_xylo_profile_trains_on_its_grid(tmp_path, capsys, monkeypatch):

@@ -60,7 +60,7 @@ def test_rockpool_from_nir_runs_our_graph_close_to_the_emulator(tmp_path):
     # Rockpool recovers dt = tau_mem / (1 + r) exactly and the decays are the grid's 1 - 2^-dash
     lif = mod.get_submodule("rnn")
     np.testing.assert_allclose(float(lif.dt), 1e-3, rtol=1e-6)
-    np.testing.assert_allclose(np.exp(-1e-3 / lif.tau_mem.detach().numpy()), 1 - 2.0 ** -net.dash_mem, rtol=1e-6)
+    np.testing.assert_allclose(np.exp(-1e-3 / lif.tau_mem.detach().numpy()), 1 - 2.0**-net.dash_mem, rtol=1e-6)
 
 
 def test_nir_104_reads_the_file(tmp_path):
@@ -73,11 +73,19 @@ def test_nir_104_reads_the_file(tmp_path):
         z.extractall(site)
     net, _ = _net_and_input()
     path = write_xylo_nir(net, tmp_path / "x.nir")
-    code = ("import json, sys, nir; g = nir.read(sys.argv[1]); r = g.nodes['rnn']\n"
-            "print(json.dumps({'version': nir.__version__, 'top': sorted(g.nodes), 'rnn': sorted(r.nodes),\n"
-            "                  'w_rec': r.nodes['w_rec'].weight.tolist(), 'thr': r.nodes['lif'].v_threshold.tolist()}))")
-    res = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
-                         env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}, check=True, cwd=tmp_path)
+    code = (
+        "import json, sys, nir; g = nir.read(sys.argv[1]); r = g.nodes['rnn']\n"
+        "print(json.dumps({'version': nir.__version__, 'top': sorted(g.nodes), 'rnn': sorted(r.nodes),\n"
+        "                  'w_rec': r.nodes['w_rec'].weight.tolist(), 'thr': r.nodes['lif'].v_threshold.tolist()}))"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code, str(path)],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
+        check=True,
+        cwd=tmp_path,
+    )
     doc = json.loads(res.stdout.strip().splitlines()[-1])
     assert doc["version"] == "1.0.4"
     assert doc["top"] == ["input", "output", "readout", "rnn", "w_in", "w_out"]

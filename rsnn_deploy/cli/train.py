@@ -89,7 +89,8 @@ def load_task_from_options(task_name: str, data_path: str | None, data_dir: str 
 @click.option("--device", default=None, help="cpu (default) or cuda.")
 @click.option("--engine", type=click.Choice(["auto", "eager", "fast"]), default=None)
 @click.option("--qat", "qat_profile", default=None, metavar="PROFILE",
-              help="Quantization-aware training for a hardware profile (loihi1, loihi2, xylo-audio2, xylo-imu or a .toml path).")
+              help="Quantization-aware training for a hardware profile (loihi1, loihi2, xylo-audio2, xylo-imu "
+                   "or a .toml path).")
 @click.option("--config", type=click.Path(), default=None,
               help="TOML/JSON file with [model], [train] and [task] (name, task parameters) tables; flags win.")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in OUT.")

@@ -154,4 +154,5 @@ def xylo_export(checkpoint: str | None, target: str, fmt: str, out: str, overwri
         write_xylo_nir(net, out)
     else:
         write_spec(net, out)
-    click.echo(json.dumps({"wrote": out, "format": fmt, "hidden": net.n_hidden, "inputs": net.n_in, "outputs": net.n_out}))
+    sizes = {"hidden": net.n_hidden, "inputs": net.n_in, "outputs": net.n_out}
+    click.echo(json.dumps({"wrote": out, "format": fmt, **sizes}))

@@ -107,8 +107,9 @@ def profile_semantics(name_or_path: str | Path) -> Semantics:
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
             raise ValidationError(f"{path}: not a valid TOML file ({err})") from None
         if key not in _REGISTRY:
-            raise ValidationError(f"{path}: semantics: unknown integer semantics (got {key!r}); "
-                                  f"use one of {', '.join(_REGISTRY)}")
+            raise ValidationError(
+                f"{path}: semantics: unknown integer semantics (got {key!r}); use one of {', '.join(_REGISTRY)}"
+            )
         return _REGISTRY[key]
     return for_profile(hardware.load_profile(text))  # built-in or registered Loihi-schema names; refuses others
 

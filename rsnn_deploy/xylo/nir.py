@@ -52,8 +52,14 @@ def _cuba(nir: Any, tau_syn: np.ndarray, tau_mem: np.ndarray, threshold: np.ndar
     kw: dict[str, Any] = {}
     if "v_reset" in getattr(nir.CubaLIF, "__dataclass_fields__", {}):
         kw["v_reset"] = np.zeros(n)  # nir >= 1.0.5; write_xylo_nir strips it for nir 1.0.4
-    return nir.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=tau_mem / dt_s - 1.0, v_leak=np.zeros(n),
-                       v_threshold=np.asarray(threshold, np.float64), **kw)
+    return nir.CubaLIF(
+        tau_syn=tau_syn,
+        tau_mem=tau_mem,
+        r=tau_mem / dt_s - 1.0,
+        v_leak=np.zeros(n),
+        v_threshold=np.asarray(threshold, np.float64),
+        **kw,
+    )
 
 
 def xylo_nir_graph(net: XyloNetwork, dt_s: float = 1e-3) -> Any:
@@ -79,28 +85,43 @@ def xylo_nir_graph(net: XyloNetwork, dt_s: float = 1e-3) -> Any:
     w_out = (net.w_out << net.shift_out).astype(np.float64).T  # [K, H]
     lif = _cuba(nir, tau_of_dash(net.dash_syn[:, 0], dt_s), tau_of_dash(net.dash_mem, dt_s), net.threshold, dt_s)
     rnn = nir.NIRGraph(
-        nodes={"input": nir.Input(input_type=np.array([h])), "lif": lif, "w_rec": nir.Linear(weight=w_rec),
-               "output": nir.Output(output_type=np.array([h]))},
+        nodes={
+            "input": nir.Input(input_type=np.array([h])),
+            "lif": lif,
+            "w_rec": nir.Linear(weight=w_rec),
+            "output": nir.Output(output_type=np.array([h])),
+        },
         edges=[("input", "lif"), ("lif", "w_rec"), ("w_rec", "lif"), ("lif", "output")],
     )
-    readout = _cuba(nir, tau_of_dash(net.dash_syn_out, dt_s), tau_of_dash(net.dash_mem_out, dt_s),
-                    net.threshold_out, dt_s)
+    readout = _cuba(
+        nir, tau_of_dash(net.dash_syn_out, dt_s), tau_of_dash(net.dash_mem_out, dt_s), net.threshold_out, dt_s
+    )
     meta = {
         "source": "rsnn-deploy xylo",
         "profile": net.profile,
         "dt_s": dt_s,
         "units": "Xylo integers: weights w << shift, thresholds and states as on the chip",
-        "readout": {"node": "readout", "state": "v", "scale": net.readout_scale, "mode": net.readout_mode,
-                    "equation": "logits = readout_mode over time of v_readout / scale"},
+        "readout": {
+            "node": "readout",
+            "state": "v",
+            "scale": net.readout_scale,
+            "mode": net.readout_mode,
+            "equation": "logits = readout_mode over time of v_readout / scale",
+        },
         "dash_mem": net.dash_mem.tolist(),
         "dash_syn": net.dash_syn[:, 0].tolist(),
         "dash_syn_out": net.dash_syn_out.tolist(),
         "exact": "no: float decays, no 16-bit saturation, no spike caps (rsnn_deploy/xylo/nir.py)",
     }
     return nir.NIRGraph(
-        nodes={"input": nir.Input(input_type=np.array([net.n_in])), "w_in": nir.Linear(weight=w_in), "rnn": rnn,
-               "w_out": nir.Linear(weight=w_out), "readout": readout,
-               "output": nir.Output(output_type=np.array([k]))},
+        nodes={
+            "input": nir.Input(input_type=np.array([net.n_in])),
+            "w_in": nir.Linear(weight=w_in),
+            "rnn": rnn,
+            "w_out": nir.Linear(weight=w_out),
+            "readout": readout,
+            "output": nir.Output(output_type=np.array([k])),
+        },
         edges=[("input", "w_in"), ("w_in", "rnn"), ("rnn", "w_out"), ("w_out", "readout"), ("readout", "output")],
         metadata=meta,
     )
