@@ -89,7 +89,7 @@ def test_shipped_model_emulator_equals_xylosim_and_keeps_fake_quant_accuracy(shi
     assert all(v == 100.0 for v in agr.values()), agr
     acc = {k: v["accuracy"] for k, v in out["backends"].items()}
     assert acc["emulator"] == acc["xylosim"]
-    assert acc["emulator"] > 2 / 8  # well above chance (1/8)
+    assert acc["emulator"] > 0.5  # well above chance (1/8); the card: 68.50 % on all 800
     assert abs(acc["emulator"] - acc["fake-quant"]) <= 0.05, acc
     kinds = {t["tau"] for t in rep["time_constants"]}
     assert kinds == {"tau_mem", "tau_syn[0]", "tau_syn[1]", "tau_out"}
@@ -158,7 +158,7 @@ def test_cli_xylo_verify_and_export(tmp_path, capsys):
 
 def test_cli_quantize_dispatches_on_a_xylo_target(tmp_path, capsys):
     assert main(["quantize", str(SHIPPED) + ".json", "--target", "xylo-audio2", "-o", str(tmp_path / "q")]) == 0
-    assert load_spec(tmp_path / "q.json").n_hidden == 96
+    assert load_spec(tmp_path / "q.json").n_hidden == 128
     rep = json.loads((tmp_path / "q.report.json").read_text())
     assert rep["profile"] == "xylo-audio2" and len(rep["time_constants"]) == 4
     loihi = REPO / "models" / "mnist1d-rec-syn-loihi1.json"
