@@ -378,10 +378,24 @@ def _load_cached(path_str: str, sha256: str) -> HardwareProfile:
             raise ValidationError(
                 f"{path}: {reserved}: reserved key, set by the loader; remove it from the file"
             )
+    own = _own_schema(raw.get("semantics"))
+    if own:
+        raise ValidationError(f"{path}: semantics: {own}")
     try:
         return HardwareProfile.model_validate({**raw, "path": str(path), "sha256": sha256})
     except PydanticValidationError as err:
         raise ValidationError(_format_error(err, str(path))) from None
+
+
+def _own_schema(key: object) -> str | None:
+    """Why a semantics' profiles are not this schema's (Xylo: its own schema and network), or None."""
+    if not isinstance(key, str) or key not in semantics.known():
+        return None
+    sem = semantics.get(key)
+    if sem.profile_loader is None:
+        return None
+    return (f"{key!r} profiles have their own schema and run a {sem.network}; "
+            "load them with rsnn_deploy.semantics.load_any_profile")
 
 
 _REGISTERED: dict[str, Path] = {}
@@ -420,6 +434,9 @@ def load_profile(name_or_path: str | Path) -> HardwareProfile:
     elif isinstance(name_or_path, Path) or text.endswith(".toml") or "/" in text:
         path = Path(name_or_path)
     else:
+        for key in semantics.known():
+            if text in semantics.get(key).builtin_profiles:
+                raise ValidationError(f"HardwareProfile.name: {text!r}: {_own_schema(key)}")
         raise ValidationError(
             f"HardwareProfile.name: unknown profile (got {text!r}); "
             f"use one of {', '.join(BUILTIN_PROFILES)} or a path to a .toml file"

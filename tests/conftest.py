@@ -32,13 +32,20 @@ COMPONENTS: dict[str, str] = {
     "neurobench": "needs NeuroBench: pip install --no-deps neurobench==2.3.0",
     "xylosim": "needs xylosim 0.1.3 (SynSense's Xylo simulator, a C++ sdist): pip install xylosim==0.1.3 "
     "(needs g++; .ci/run caches its wheel)",
+    "rockpool": "needs Rockpool 3.1 and nirtorch for its NIR reader: pip install --no-deps rockpool==3.1.0 nirtorch",
     "nir-1.0.4": "needs the nir 1.0.4 wheel (what Rockpool / Sinabs pin): pip download --no-deps nir==1.0.4 -d "
     ".ci/wheels (or set RSNN_DEPLOY_NIR_1_0_4_WHEEL)",
     "lava": "needs Lava 0.10: Python 3.10 (pyenv's 3.10.13, or RSNN_DEPLOY_LAVA_PYTHON) and its side environment, "
     "built by rsnn-deploy lava-env",
 }
 # component -> the module whose import proves it is there
-_MODULES = {"norse": "norse.torch", "spikingjelly": "spikingjelly", "neurobench": "neurobench", "xylosim": "xylosim"}
+_MODULES = {
+    "norse": "norse.torch",
+    "spikingjelly": "spikingjelly",
+    "neurobench": "neurobench",
+    "xylosim": "xylosim",
+    "rockpool": "rockpool.nn.modules.torch.nir",
+}
 
 
 def _fashion_present() -> bool:

@@ -9,6 +9,7 @@ import pytest
 from conftest import require
 
 from rsnn_deploy.errors import UnsupportedError, ValidationError
+from rsnn_deploy.semantics import xylo as xylo_semantics
 from rsnn_deploy.xylo import emulator
 from rsnn_deploy.xylo._xylosim import run_xylosim
 from rsnn_deploy.xylo.network import XyloNetwork, check_design_rules
@@ -92,7 +93,7 @@ def test_saturation_order_matters_and_the_cases_exercise_it(monkeypatch):
     def naive(state, counts, ws):
         return np.clip(state + counts @ ws[0], emulator.S16_MIN, emulator.S16_MAX), 0
 
-    monkeypatch.setattr(emulator, "_deliver", naive)
+    monkeypatch.setattr(xylo_semantics, "deliver", naive)
     wrong = emulator.run(net, x)
     theirs = run_xylosim(net, x)
     assert not all(np.array_equal(getattr(wrong, f), getattr(theirs, f)) for f in FIELDS)
@@ -206,3 +207,45 @@ def test_design_rules_recurrent_fanout_and_words():
     bad_dash = XyloNetwork(**{**small.__dict__, "dash_mem": np.full(8, 16)})
     with pytest.raises(ValidationError, match=r"^XyloNetwork\.dash_mem: values must lie in \[0, 15\] \(got 16\)$"):
         check_design_rules(bad_dash, audio)
+
+
+def test_xylo_is_a_registry_entry_and_its_profiles_load_through_the_same_lookup(tmp_path):
+    """Consumers ask the semantics registry: the Xylo entry names its network type and its profile loader,
+    and Loihi profiles still load through the same lookup."""
+    from rsnn_deploy import semantics
+    from rsnn_deploy.hardware import load_profile
+
+    sem = semantics.get("xylo-bitshift")
+    assert sem is xylo_semantics.SEMANTICS and sem.network == "XyloNetwork" and sem.chip_backend == "xylosim"
+    for name in XYLO_PROFILES:
+        prof = semantics.load_any_profile(name)
+        assert prof.name == name and semantics.for_profile(prof) is sem
+        assert semantics.profile_semantics(REPO / "hardware" / f"{name}.toml") is sem
+    loihi = semantics.load_any_profile("loihi2")
+    assert loihi is load_profile("loihi2") and semantics.for_profile(loihi).network == "QuantizedNetwork"
+    with pytest.raises(ValidationError, match="'xylo-bitshift' profiles have their own schema"):
+        load_profile("xylo-audio2")
+    with pytest.raises(ValidationError, match=r"xylo-imu\.toml: semantics: 'xylo-bitshift'"):
+        load_profile(REPO / "hardware" / "xylo-imu.toml")
+    bad = tmp_path / "chip.toml"
+    bad.write_text('semantics = "no-such"\n')
+    with pytest.raises(ValidationError, match=r"chip\.toml: semantics: unknown integer semantics"):
+        semantics.profile_semantics(bad)
+    with pytest.raises(ValueError, match="built in"):
+        semantics.unregister("xylo-bitshift")
+
+
+def test_registry_step_caps_spikes_from_the_profile():
+    """The step reads its spike caps from the profile it is given: a profile with lower caps changes the run."""
+    rng = np.random.default_rng(5)
+    net = random_net(rng, **CASES["saturating, multi-spike"])
+    prof = load_xylo_profile("xylo-audio2")
+    sem = xylo_semantics.SEMANTICS
+    x = random_input(rng)[:, 3]  # holds a count of 20 (over the 15 xylosim accepts)
+    low = prof.model_copy(update={"spikes": prof.spikes.model_copy(update={"max_per_input_step": 2})})
+    st = sem.initial_state(len(x), net.n_hidden, n_synapses=net.n_synapses, n_out=net.n_out)
+    _, a = sem.step(st, x, sem.params(net, prof))
+    _, b = sem.step(st, x, sem.params(net, low))
+    _, c = sem.step(st, np.minimum(x, 2), sem.params(net, prof))
+    assert not np.array_equal(a.i_syn, b.i_syn) and np.array_equal(b.i_syn, c.i_syn)
+    assert np.array_equal(a.i_syn, emulator.run(net, x[:, None]).i_syn[:, 0])

@@ -89,7 +89,7 @@ def test_shipped_model_emulator_equals_xylosim_and_keeps_fake_quant_accuracy(shi
     assert all(v == 100.0 for v in agr.values()), agr
     acc = {k: v["accuracy"] for k, v in out["backends"].items()}
     assert acc["emulator"] == acc["xylosim"]
-    assert acc["emulator"] > 2 / 8  # well above chance (1/8)
+    assert acc["emulator"] > 0.5  # well above chance (1/8); the card: 68.50 % on all 800
     assert abs(acc["emulator"] - acc["fake-quant"]) <= 0.05, acc
     kinds = {t["tau"] for t in rep["time_constants"]}
     assert kinds == {"tau_mem", "tau_syn[0]", "tau_syn[1]", "tau_out"}
@@ -158,7 +158,7 @@ def test_cli_xylo_verify_and_export(tmp_path, capsys):
 
 def test_cli_quantize_dispatches_on_a_xylo_target(tmp_path, capsys):
     assert main(["quantize", str(SHIPPED) + ".json", "--target", "xylo-audio2", "-o", str(tmp_path / "q")]) == 0
-    assert load_spec(tmp_path / "q.json").n_hidden == 96
+    assert load_spec(tmp_path / "q.json").n_hidden == 128
     rep = json.loads((tmp_path / "q.report.json").read_text())
     assert rep["profile"] == "xylo-audio2" and len(rep["time_constants"]) == 4
     loihi = REPO / "models" / "mnist1d-rec-syn-loihi1.json"
@@ -174,3 +174,66 @@ def test_cli_one_line_errors(tmp_path, capsys):
     assert "XyloProfile.name: unknown profile" in capsys.readouterr().err
     assert main(["xylo", "verify", "--backends", "emulator,loihi"]) == 2
     assert "--backends: unknown Xylo backend 'loihi'" in capsys.readouterr().err
+
+
+SMALL_RECALL = [
+    "--task",
+    "store-recall",
+    "--task-param",
+    "n_values=4",
+    "--task-param",
+    "pop_size=1",
+    "--task-param",
+    "delay=10",
+    "--task-param",
+    "n_train=120",
+    "--task-param",
+    "n_test=60",
+]
+
+
+def test_cli_train_qat_on_a_xylo_profile_trains_on_its_grid(tmp_path, capsys, monkeypatch):
+    """``train --qat xylo-audio2`` trains Xylo's model with fake quantization on from the first step, and its
+    checkpoint goes through ``xylo verify``: fake-quant and the integer runs agree on the recorded accuracy."""
+    seen: list[bool] = []
+    forward = XyloRSNN.forward
+
+    def spy(self, x, record=False):
+        seen.append(self.quantized)
+        return forward(self, x, record)
+
+    monkeypatch.setattr(XyloRSNN, "forward", spy)
+    out = tmp_path / "run"
+    args = ["train", *SMALL_RECALL, "--hidden", "12", "--epochs", "2", "--batch-size", "40", "--threads", "1"]
+    assert main([*args, "--qat", "xylo-audio2", "--quiet", "-o", str(out)]) == 0
+    assert "xylo-audio2 grid" in capsys.readouterr().out
+    n_batches = 2 * 3  # 120 samples less the 10 % validation split, batches of 40
+    assert len(seen) > n_batches and all(seen[:n_batches])  # every training step ran on the grid
+    model, meta = load_xylo_checkpoint(out / "model")
+    assert meta["task"]["name"] == "store-recall" and model.cfg.readout_mode == "last"
+    assert meta["train"]["qat_profile"] == "xylo-audio2" and model.cfg.n_syn == 2
+    metrics = json.loads((out / "metrics.json").read_text())
+    monkeypatch.setattr(XyloRSNN, "forward", forward)
+    assert main(["xylo", "verify", str(out / "model"), "-o", str(tmp_path / "rep")]) == 0
+    rep = json.loads((tmp_path / "rep" / "report.json").read_text())["backends"]
+    assert rep["fake-quant"]["accuracy"] == pytest.approx(metrics["test_acc_fake_quant"])
+    assert rep["emulator"]["accuracy"] == rep["xylosim"]["accuracy"]
+    # the IMU profile has one synaptic current: the model follows the profile
+    assert main([*args, "--epochs", "1", "--qat", "xylo-imu", "--quiet", "-o", str(tmp_path / "imu")]) == 0
+    assert load_xylo_checkpoint(tmp_path / "imu" / "model")[0].cfg.n_syn == 1
+    assert main([*args, "--qat", "xylo-audio2", "--quiet", "-o", str(out)]) == 2  # no silent overwrite
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        (["--variant", "lif"], "--qat xylo-audio2: model setting 'variant' belongs to the Loihi-style RSNN"),
+        (["--task-param", "n_values=9"], "xylo-audio2: store-recall has 9 classes, over the maximum 8 output neurons"),
+        (["--device", "cuda:0"], "--device: Xylo's model trains on cpu only"),
+    ],
+)
+def test_cli_train_qat_xylo_refuses_in_one_line(tmp_path, capsys, extra, match):
+    args = ["train", *SMALL_RECALL, *extra, "--epochs", "1", "--qat", "xylo-audio2", "--quiet", "-o", str(tmp_path)]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert match in err and len(err.splitlines()) == 1

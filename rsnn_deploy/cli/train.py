@@ -89,7 +89,8 @@ def load_task_from_options(task_name: str, data_path: str | None, data_dir: str 
 @click.option("--device", default=None, help="cpu (default) or cuda.")
 @click.option("--engine", type=click.Choice(["auto", "eager", "fast"]), default=None)
 @click.option("--qat", "qat_profile", default=None, metavar="PROFILE",
-              help="Quantization-aware training for a hardware profile (loihi1, loihi2 or a .toml path).")
+              help="Quantization-aware training for a hardware profile (loihi1, loihi2, xylo-audio2, xylo-imu "
+                   "or a .toml path).")
 @click.option("--config", type=click.Path(), default=None,
               help="TOML/JSON file with [model], [train] and [task] (name, task parameters) tables; flags win.")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in OUT.")
@@ -153,6 +154,15 @@ def train(task_name, data_path, data_dir, task_params, config, resume, overwrite
     data_dir = data_dir or task_table.pop("data_dir", None)
     params = {**task_table, **_parse_task_params(task_params)}
     task = load_task_from_options(task_name, data_path, data_dir, params, seed=train_cfg.seed)
+    from rsnn_deploy.xylo.profile import is_xylo_profile
+
+    if train_cfg.qat_profile and is_xylo_profile(train_cfg.qat_profile):  # Xylo's own model (rsnn_deploy/xylo/qat.py)
+        from rsnn_deploy.xylo.qat import train_xylo_run
+
+        m = train_xylo_run(task, model_over, train_cfg, out, overwrite=overwrite, log=None if quiet else click.echo)
+        click.echo(f"{task.name} xylo ({model_over['n_hidden']} neurons, {m['profile']} grid): "
+                   f"test {m['test_acc_fake_quant']:.4f} (fake-quant) -> {Path(out) / 'model.json'}")
+        return
     model_cfg = model_config_for(task, **model_over)
     result = run_training(task, model_cfg, train_cfg, out, resume=resume, overwrite=overwrite, progress=not quiet)
     _echo_result(task, model_cfg, result)

@@ -131,10 +131,13 @@ def xylo_verify(
 @xylo.command(name="export")
 @click.argument("checkpoint", type=click.Path(), required=False)
 @click.option("--target", default="xylo-audio2", show_default=True)
-@click.option("-o", "--out", required=True, type=click.Path(), help="The JSON file to write.")
+@click.option("--format", "fmt", type=click.Choice(["spec", "nir"]), default="spec", show_default=True,
+              help="spec: XyloSim.from_specification JSON (bit-exact); nir: a NIR graph Rockpool's from_nir loads "
+                   "(nir 1.0.4, one synaptic current, float dynamics).")
+@click.option("-o", "--out", required=True, type=click.Path(), help="The file to write.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
-def xylo_export(checkpoint: str | None, target: str, out: str, overwrite: bool) -> None:
-    """Write Rockpool ``XyloSim.from_specification`` keyword arguments (JSON) for a Xylo checkpoint."""
+def xylo_export(checkpoint: str | None, target: str, fmt: str, out: str, overwrite: bool) -> None:
+    """Write a Xylo checkpoint for Rockpool: ``XyloSim.from_specification`` keyword arguments (JSON) or NIR."""
     from rsnn_deploy.io import artifact_inputs, guard_outputs
     from rsnn_deploy.xylo.export import write_spec
     from rsnn_deploy.xylo.profile import load_xylo_profile
@@ -145,5 +148,11 @@ def xylo_export(checkpoint: str | None, target: str, out: str, overwrite: bool) 
     model, meta = load_xylo_checkpoint(checkpoint or _default_model())
     x_cal, _ = _data(meta, "train", 200)
     net, _ = quantize_model(model, load_xylo_profile(target), x_cal)
-    write_spec(net, out)
-    click.echo(json.dumps({"wrote": out, "hidden": net.n_hidden, "inputs": net.n_in, "outputs": net.n_out}))
+    if fmt == "nir":
+        from rsnn_deploy.xylo.nir import write_xylo_nir
+
+        write_xylo_nir(net, out)
+    else:
+        write_spec(net, out)
+    sizes = {"hidden": net.n_hidden, "inputs": net.n_in, "outputs": net.n_out}
+    click.echo(json.dumps({"wrote": out, "format": fmt, **sizes}))

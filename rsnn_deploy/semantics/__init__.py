@@ -10,7 +10,14 @@ exporters ask the object this registry returns instead of comparing the string:
 >>> sem.key, sem.overflow_names, sem.chip_backend
 ('nengo-loihi-1.1', ('q', 'u', 'u2'), 'nengo-loihi')
 
-Built in: :mod:`.loihi1` (``nengo-loihi-1.1``) and :mod:`.loihi2` (``lava-lif-atrlif``).
+Built in: :mod:`.loihi1` (``nengo-loihi-1.1``), :mod:`.loihi2` (``lava-lif-atrlif``) and :mod:`.xylo`
+(``xylo-bitshift``, SynSense Xylo). Xylo's step runs its own network type (``sem.network ==
+"XyloNetwork"``) and its profiles their own schema; :func:`profile_semantics` and :func:`load_any_profile`
+find any profile, Loihi's or Xylo's, by one lookup:
+
+>>> semantics.profile_semantics("xylo-audio2").network, semantics.load_any_profile("xylo-imu").limits.max_hidden
+('XyloNetwork', 496)
+
 Adding one: a module building a :class:`Semantics` and :func:`register` (``docs/adding_a_profile.md``).
 A profile naming an unknown semantics, or asking for a feature its semantics cannot honour,
 is refused when it loads, naming the key.
@@ -18,15 +25,27 @@ is refused when it loads, naming the key.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import tomllib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from rsnn_deploy.semantics import loihi1, loihi2
+from rsnn_deploy.errors import ValidationError
+from rsnn_deploy.semantics import loihi1, loihi2, xylo
 from rsnn_deploy.semantics._base import Semantics
 
 if TYPE_CHECKING:
     from rsnn_deploy.hardware import HardwareProfile
 
-__all__ = ["Semantics", "for_profile", "get", "known", "register", "unregister"]
+__all__ = [
+    "Semantics",
+    "for_profile",
+    "get",
+    "known",
+    "load_any_profile",
+    "profile_semantics",
+    "register",
+    "unregister",
+]
 
 _REGISTRY: dict[str, Semantics] = {}
 
@@ -41,7 +60,7 @@ def register(sem: Semantics, replace: bool = False) -> Semantics:
 
 def unregister(key: str) -> None:
     """Remove a registered semantics (tests and plugins that registered a toy one)."""
-    if key in (loihi1.SEMANTICS.key, loihi2.SEMANTICS.key):
+    if key in (loihi1.SEMANTICS.key, loihi2.SEMANTICS.key, xylo.SEMANTICS.key):
         raise ValueError(f"semantics.unregister: {key!r} is built in")
     _REGISTRY.pop(key, None)
 
@@ -64,5 +83,47 @@ def for_profile(profile: HardwareProfile) -> Semantics:
     return get(profile.semantics)
 
 
+def profile_semantics(name_or_path: str | Path) -> Semantics:
+    """The semantics of a profile given as a built-in name, a registered name or a TOML path, without
+    validating the whole profile (which schema validates it depends on the answer).
+
+    Raises
+    ------
+    ValidationError
+        Unknown name, missing file, bad TOML or an unknown ``semantics`` key, naming the file.
+    """
+    from rsnn_deploy import hardware
+
+    text = str(name_or_path)
+    for sem in _REGISTRY.values():
+        if text in sem.builtin_profiles:
+            return sem
+    if isinstance(name_or_path, Path) or text.endswith(".toml") or "/" in text:
+        path = Path(text)
+        if not path.is_file():
+            raise ValidationError(f"{path}: hardware profile file not found")
+        try:
+            key = tomllib.loads(path.read_text("utf-8")).get("semantics")
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+            raise ValidationError(f"{path}: not a valid TOML file ({err})") from None
+        if key not in _REGISTRY:
+            raise ValidationError(
+                f"{path}: semantics: unknown integer semantics (got {key!r}); use one of {', '.join(_REGISTRY)}"
+            )
+        return _REGISTRY[key]
+    return for_profile(hardware.load_profile(text))  # built-in or registered Loihi-schema names; refuses others
+
+
+def load_any_profile(name_or_path: str | Path) -> Any:
+    """The loaded profile through its semantics' own loader: a ``HardwareProfile`` (Loihi schema) or,
+    for a semantics with ``profile_loader`` (Xylo), that loader's profile type."""
+    from rsnn_deploy import hardware
+
+    sem = profile_semantics(name_or_path)
+    loader = sem.profile_loader or hardware.load_profile
+    return loader(name_or_path)
+
+
 register(loihi1.SEMANTICS)
 register(loihi2.SEMANTICS)
+register(xylo.SEMANTICS)

@@ -43,6 +43,10 @@ class Semantics:
     u_decay_never_max : the chip's compiler never reaches the largest u decay with offset 1 (nengo-loihi).
     anchor_input : the chip's compiler scales a block by its largest float weight, so the quantizer puts
         the input connection at the largest exponent when no weight reaches the top (nengo-loihi).
+    network : the integer network type the step runs (``QuantizedNetwork``; Xylo: ``XyloNetwork``).
+    profile_loader(name_or_path) : loads this semantics' profiles when they have their own schema
+        (Xylo); None: :func:`rsnn_deploy.hardware.load_profile`.
+    builtin_profiles : built-in profile names that load through ``profile_loader``.
     """
 
     key: str
@@ -67,6 +71,9 @@ class Semantics:
     deploy_backends: tuple[str, ...] = ()
     u_decay_never_max: bool = False
     anchor_input: bool = False
+    network: str = "QuantizedNetwork"
+    profile_loader: Callable[[Any], Any] | None = None
+    builtin_profiles: tuple[str, ...] = ()
 
     def refusal(self, profile: HardwareProfile) -> str | None:
         """Why ``profile`` asks for something this semantics cannot do (``"dotted.key: problem"``), or None."""

@@ -9,7 +9,7 @@ trained there loses accuracy for reasons other than integers. This one follows
     v[t]   = a_m * v[t-1] + sum_s i_s[t]                  (both clipped to the 16-bit range, in thresholds)
     n[t]   = clip(floor(v[t] / th), 0, 31) where v >= th;   v[t] -= n[t] * th       # subtractive reset
     i_o[t] = a_o * (i_o[t-1] + n[t-1] @ W_out);   v_o[t] = i_o[t] + b_out          # dash_mem_out = 0
-    logits = mean_t v_o[t]
+    logits = mean_t v_o[t]   (readout_mode "mean"), or v_o[T-1] ("last": store-recall's answer at the end)
 
 with ``a = 1 - 2^-dash``. The two synaptic currents have their own time constants (fast and slow
 by default), which is how this model uses Xylo's second synapse. Time constants train in ms
@@ -51,6 +51,7 @@ class XyloModelConfig:
     threshold_int: int = 4096
     weight_bits: int = 8
     shift_max: int = 7
+    readout_mode: str = "mean"  # "mean" over steps or the "last" step's v_out
     extra: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
@@ -116,6 +117,8 @@ class XyloRSNN(nn.Module):
 
     def __init__(self, cfg: XyloModelConfig, seed: int = 0):
         super().__init__()
+        if cfg.readout_mode not in ("mean", "last"):
+            raise ValueError(f"XyloModelConfig.readout_mode: must be 'mean' or 'last' (got {cfg.readout_mode!r})")
         if len(cfg.tau_syn_ms) != cfg.n_syn:
             raise ValueError(f"XyloModelConfig.tau_syn_ms: needs {cfg.n_syn} values (got {len(cfg.tau_syn_ms)})")
         self.cfg = cfg
@@ -205,7 +208,7 @@ class XyloRSNN(nn.Module):
                 rec["i_syn_out"].append(i_o)
         spikes = torch.stack(ns)
         v_out = torch.stack(vos)  # [T, B, K]
-        logits = v_out.mean(0)
+        logits = v_out[-1] if cfg.readout_mode == "last" else v_out.mean(0)
         if not record:
             return logits, spikes
         out = {name: torch.stack(vals, 1) for name, vals in rec.items()}

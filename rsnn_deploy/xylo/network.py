@@ -66,6 +66,8 @@ class XyloNetwork:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.readout_mode not in ("mean", "last"):
+            raise ValidationError(f"XyloNetwork.readout_mode: must be 'mean' or 'last' (got {self.readout_mode!r})")
         for name in _INT_FIELDS:
             arr = np.asarray(getattr(self, name))
             if arr.dtype.kind not in "iub":

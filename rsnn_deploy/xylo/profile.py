@@ -20,10 +20,11 @@ from pydantic import ValidationError as PydanticValidationError
 
 from rsnn_deploy.errors import ValidationError
 from rsnn_deploy.hardware import _format_error, builtin_profile_path
+from rsnn_deploy.semantics.xylo import BUILTIN_PROFILES
 
 __all__ = ["XYLO_PROFILES", "XyloProfile", "is_xylo_profile", "load_xylo_profile"]
 
-XYLO_PROFILES: tuple[str, ...] = ("xylo-audio2", "xylo-imu")
+XYLO_PROFILES: tuple[str, ...] = BUILTIN_PROFILES  # the registry entry's names (rsnn_deploy/semantics/xylo.py)
 
 
 class _Section(BaseModel):
@@ -98,17 +99,14 @@ class XyloProfile(_Section):
 
 
 def is_xylo_profile(name_or_path: str | Path) -> bool:
-    """Whether ``name_or_path`` names a Xylo profile: a built-in Xylo name or a TOML file with
-    ``semantics = "xylo-bitshift"`` (the hook other modules use to dispatch)."""
-    text = str(name_or_path)
-    if text in XYLO_PROFILES:
-        return True
-    path = Path(text)
-    if not (text.endswith(".toml") and path.is_file()):
-        return False
+    """Whether ``name_or_path`` names a profile whose semantics steps a ``XyloNetwork`` (a built-in
+    Xylo name or a TOML file with ``semantics = "xylo-bitshift"``): the registry's answer, False for
+    anything it cannot read (the Loihi loader then names the problem)."""
+    from rsnn_deploy import semantics
+
     try:
-        return tomllib.loads(path.read_text("utf-8")).get("semantics") == "xylo-bitshift"
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return semantics.profile_semantics(name_or_path).network == "XyloNetwork"
+    except ValidationError:
         return False
 
 

@@ -122,6 +122,7 @@ def quantize_model(
         bias_out=np.round(model.b_out.detach().double().numpy() * scale_o).astype(np.int64),
         profile=profile.name,
         readout_scale=scale_o,
+        readout_mode=cfg.readout_mode,
         meta={"profile_sha256": profile.sha256},
     )
     check_design_rules(net, profile)

@@ -27,9 +27,11 @@ _STATES = ("spikes", "spikes_out", "i_syn", "v_mem", "i_syn_out", "v_mem_out")
 
 def to_trace(run: XyloRun, net: XyloNetwork) -> Trace:
     """The project's :class:`Trace`: hidden spike *counts* (uint8, Xylo can spike up to 31 times a step),
-    readout ``v_out / readout_scale`` and ``logits = mean_t`` of it; states as int64."""
+    readout ``v_out / readout_scale`` and ``logits`` = its mean over steps, or its last step
+    (``net.readout_mode``); states as int64."""
     readout = (run.v_mem_out / net.readout_scale).astype(np.float32)
-    logits = readout.astype(np.float64).mean(axis=1)
+    r64 = readout.astype(np.float64)
+    logits = r64[:, -1] if net.readout_mode == "last" else r64.mean(axis=1)
     return Trace(
         spikes=run.spikes.astype(np.uint8),
         readout=readout,
