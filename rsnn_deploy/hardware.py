@@ -22,10 +22,8 @@ Example
 from __future__ import annotations
 
 import hashlib
-import re
 import tomllib
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -34,6 +32,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from rsnn_deploy import semantics
 from rsnn_deploy.errors import ValidationError
+from rsnn_deploy.profile_files import builtin_profile_path, format_profile_error
 
 __all__ = [
     "BUILTIN_PROFILES",
@@ -334,37 +333,6 @@ class HardwareProfile(_Section):
 
 
 @lru_cache(maxsize=1)
-def _repo_hardware_dir() -> Path:
-    return Path(__file__).resolve().parent.parent / "hardware"
-
-
-def builtin_profile_path(name: str) -> Path:
-    """The TOML file behind a built-in name: the checkout's ``hardware/`` first, else the packaged copy."""
-    repo = _repo_hardware_dir() / f"{name}.toml"
-    if repo.is_file():
-        return repo
-    packaged = resources.files("rsnn_deploy") / "_profiles" / f"{name}.toml"
-    return Path(str(packaged))
-
-
-def _format_error(err: PydanticValidationError, where: str) -> str:
-    """First pydantic error as ``FILE: dotted.key: problem (got value)``."""
-    first = err.errors()[0]
-    key = ".".join(str(part) for part in first["loc"])
-    msg = first["msg"]
-    got = first.get("input")
-    got_txt = "" if isinstance(got, dict) else f" (got {got!r})"
-    if first["type"] == "value_error":
-        # our validators say "sub.key: problem (got ...)"; join it onto the section's key
-        msg = msg.removeprefix("Value error, ")
-        got_txt = ""
-        head, sep, rest = msg.partition(": ")
-        if sep and re.fullmatch(r"[\w.]+", head):
-            key = f"{key}.{head}" if key else head
-            msg = rest
-    return f"{where}: {key or '<root>'}: {msg}{got_txt}"
-
-
 @lru_cache(maxsize=32)
 def _load_cached(path_str: str, sha256: str) -> HardwareProfile:
     path = Path(path_str)
@@ -384,7 +352,7 @@ def _load_cached(path_str: str, sha256: str) -> HardwareProfile:
     try:
         return HardwareProfile.model_validate({**raw, "path": str(path), "sha256": sha256})
     except PydanticValidationError as err:
-        raise ValidationError(_format_error(err, str(path))) from None
+        raise ValidationError(format_profile_error(err, str(path))) from None
 
 
 def _own_schema(key: object) -> str | None:

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
 from rsnn_deploy.errors import ValidationError
-from rsnn_deploy.hardware import _format_error, builtin_profile_path
+from rsnn_deploy.profile_files import builtin_profile_path, format_profile_error
 from rsnn_deploy.semantics.xylo import BUILTIN_PROFILES
 
 __all__ = ["XYLO_PROFILES", "XyloProfile", "is_xylo_profile", "load_xylo_profile"]
@@ -123,7 +123,7 @@ def _load_cached(path_str: str, sha256: str) -> XyloProfile:
     try:
         return XyloProfile.model_validate({**raw, "path": str(path), "sha256": sha256})
     except PydanticValidationError as err:
-        raise ValidationError(_format_error(err, str(path))) from None
+        raise ValidationError(format_profile_error(err, str(path))) from None
 
 
 def load_xylo_profile(name_or_path: str | Path) -> XyloProfile:
