@@ -363,7 +363,7 @@ def _own_schema(key: object) -> str | None:
     if sem.profile_loader is None:
         return None
     return (f"{key!r} profiles have their own schema and run a {sem.network}; "
-            "load them with rsnn_deploy.semantics.load_any_profile")
+            "load them with rsnn_deploy.profiles.load_any_profile")
 
 
 _REGISTERED: dict[str, Path] = {}

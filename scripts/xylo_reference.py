@@ -21,9 +21,9 @@ import numpy as np
 import torch
 
 from rsnn_deploy.io import write_json_atomic, write_text_atomic
+from rsnn_deploy.semantics.xylo_profile import load_xylo_profile
 from rsnn_deploy.tasks import load_task
 from rsnn_deploy.xylo.model import XyloModelConfig, XyloRSNN, dash_to_tau_ms
-from rsnn_deploy.xylo.profile import load_xylo_profile
 from rsnn_deploy.xylo.quantize import quantize_model
 from rsnn_deploy.xylo.train import load_xylo_checkpoint, save_xylo_checkpoint, train_epochs
 from rsnn_deploy.xylo.verify import verify_xylo

@@ -9,11 +9,12 @@ import pytest
 from conftest import require
 
 from rsnn_deploy.errors import UnsupportedError, ValidationError
+from rsnn_deploy.profiles import is_xylo_profile
 from rsnn_deploy.semantics import xylo as xylo_semantics
+from rsnn_deploy.semantics.xylo_profile import XYLO_PROFILES, load_xylo_profile
 from rsnn_deploy.xylo import emulator
 from rsnn_deploy.xylo._xylosim import run_xylosim
 from rsnn_deploy.xylo.network import XyloNetwork, check_design_rules
-from rsnn_deploy.xylo.profile import XYLO_PROFILES, is_xylo_profile, load_xylo_profile
 
 REPO = Path(__file__).resolve().parent.parent
 needs_xylosim = pytest.mark.requires("xylosim")  # skips with the install line (tests/conftest.py), fails in CI
@@ -212,16 +213,16 @@ def test_design_rules_recurrent_fanout_and_words():
 def test_xylo_is_a_registry_entry_and_its_profiles_load_through_the_same_lookup(tmp_path):
     """Consumers ask the semantics registry: the Xylo entry names its network type and its profile loader,
     and Loihi profiles still load through the same lookup."""
-    from rsnn_deploy import semantics
+    from rsnn_deploy import profiles, semantics
     from rsnn_deploy.hardware import load_profile
 
     sem = semantics.get("xylo-bitshift")
     assert sem is xylo_semantics.SEMANTICS and sem.network == "XyloNetwork" and sem.chip_backend == "xylosim"
     for name in XYLO_PROFILES:
-        prof = semantics.load_any_profile(name)
+        prof = profiles.load_any_profile(name)
         assert prof.name == name and semantics.for_profile(prof) is sem
-        assert semantics.profile_semantics(REPO / "hardware" / f"{name}.toml") is sem
-    loihi = semantics.load_any_profile("loihi2")
+        assert profiles.profile_semantics(REPO / "hardware" / f"{name}.toml") is sem
+    loihi = profiles.load_any_profile("loihi2")
     assert loihi is load_profile("loihi2") and semantics.for_profile(loihi).network == "QuantizedNetwork"
     with pytest.raises(ValidationError, match="'xylo-bitshift' profiles have their own schema"):
         load_profile("xylo-audio2")
@@ -230,7 +231,7 @@ def test_xylo_is_a_registry_entry_and_its_profiles_load_through_the_same_lookup(
     bad = tmp_path / "chip.toml"
     bad.write_text('semantics = "no-such"\n')
     with pytest.raises(ValidationError, match=r"chip\.toml: semantics: unknown integer semantics"):
-        semantics.profile_semantics(bad)
+        profiles.profile_semantics(bad)
     with pytest.raises(ValueError, match="built in"):
         semantics.unregister("xylo-bitshift")
 

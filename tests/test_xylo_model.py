@@ -12,10 +12,10 @@ import torch
 
 from rsnn_deploy.cli import main
 from rsnn_deploy.errors import CheckpointError, UnsupportedError
+from rsnn_deploy.semantics.xylo_profile import load_xylo_profile
 from rsnn_deploy.xylo import emulator
 from rsnn_deploy.xylo.export import load_spec, spec_of, write_spec
 from rsnn_deploy.xylo.model import XyloModelConfig, XyloRSNN, dash_to_tau_ms, tau_to_dash, weight_grid_step
-from rsnn_deploy.xylo.profile import load_xylo_profile
 from rsnn_deploy.xylo.quantize import quantize_model
 from rsnn_deploy.xylo.train import load_xylo_checkpoint
 from rsnn_deploy.xylo.verify import verify_xylo

@@ -15,10 +15,10 @@ from conftest import require, require_module
 
 from rsnn_deploy.cli import main
 from rsnn_deploy.errors import UnsupportedError
+from rsnn_deploy.semantics.xylo_profile import load_xylo_profile
 from rsnn_deploy.xylo import emulator
 from rsnn_deploy.xylo.model import XyloModelConfig, XyloRSNN
 from rsnn_deploy.xylo.nir import read_xylo_nir, tau_of_dash, write_xylo_nir, xylo_nir_graph
-from rsnn_deploy.xylo.profile import load_xylo_profile
 from rsnn_deploy.xylo.quantize import quantize_model
 
 

@@ -99,9 +99,9 @@ def quantize(checkpoint: str, target: str, out: str, calib: int, data_dir: str |
     """Quantize a float checkpoint for a hardware profile; write the QuantizedNetwork and its report."""
     from rsnn_deploy.checkpoint import load_checkpoint
     from rsnn_deploy.io import artifact_inputs, check_writable_path, guard_outputs, write_json_atomic, write_text_atomic
+    from rsnn_deploy.profiles import is_xylo_profile
     from rsnn_deploy.qnet import qnet_paths, save_qnet
     from rsnn_deploy.verify import quantize_checkpoint
-    from rsnn_deploy.xylo.profile import is_xylo_profile
 
     if is_xylo_profile(target):  # Xylo checkpoints and integers have their own types (rsnn_deploy/xylo/)
         from rsnn_deploy.cli.xylo import run_xylo_quantize
@@ -235,7 +235,7 @@ def verify_cmd(checkpoint: str | None, use_default: bool, target: str | None, ba
 
     if use_default and checkpoint:
         raise ValidationError("verify: pass either CHECKPOINT or --default, not both")
-    from rsnn_deploy.xylo.profile import is_xylo_profile
+    from rsnn_deploy.profiles import is_xylo_profile
 
     if target and is_xylo_profile(target):  # Xylo has its own model and pipeline (rsnn_deploy/xylo/)
         from rsnn_deploy.cli.xylo import run_xylo_verify

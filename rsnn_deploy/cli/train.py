@@ -154,7 +154,7 @@ def train(task_name, data_path, data_dir, task_params, config, resume, overwrite
     data_dir = data_dir or task_table.pop("data_dir", None)
     params = {**task_table, **_parse_task_params(task_params)}
     task = load_task_from_options(task_name, data_path, data_dir, params, seed=train_cfg.seed)
-    from rsnn_deploy.xylo.profile import is_xylo_profile
+    from rsnn_deploy.profiles import is_xylo_profile
 
     if train_cfg.qat_profile and is_xylo_profile(train_cfg.qat_profile):  # Xylo's own model (rsnn_deploy/xylo/qat.py)
         from rsnn_deploy.xylo.qat import train_xylo_run

@@ -53,7 +53,7 @@ def run_xylo_verify(
         check_writable_path(out, "-o", is_dir=True)
         guard_outputs([Path(out) / "report.json"], inputs=artifact_inputs(checkpoint) if checkpoint else [],
                       overwrite=overwrite)
-    from rsnn_deploy.xylo.profile import load_xylo_profile
+    from rsnn_deploy.semantics.xylo_profile import load_xylo_profile
     from rsnn_deploy.xylo.quantize import quantize_model
     from rsnn_deploy.xylo.train import load_xylo_checkpoint
     from rsnn_deploy.xylo.verify import verify_xylo
@@ -83,8 +83,8 @@ def run_xylo_quantize(checkpoint: str, target: str, out: str, overwrite: bool = 
     ``OUT.report.json``; a Loihi-style checkpoint is refused in one line."""
     from rsnn_deploy.errors import UnsupportedError
     from rsnn_deploy.io import artifact_inputs, check_writable_path, guard_outputs, read_json_object, write_json_atomic
+    from rsnn_deploy.semantics.xylo_profile import load_xylo_profile
     from rsnn_deploy.xylo.export import write_spec
-    from rsnn_deploy.xylo.profile import load_xylo_profile
     from rsnn_deploy.xylo.quantize import quantize_model
     from rsnn_deploy.xylo.train import FORMAT, load_xylo_checkpoint
 
@@ -139,8 +139,8 @@ def xylo_verify(
 def xylo_export(checkpoint: str | None, target: str, fmt: str, out: str, overwrite: bool) -> None:
     """Write a Xylo checkpoint for Rockpool: ``XyloSim.from_specification`` keyword arguments (JSON) or NIR."""
     from rsnn_deploy.io import artifact_inputs, guard_outputs
+    from rsnn_deploy.semantics.xylo_profile import load_xylo_profile
     from rsnn_deploy.xylo.export import write_spec
-    from rsnn_deploy.xylo.profile import load_xylo_profile
     from rsnn_deploy.xylo.quantize import quantize_model
     from rsnn_deploy.xylo.train import load_xylo_checkpoint
 

@@ -12,10 +12,11 @@ exporters ask the object this registry returns instead of comparing the string:
 
 Built in: :mod:`.loihi1` (``nengo-loihi-1.1``), :mod:`.loihi2` (``lava-lif-atrlif``) and :mod:`.xylo`
 (``xylo-bitshift``, SynSense Xylo). Xylo's step runs its own network type (``sem.network ==
-"XyloNetwork"``) and its profiles their own schema; :func:`profile_semantics` and :func:`load_any_profile`
-find any profile, Loihi's or Xylo's, by one lookup:
+"XyloNetwork"``) and its profiles their own schema (:mod:`.xylo_profile`); ``profile_semantics`` and
+``load_any_profile`` of :mod:`rsnn_deploy.profiles` find any profile, Loihi's or Xylo's, by one lookup:
 
->>> semantics.profile_semantics("xylo-audio2").network, semantics.load_any_profile("xylo-imu").limits.max_hidden
+>>> from rsnn_deploy.profiles import load_any_profile, profile_semantics
+>>> profile_semantics("xylo-audio2").network, load_any_profile("xylo-imu").limits.max_hidden
 ('XyloNetwork', 496)
 
 Adding one: a module building a :class:`Semantics` and :func:`register` (``docs/adding_a_profile.md``).
@@ -25,11 +26,8 @@ is refused when it loads, naming the key.
 
 from __future__ import annotations
 
-import tomllib
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from rsnn_deploy.errors import ValidationError
 from rsnn_deploy.semantics import loihi1, loihi2, xylo
 from rsnn_deploy.semantics._base import Semantics
 
@@ -41,8 +39,6 @@ __all__ = [
     "for_profile",
     "get",
     "known",
-    "load_any_profile",
-    "profile_semantics",
     "register",
     "unregister",
 ]
@@ -81,47 +77,6 @@ def get(key: str) -> Semantics:
 def for_profile(profile: HardwareProfile) -> Semantics:
     """The semantics of a loaded profile (its ``semantics`` key was checked at load)."""
     return get(profile.semantics)
-
-
-def profile_semantics(name_or_path: str | Path) -> Semantics:
-    """The semantics of a profile given as a built-in name, a registered name or a TOML path, without
-    validating the whole profile (which schema validates it depends on the answer).
-
-    Raises
-    ------
-    ValidationError
-        Unknown name, missing file, bad TOML or an unknown ``semantics`` key, naming the file.
-    """
-    from rsnn_deploy import hardware
-
-    text = str(name_or_path)
-    for sem in _REGISTRY.values():
-        if text in sem.builtin_profiles:
-            return sem
-    if isinstance(name_or_path, Path) or text.endswith(".toml") or "/" in text:
-        path = Path(text)
-        if not path.is_file():
-            raise ValidationError(f"{path}: hardware profile file not found")
-        try:
-            key = tomllib.loads(path.read_text("utf-8")).get("semantics")
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-            raise ValidationError(f"{path}: not a valid TOML file ({err})") from None
-        if key not in _REGISTRY:
-            raise ValidationError(
-                f"{path}: semantics: unknown integer semantics (got {key!r}); use one of {', '.join(_REGISTRY)}"
-            )
-        return _REGISTRY[key]
-    return for_profile(hardware.load_profile(text))  # built-in or registered Loihi-schema names; refuses others
-
-
-def load_any_profile(name_or_path: str | Path) -> Any:
-    """The loaded profile through its semantics' own loader: a ``HardwareProfile`` (Loihi schema) or,
-    for a semantics with ``profile_loader`` (Xylo), that loader's profile type."""
-    from rsnn_deploy import hardware
-
-    sem = profile_semantics(name_or_path)
-    loader = sem.profile_loader or hardware.load_profile
-    return loader(name_or_path)
 
 
 register(loihi1.SEMANTICS)

@@ -21,24 +21,23 @@ Saturating additions do not commute, so the sum over sources is exact only in xy
 16-bit range, and adds source by source, in order, only for the synapses where one could.
 
 The step's input ``q`` is the input spike *counts* of the step ``[B, C]``, not a summed current as
-for Loihi: the per-source saturation needs the counts. This module imports nothing from
-:mod:`rsnn_deploy.xylo` at load time (that package imports :mod:`rsnn_deploy.hardware`, which imports
-this registry).
+for Loihi: the per-source saturation needs the counts. This module and its profile schema
+(:mod:`.xylo_profile`) import nothing from :mod:`rsnn_deploy.xylo` (that package builds on this entry).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from rsnn_deploy.errors import UnsupportedError
 from rsnn_deploy.semantics._base import Semantics
+from rsnn_deploy.semantics.xylo_profile import XYLO_PROFILES, load_xylo_profile
 
 if TYPE_CHECKING:
+    from rsnn_deploy.semantics.xylo_profile import XyloProfile
     from rsnn_deploy.xylo.network import XyloNetwork
-    from rsnn_deploy.xylo.profile import XyloProfile
 
 __all__ = [
     "BUILTIN_PROFILES",
@@ -52,7 +51,7 @@ __all__ = [
     "xylo_step",
 ]
 
-BUILTIN_PROFILES: tuple[str, ...] = ("xylo-audio2", "xylo-imu")
+BUILTIN_PROFILES: tuple[str, ...] = XYLO_PROFILES
 # xylosim's MAX_NUM_INP_SPIKES / MAX_NUM_SPIKES / MAX_NUM_OUT_SPIKES (the profiles' [spikes] table)
 MAX_IN_SPIKES, MAX_HIDDEN_SPIKES, MAX_OUT_SPIKES = 15, 31, 1
 S16_MIN, S16_MAX = -(1 << 15), (1 << 15) - 1
@@ -226,12 +225,6 @@ def _no_nengo(*_args: Any) -> XyloState:
     raise UnsupportedError("semantics 'xylo-bitshift': there is no nengo neuron type for Xylo's step")
 
 
-def _load_profile(name_or_path: str | Path) -> XyloProfile:
-    from rsnn_deploy.xylo.profile import load_xylo_profile
-
-    return load_xylo_profile(name_or_path)
-
-
 SEMANTICS = Semantics(
     key="xylo-bitshift",
     short="xylo",
@@ -253,6 +246,6 @@ SEMANTICS = Semantics(
     native_ok=lambda p: False,
     chip_backend="xylosim",
     network="XyloNetwork",
-    profile_loader=_load_profile,
+    profile_loader=load_xylo_profile,
     builtin_profiles=BUILTIN_PROFILES,
 )

@@ -1,11 +1,11 @@
 """SynSense Xylo (Audio 2, IMU): profiles, design rules, quantizer, our batched integer emulator and
 the vendor's ``xylosim`` simulator behind one result type. Everything Xylo lives in this package;
-the rest of rsnn-deploy reaches it through :func:`rsnn_deploy.xylo.profile.is_xylo_profile`.
+the rest of rsnn-deploy reaches it through :func:`rsnn_deploy.profiles.is_xylo_profile`.
 """
 
+from rsnn_deploy.semantics.xylo_profile import XYLO_PROFILES, XyloProfile, load_xylo_profile
 from rsnn_deploy.xylo.emulator import XyloRun, run
 from rsnn_deploy.xylo.network import XyloNetwork, check_design_rules
-from rsnn_deploy.xylo.profile import XYLO_PROFILES, XyloProfile, is_xylo_profile, load_xylo_profile
 
 __all__ = [
     "XYLO_PROFILES",
@@ -13,7 +13,6 @@ __all__ = [
     "XyloProfile",
     "XyloRun",
     "check_design_rules",
-    "is_xylo_profile",
     "load_xylo_profile",
     "run",
 ]

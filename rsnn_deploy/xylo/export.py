@@ -21,8 +21,8 @@ import numpy as np
 
 from rsnn_deploy.errors import CheckpointError, ValidationError
 from rsnn_deploy.io import write_json_atomic
+from rsnn_deploy.semantics.xylo_profile import load_xylo_profile
 from rsnn_deploy.xylo.network import XyloNetwork, output_neurons_recurrent_error
-from rsnn_deploy.xylo.profile import load_xylo_profile
 
 __all__ = ["FORMAT", "load_spec", "spec_of", "write_spec"]
 

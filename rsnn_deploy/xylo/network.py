@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from rsnn_deploy.errors import UnsupportedError, ValidationError
-from rsnn_deploy.xylo.profile import XyloProfile
+from rsnn_deploy.semantics.xylo_profile import XyloProfile
 
 __all__ = ["XyloNetwork", "check_design_rules"]
 

@@ -99,10 +99,10 @@ def train_xylo_run(
     ValidationError, UnsupportedError
         A Loihi-only flag, a device other than cpu, or a task the profile cannot hold (one line each).
     """
-    from rsnn_deploy import semantics
+    from rsnn_deploy import profiles
     from rsnn_deploy.tasks import split_validation
 
-    profile = semantics.load_any_profile(train_cfg.qat_profile)
+    profile = profiles.load_any_profile(train_cfg.qat_profile)
     if train_cfg.device != "cpu":
         raise ValidationError(f"--device: Xylo's model trains on cpu only (got {train_cfg.device!r})")
     if train_cfg.engine not in ("auto", "eager"):

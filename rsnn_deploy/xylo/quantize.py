@@ -19,9 +19,9 @@ import numpy as np
 import torch
 
 from rsnn_deploy.errors import UnsupportedError
+from rsnn_deploy.semantics.xylo_profile import XyloProfile
 from rsnn_deploy.xylo.model import XyloRSNN, dash_to_tau_ms, tau_to_dash, weight_grid_step
 from rsnn_deploy.xylo.network import XyloNetwork, check_design_rules
-from rsnn_deploy.xylo.profile import XyloProfile
 
 __all__ = ["quantize_model", "tau_report"]
 

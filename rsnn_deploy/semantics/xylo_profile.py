@@ -3,7 +3,7 @@
 Xylo's neuron is not Loihi's (bit-shift decays instead of 12-bit multipliers, int8 weights
 with one left shift per weight matrix, 16-bit saturating state, two synaptic currents), so
 its profiles have their own schema here instead of new fields in :mod:`rsnn_deploy.hardware`.
-The loader reuses that module's file lookup and its one-line error format
+The loader shares the Loihi loader's file lookup and one-line error format (:mod:`rsnn_deploy.profile_files`)
 (``FILE: dotted.key: problem (got value)``).
 """
 
@@ -20,11 +20,10 @@ from pydantic import ValidationError as PydanticValidationError
 
 from rsnn_deploy.errors import ValidationError
 from rsnn_deploy.profile_files import builtin_profile_path, format_profile_error
-from rsnn_deploy.semantics.xylo import BUILTIN_PROFILES
 
-__all__ = ["XYLO_PROFILES", "XyloProfile", "is_xylo_profile", "load_xylo_profile"]
+__all__ = ["XYLO_PROFILES", "XyloProfile", "load_xylo_profile"]
 
-XYLO_PROFILES: tuple[str, ...] = BUILTIN_PROFILES  # the registry entry's names (rsnn_deploy/semantics/xylo.py)
+XYLO_PROFILES: tuple[str, ...] = ("xylo-audio2", "xylo-imu")  # the registry entry's built-in names (semantics/xylo.py)
 
 
 class _Section(BaseModel):
@@ -96,18 +95,6 @@ class XyloProfile(_Section):
     spikes: SpikeCaps
     path: str = ""
     sha256: str = ""
-
-
-def is_xylo_profile(name_or_path: str | Path) -> bool:
-    """Whether ``name_or_path`` names a profile whose semantics steps a ``XyloNetwork`` (a built-in
-    Xylo name or a TOML file with ``semantics = "xylo-bitshift"``): the registry's answer, False for
-    anything it cannot read (the Loihi loader then names the problem)."""
-    from rsnn_deploy import semantics
-
-    try:
-        return semantics.profile_semantics(name_or_path).network == "XyloNetwork"
-    except ValidationError:
-        return False
 
 
 @lru_cache(maxsize=16)
