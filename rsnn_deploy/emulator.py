@@ -66,7 +66,7 @@ from rsnn_deploy.semantics._int import (  # noqa: F401  (re-exported; tests use 
 )
 from rsnn_deploy.semantics.loihi1 import Loihi1Params, Loihi1State, loihi1_step
 from rsnn_deploy.semantics.loihi2 import Loihi2Params, Loihi2State, loihi2_step
-from rsnn_deploy.trace import Trace, host_readout, is_binary
+from rsnn_deploy.trace import Trace, check_spikes, host_readout
 
 __all__ = [
     "ChipWeights",
@@ -128,15 +128,7 @@ def _resolve_profile(qnet: QuantizedNetwork, profile: HardwareProfile | str | No
 
 
 def _check_spikes(spikes_in: np.ndarray, n_inputs: int) -> np.ndarray:
-    x = np.asarray(spikes_in)
-    if x.ndim != 3 or x.shape[2] != n_inputs:
-        raise ValidationError(f"run.spikes_in: must be [B, T, {n_inputs}] (got shape {x.shape})")
-    if x.dtype != np.bool_:
-        if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
-            raise ValidationError(f"run.spikes_in: must be bool or 0/1 (got dtype {x.dtype})")
-        if not is_binary(x):
-            raise ValidationError(f"run.spikes_in: must hold only 0 and 1 (got values in [{x.min()}, {x.max()}])")
-    return x
+    return check_spikes(spikes_in, "run.spikes_in", ("B", "T", n_inputs))
 
 
 def _covered(prof: HardwareProfile, p: Loihi1Params | Loihi2Params) -> bool:

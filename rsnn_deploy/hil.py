@@ -65,7 +65,7 @@ import numpy as np
 
 from rsnn_deploy.errors import DataError, UnsupportedError, ValidationError
 from rsnn_deploy.qnet import QuantizedNetwork
-from rsnn_deploy.trace import HostReadout, is_binary
+from rsnn_deploy.trace import HostReadout, check_spikes
 
 __all__ = [
     "HIL_BACKENDS",
@@ -115,15 +115,8 @@ class ChipStepper(Protocol):
 def _frame(frame: np.ndarray, batch: int, n_inputs: int, owner: str) -> np.ndarray:
     """Validate one host frame: ``[C]`` (batch 1) or ``[batch, C]`` of 0/1; returns bool ``[batch, C]``."""
     x = np.asarray(frame)
-    if x.ndim == 1:
-        x = x[None]
-    if x.shape != (batch, n_inputs):
-        raise ValidationError(f"{owner}.frame: must be [{batch}, {n_inputs}] spikes (got shape {np.shape(frame)})")
-    if x.dtype != np.bool_:
-        if not is_binary(x):
-            raise ValidationError(f"{owner}.frame: must hold only 0 and 1 (got values in [{x.min()}, {x.max()}])")
-        x = x.astype(bool)
-    return x
+    x = check_spikes(x[None] if x.ndim == 1 else x, f"{owner}.frame", (batch, n_inputs))
+    return x if x.dtype == np.bool_ else x.astype(bool)
 
 
 class EmulatorStepper:
@@ -501,11 +494,11 @@ def load_stream(path: str | Path, n_inputs: int | None = None) -> StreamData:
         x = x[None]
     if x.ndim != 3 or min(x.shape) < 1:
         raise ValidationError(f"{p}: x: must be [T, C] or [N, T, C] spikes (got shape {x.shape})")
-    if x.dtype != np.bool_ and not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
-        raise ValidationError(f"{p}: x: must be bool or 0/1 numbers (got dtype {x.dtype})")
-    if not is_binary(x):
-        raise ValidationError(f"{p}: x: must hold only 0 and 1 spikes (got values in [{x.min()}, {x.max()}]); "
-                              "turn raw signals into spikes with rsnn-deploy encode MODEL RAW.npz -o STREAM.npz")
+    try:
+        check_spikes(x, f"{p}: x", ("N", "T", "C"))
+    except ValidationError as err:
+        hint = "; turn raw signals into spikes with rsnn-deploy encode MODEL RAW.npz -o STREAM.npz"
+        raise ValidationError(f"{err}{hint if 'only 0 and 1' in str(err) else ''}") from None
     if n_inputs is not None and x.shape[2] != n_inputs:
         raise ValidationError(f"{p}: x: has {x.shape[2]} channels, the network has {n_inputs} inputs")
     if y is not None:

@@ -28,7 +28,6 @@ from rsnn_deploy.neuron import (
     neuron_step,
     readout_drive,
     readout_step,
-    surrogate_grad,
 )
 
 __all__ = [
@@ -45,9 +44,6 @@ __all__ = [
     "readout_sequence",
     "readout_weights",
 ]
-
-# xylo.model imports the surrogate under this name (another helper owns xylo/; it may import neuron directly)
-_surrogate_grad = surrogate_grad
 
 
 class ForwardRecord(NamedTuple):

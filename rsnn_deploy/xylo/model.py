@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import Tensor, nn
 
-from rsnn_deploy.model import _surrogate_grad
+from rsnn_deploy.neuron import decay, surrogate_grad
 
 __all__ = ["XyloModelConfig", "XyloRSNN", "dash_to_tau_ms", "tau_to_dash"]
 
@@ -85,7 +85,7 @@ class _SpikeCount(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[override]
         (v,) = ctx.saved_tensors
-        return grad * _surrogate_grad((v - ctx.th) / ctx.th, "fast-sigmoid", ctx.slope), None, None
+        return grad * surrogate_grad((v - ctx.th) / ctx.th, "fast-sigmoid", ctx.slope), None, None
 
 
 class _RoundSTE(torch.autograd.Function):
@@ -152,7 +152,7 @@ class XyloRSNN(nn.Module):
                 getattr(self, name).clamp_(self.cfg.tau_min_ms, self.cfg.tau_max_ms)
 
     def _decay(self, tau: Tensor) -> Tensor:
-        a = torch.exp(-self.cfg.dt_ms / tau)
+        a = decay(tau, self.cfg.dt_ms)
         if not self.quantized:
             return a
         dash = tau_to_dash(tau.detach(), self.cfg.dt_ms, self.cfg.dash_max).to(a.dtype)
