@@ -831,7 +831,7 @@ def _write_delay_report(summary: dict[str, Any], report_dir: Path, echo: Echo) -
 def tuning_spread(docs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """How far re-tuning moves each arm: ``docs`` maps a label to a steps ``results.json`` of the same budget.
 
-    Per arm present in every document: the retrained test mean of each, and max - min. Refuses
+    Per tuned arm present in every document: the retrained test mean of each, and max - min. Refuses
     documents whose task, task parameters or budget (other than the sampler seed) differ.
     """
     if len(docs) < 2:
@@ -849,7 +849,9 @@ def tuning_spread(docs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     for label, doc in items[1:]:
         if key(doc) != key(ref):
             raise ValidationError(f"--results: {label} has another task or budget than {ref_label}; not comparable")
-    names = [n for n in ref["arms"] if all(n in d["arms"] for _, d in items)]
+    # an arm that was not tuned (the published LSNN) has no tuning spread
+    names = [n for n, a in ref["arms"].items()
+             if a["best_trial"] is not None and all(n in d["arms"] for _, d in items)]
     arms = {}
     for n in names:
         means = {label: d["arms"][n]["test_acc_mean"] for label, d in items}

@@ -220,11 +220,12 @@ def test_bad_delays_are_refused(tmp_path):
 def test_tuning_spread_between_sampler_seeds(tmp_path):
     docs = {}
     for seed in (0, 1):
-        plan = _plan(tmp_path / f"s{seed}", variants=["rec"], lsnn_published=False, sampler_seed=seed, target=None)
+        plan = _plan(tmp_path / f"s{seed}", variants=["rec"], sampler_seed=seed, target=None)
         docs[f"seed {seed}"] = run_steps(_task(4), plan, echo=lambda _: None)
     spread = tuning_spread(docs)
     means = [docs[k]["arms"]["rec"]["test_acc_mean"] for k in docs]
     assert spread["arms"]["rec"]["spread"] == pytest.approx(abs(means[0] - means[1]))
+    assert PUBLISHED not in spread["arms"]  # not tuned: no tuning spread
     other = json.loads(json.dumps(docs["seed 1"]))
     other["budget"]["trials"] = 2
     with pytest.raises(ValidationError, match="another task or budget"):
