@@ -842,7 +842,8 @@ def tuning_spread(docs: dict[str, dict[str, Any]]) -> dict[str, Any]:
             raise ValidationError(f"--results: {label} is not a results.json of `experiment steps`")
 
     def key(doc: dict[str, Any]) -> Any:
-        budget = {k: v for k, v in doc["budget"].items() if k != "sampler_seed"}
+        # the arms' budget; which arms ran (control or not) and the sampler seed may differ
+        budget = {k: v for k, v in doc["budget"].items() if k not in ("sampler_seed", "control_trials")}
         return doc["task"], doc["task_params"], budget
 
     ref_label, ref = items[0]
