@@ -266,7 +266,7 @@ class StepsPlan:
 
 
 def _arms(plan: StepsPlan) -> list[tuple[str, str, dict[str, Any], int]]:
-    arms = [(v, v, {}, plan.n_trials) for v in plan.variants]
+    arms: list[tuple[str, str, dict[str, Any], int]] = [(v, v, {}, plan.n_trials) for v in plan.variants]
     if plan.control:
         pin = {"tau_adapt_ms": plan.control_tau_adapt_ms, "n_hidden": plan.control_hidden}
         arms.append((CONTROL, "rec-adapt", pin, plan.control_trials))
@@ -774,8 +774,10 @@ def delay_sweep_markdown(summary: dict[str, Any]) -> str:
             cells = []
             for d in done:
                 r = by.get(d)
-                m = None if r is None else r["emulated_test_acc_mean"]
-                cells.append("not run" if m is None else f"{100 * m:.1f} ({', '.join(r['emulated_targets'])})")
+                if r is None or r["emulated_test_acc_mean"] is None:
+                    cells.append("not run" if r is not None else "–")
+                else:
+                    cells.append(f"{100 * r['emulated_test_acc_mean']:.1f} ({', '.join(r['emulated_targets'])})")
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
     if summary["pending"]:
         lines += ["", f"Not run yet: delay {', '.join(str(d) for d in summary['pending'])} (rerun the same command)."]
