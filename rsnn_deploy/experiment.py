@@ -807,7 +807,9 @@ def _write_delay_report(summary: dict[str, Any], report_dir: Path, echo: Echo) -
         for r in rows:
             bx.annotate(str(r["delay"]), (r["synaptic_ops_per_sample_mean"], 100 * r["test_acc_mean"]), fontsize=6)
     done = summary["done"]
-    ax.plot(done, [100 * summary["floor"][d]["test_acc"] for d in done], "k:", label="memoryless floor")
+    ax.plot(done, [100 * summary["floor"][d]["test_acc"] for d in done], "k:", marker="_", ms=14,
+            label="memoryless floor")
+    ax.set_ylim(0, 102)
     ax.set_xscale("log")
     ax.set_xticks(done, [str(d) for d in done])
     ax.set_xlabel("delay between store and recall (steps = ms)")
