@@ -839,11 +839,11 @@ def tuning_spread(docs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     documents whose task, task parameters or budget (other than the sampler seed) differ.
     """
     if len(docs) < 2:
-        raise ValidationError("--results: give at least two results.json of `experiment steps` to compare")
+        raise ValidationError("RESULTS: give at least two results.json of `experiment steps` to compare")
     items = list(docs.items())
     for label, doc in items:
         if doc.get("experiment") != "steps":
-            raise ValidationError(f"--results: {label} is not a results.json of `experiment steps`")
+            raise ValidationError(f"RESULTS: {label} is not a results.json of `experiment steps`")
 
     def key(doc: dict[str, Any]) -> Any:
         # the arms' budget; which arms ran (control or not) and the sampler seed may differ
@@ -853,7 +853,7 @@ def tuning_spread(docs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     ref_label, ref = items[0]
     for label, doc in items[1:]:
         if key(doc) != key(ref):
-            raise ValidationError(f"--results: {label} has another task or budget than {ref_label}; not comparable")
+            raise ValidationError(f"RESULTS: {label} has another task or budget than {ref_label}; not comparable")
     # an arm that was not tuned (the published LSNN) has no tuning spread
     names = [n for n, a in ref["arms"].items()
              if a["best_trial"] is not None and all(n in d["arms"] for _, d in items)]

@@ -238,3 +238,15 @@ def test_cli_delays_need_store_recall(tmp_path, capsys):
     rc = main(["experiment", "steps", "--task", "mnist1d", "--delays", "50", "-o", str(tmp_path / "o")])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "--delays: only for --task store-recall" in err[0]
+
+
+def test_cli_spread_refuses_a_file_that_is_not_a_steps_result(tmp_path, capsys):
+    from rsnn_deploy.cli import main
+
+    bad, other = tmp_path / "bad.json", tmp_path / "other.json"
+    bad.write_text(json.dumps({"experiment": "tau-sweep"}))
+    other.write_text(json.dumps({"experiment": "tau-sweep"}))
+    rc = main(["experiment", "spread", str(bad), str(other), "--report-dir", str(tmp_path / "r")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "is not a results.json of `experiment steps`" in err[0]
+    assert not (tmp_path / "r").exists()
