@@ -812,6 +812,7 @@ def _write_delay_report(summary: dict[str, Any], report_dir: Path, echo: Echo) -
     ax.set_ylim(0, 102)
     ax.set_xscale("log")
     ax.set_xticks(done, [str(d) for d in done])
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     ax.set_xlabel("delay between store and recall (steps = ms)")
     ax.set_ylabel("test accuracy % (mean ± std over seeds)")
     ax.set_title("store-recall: accuracy vs delay", fontsize=9)
