@@ -54,6 +54,10 @@ class ModelConfig(_Frozen):
     # ATRLIF (Lava's adaptive neuron, adapt_kind "atrlif"): time constant of its refractory state r
     tau_refr_ms: float = Field(default=5.0, gt=0, le=1e5)
     adapt_strength: float = Field(default=0.2, ge=0, le=100)
+    # LSNN's mixed population (Bellec et al. 2018: 120 LIF + 100 adaptive neurons): only the last
+    # n_adaptive neurons adapt, the others are plain LIF (None: every neuron adapts). Float only:
+    # the chips hold one adaptation decay per population, so the quantizer refuses a mixed one.
+    n_adaptive: int | None = Field(default=None, ge=0, le=MAX_UNITS)
     threshold: float = Field(default=1.0, gt=0)
     refractory_steps: int = Field(default=0, ge=0, le=1000)
     v_floor: float | None = Field(default=None, le=0)
@@ -90,6 +94,11 @@ class ModelConfig(_Frozen):
             )
         if self.tau_min_ms >= self.tau_max_ms:
             raise ValueError(f"tau_min_ms must be below tau_max_ms (got {self.tau_min_ms} >= {self.tau_max_ms})")
+        if self.n_adaptive is not None and not (self.adaptation and self.n_adaptive <= self.n_hidden):
+            raise ValueError(
+                f"n_adaptive: needs an adaptive variant and at most n_hidden = {self.n_hidden} neurons "
+                f"(got {self.n_adaptive} with variant {self.variant})"
+            )
         used = ["tau_mem_ms"] + ["tau_syn_ms"] * self.synapse + ["tau_adapt_ms"] * self.adaptation
         used += ["tau_refr_ms"] * (self.adaptation and self.adapt_kind == "atrlif")
         for name in used:

@@ -29,8 +29,9 @@ and of the report folder: ``results.json`` (all numbers), ``results.md`` (tables
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ from rsnn_deploy.io import atomic_path, write_json_atomic, write_text_atomic
 
 Echo = Callable[[str], None]
 CONTROL = "lsnn-control"
+PUBLISHED = "lsnn-published"
 _TASK_FIELDS = ("n_in", "n_out", "readout_mode")
 
 
@@ -63,7 +65,8 @@ def _emulated_or_none(target: str | None, echo: Echo) -> Callable[..., float] | 
     from rsnn_deploy.hardware import load_profile
     from rsnn_deploy.tune import emulated_fn
 
-    load_profile(target)
+    for t in target_list(target):
+        load_profile(t)
     try:
         return emulated_fn()
     except RsnnError as err:
@@ -96,7 +99,7 @@ def train_or_load(
     for doc_path in (best_json, resume_json):
         if doc_path.is_file():
             doc = read_json(doc_path)
-            if doc.get("model") != model_cfg.model_dump() or not _same(doc.get("train", {}), train_cfg.model_dump()):
+            if not _same_model(doc.get("model"), model_cfg) or not _same(doc.get("train", {}), train_cfg.model_dump()):
                 raise ValidationError(
                     f"{run_dir}: holds a run with a different configuration; use another -o or delete the folder"
                 )
@@ -106,14 +109,42 @@ def train_or_load(
             resume_json.is_file() and read_json(resume_json)["epoch"] + 1 < train_cfg.epochs
         ):
             echo(f"{label}: done before, test {doc['metrics']['test_acc']:.4f} ({run_dir})")
-            return _run_metrics(doc["metrics"], model_cfg, task, best_json)
+            return {**_run_metrics(doc["metrics"], model_cfg, task, best_json), "wall_s": _wall_s(run_dir)}
     resume = resume_json.is_file()
+    t0 = time.perf_counter()
     result = run_training(task, model_cfg, train_cfg, run_dir, resume=resume, overwrite=not resume, progress=False)
+    wall = _wall_s(run_dir, add=time.perf_counter() - t0)
     echo(
         f"{label}: test {result.metrics['test_acc']:.4f} val {result.metrics['val_acc']:.4f} "
-        f"({'resumed' if resume else 'trained'}, {len(result.history)} epochs) -> {run_dir}"
+        f"({'resumed' if resume else 'trained'}, {len(result.history)} epochs, {wall:.0f} s) -> {run_dir}"
     )
-    return _run_metrics(result.metrics, model_cfg, task, result.checkpoint)
+    return {**_run_metrics(result.metrics, model_cfg, task, result.checkpoint), "wall_s": wall}
+
+
+def _same_model(recorded: Any, model_cfg: ModelConfig) -> bool:
+    """Whether a checkpoint's recorded model is ``model_cfg``, fields added since then taking their defaults."""
+    if not isinstance(recorded, dict):
+        return False
+    try:
+        return bool(validate_config(ModelConfig, recorded, owner="model").model_dump() == model_cfg.model_dump())
+    except ValidationError:
+        return False
+
+
+def _wall_s(run_dir: Path, add: float | None = None) -> float | None:
+    """Training wall time of ``run_dir`` in seconds, summed over the sittings that trained it (``wall_s.json``).
+
+    None for a run trained before this was recorded (its time is unknown, not zero).
+    """
+    from rsnn_deploy.checkpoint import read_json
+
+    path = run_dir / "wall_s.json"
+    known = float(read_json(path)["seconds"]) if path.is_file() else None
+    if add is None:
+        return known
+    total = (known or 0.0) + add
+    write_json_atomic(path, {"seconds": total})
+    return total
 
 
 def _run_metrics(m: dict[str, Any], model_cfg: ModelConfig, task: Any, checkpoint: Path) -> dict[str, Any]:
@@ -231,14 +262,115 @@ class StepsPlan:
     heartbeat_interval: int = 10
     grace_period: int | None = None
     max_retry: int = 3
+    lsnn_published: bool = False
 
 
 def _arms(plan: StepsPlan) -> list[tuple[str, str, dict[str, Any], int]]:
-    arms = [(v, v, {}, plan.n_trials) for v in plan.variants]
+    arms: list[tuple[str, str, dict[str, Any], int]] = [(v, v, {}, plan.n_trials) for v in plan.variants]
     if plan.control:
         pin = {"tau_adapt_ms": plan.control_tau_adapt_ms, "n_hidden": plan.control_hidden}
         arms.append((CONTROL, "rec-adapt", pin, plan.control_trials))
     return arms
+
+
+# Bellec et al. 2018 (NeurIPS), LSNN on sequential MNIST, as the authors' code sets it
+# (IGITUGraz/LSNN-official, bin/tutorial_sequential_mnist_with_LSNN.py): 120 regular + 100 adaptive
+# neurons, tau_a = 700 ms, beta = 1.8, baseline threshold 0.01, membrane and readout tau 20 ms,
+# 5 refractory steps, Adam lr 0.01, firing-rate target 10 Hz. Their threshold is thr + beta * b with
+# b <- rho b + (1 - rho) z (rho = exp(-dt/tau_a)): each spike raises it by beta (1 - rho); relative to
+# the baseline that is beta (1 - rho) / thr, which is adapt_strength here with threshold 1.
+LSNN_PUBLISHED: dict[str, float] = {
+    "n_regular": 120, "n_adaptive": 100, "tau_a_ms": 700.0, "beta": 1.8, "thr": 0.01, "tau_m_ms": 20.0,
+    "n_ref": 5, "lr": 1e-2, "rate_hz": 10.0,
+}
+
+
+def lsnn_published_model() -> dict[str, Any]:
+    """Model fields of the published LSNN (threshold 1: adapt_strength is relative to the baseline)."""
+    p = LSNN_PUBLISHED
+    rho = math.exp(-1.0 / p["tau_a_ms"])
+    return {
+        "variant": "rec-adapt",
+        "n_hidden": int(p["n_regular"] + p["n_adaptive"]),
+        "n_adaptive": int(p["n_adaptive"]),
+        "adapt_kind": "threshold",
+        "tau_mem_ms": p["tau_m_ms"],
+        "tau_out_ms": p["tau_m_ms"],
+        "tau_adapt_ms": p["tau_a_ms"],
+        "adapt_strength": p["beta"] * (1.0 - rho) / p["thr"],
+        "threshold": 1.0,
+        "refractory_steps": int(p["n_ref"]),
+    }
+
+
+def _published_best(plan: StepsPlan) -> dict[str, Any]:
+    """The published LSNN as a 'best trial' (nothing tuned): the paper's settings.
+
+    The surrogate and the readout's time constant come from the space file when it sets them, so
+    that every arm of one experiment is read out the same way (the readout is not under test).
+    """
+    fixed = {k: v for k, v in plan.space.fixed_model.items() if k in ("surrogate", "surrogate_slope", "tau_out_ms")}
+    train = {**plan.space.fixed_train, "lr": LSNN_PUBLISHED["lr"], "target_rate": LSNN_PUBLISHED["rate_hz"] / 1000}
+    if plan.epochs is not None:
+        train["epochs"] = plan.epochs
+    return {"number": None, "values": [None], "params": {}, "model": {**lsnn_published_model(), **fixed},
+            "train": train}
+
+
+def target_list(target: str | None) -> list[str]:
+    """``--target`` as a list: one profile, or several ("loihi1,loihi2": each arm on the first that runs it)."""
+    return [t.strip() for t in (target or "").split(",") if t.strip()]
+
+
+def deploy_target(targets: list[str], model: dict[str, Any]) -> str | None:
+    """The profile an arm is emulated on: the first of ``targets`` whose features fit its adaptation.
+
+    With loihi1,loihi2 non-adaptive arms run on loihi1 (nengo-loihi), adaptive ones on loihi2
+    (Lava's ATRLIF). None fits: the last one, whose refusal is then reported as the reason.
+    """
+    if len(targets) <= 1:
+        return targets[0] if targets else None
+    from rsnn_deploy.hardware import load_profile
+
+    adaptive = "adapt" in str(model.get("variant", ""))
+    kind = model.get("adapt_kind", "threshold")
+    for t in targets:
+        feats = load_profile(t).features.adaptation
+        if (kind in feats) if adaptive else True:
+            return t
+    return targets[-1]
+
+
+def decay_grid_ms(tau_ms: float, target: str, offset: str = "theta") -> float:
+    """The time constant ``target``'s decay register holds for ``tau_ms`` (12-bit decays: the nearest step)."""
+    from rsnn_deploy.hardware import load_profile
+    from rsnn_deploy.quantize import decay_to_int, effective_tau_ms, retention_of
+
+    prof = load_profile(target)
+    off = int(getattr(prof.decay, f"{offset}_offset"))
+    dt = prof.dt_ms or 1.0
+    d = decay_to_int(math.exp(-dt / tau_ms), prof, off)
+    return float(effective_tau_ms(retention_of(d, prof, off), dt))
+
+
+def memoryless_floor(task: Any) -> dict[str, Any]:
+    """The best test accuracy without using the input: the majority class's share of the test labels.
+
+    On store-recall this is what a network without memory can score: at the readout the input
+    holds noise and the recall cue, both independent of the stored value.
+    """
+    labels = np.asarray(task.test.labels)
+    counts = np.bincount(labels, minlength=task.n_classes)
+    return {"test_acc": float(counts.max() / counts.sum()), "kind": "majority class of the test labels",
+            "chance": 1.0 / task.n_classes}
+
+
+def _study_wall_s(outcome: Any) -> float:
+    """Seconds spent in the study's trials (finished, pruned and failed), over every sitting and worker."""
+    import optuna
+
+    study = optuna.load_study(study_name=outcome.study_name, storage=outcome.storage)
+    return float(sum(t.duration.total_seconds() for t in study.get_trials(deepcopy=False) if t.duration))
 
 
 def run_steps(task: Any, plan: StepsPlan, echo: Echo = print) -> dict[str, Any]:
@@ -247,9 +379,10 @@ def run_steps(task: Any, plan: StepsPlan, echo: Echo = print) -> dict[str, Any]:
 
     if plan.seeds < 1:
         raise ValidationError(f"--seeds: must be at least 1 (got {plan.seeds})")
-    if not plan.variants and not plan.control:
+    if not plan.variants and not plan.control and not plan.lsnn_published:
         raise ValidationError("--variants: nothing to run (no variant and --no-control)")
     emulate = _emulated_or_none(plan.target, echo)
+    targets = target_list(plan.target)
     prefix = plan.study_prefix or f"steps-{task.name}"
     arms: dict[str, Any] = {}
     for name, variant, pin, n_trials in _arms(plan):
@@ -275,30 +408,21 @@ def run_steps(task: Any, plan: StepsPlan, echo: Echo = print) -> dict[str, Any]:
         if outcome.best is None:
             raise RsnnError(f"{name}: no trial of study {settings.study_name} completed; see {outcome.summary_path}")
         best = outcome.best
-        final_train = dict(best["train"])
-        if plan.final_epochs is not None:
-            final_train["epochs"] = plan.final_epochs
-        final_train["limit"] = plan.final_limit
-        runs = []
-        for seed in range(plan.seeds):
-            # keyed by the best trial: a rerun with more trials that finds a better one retrains beside it
-            run_dir = plan.out / "final" / name / f"trial{best['number']:04d}" / f"seed{seed}"
-            run = train_or_load(
-                task, best["model"], {**final_train, "seed": seed}, run_dir, echo, f"[{name}] seed {seed}"
-            )
-            run["seed"] = seed
-            run["emulated_test_acc"] = _emulated_test(emulate, plan.target, run, run_dir, echo)
-            run["synaptic_ops_per_sample"], run["synaptic_ops_source"] = _synaptic_ops_test(
-                plan.target if emulate is not None else None, run, run_dir, echo
-            )
-            runs.append(run)
-        arms[name] = _arm_summary(name, variant, best, outcome, runs)
+        runs = _retrain(task, plan, name, best, f"trial{best['number']:04d}", emulate, targets, echo)
+        arms[name] = _arm_summary(name, variant, best, outcome.counts, _study_wall_s(outcome), runs)
+    if plan.lsnn_published:
+        echo(f"== {PUBLISHED}: not tuned (Bellec et al. 2018's parameters)")
+        best = _published_best(plan)
+        runs = _retrain(task, plan, PUBLISHED, best, "published", emulate, targets, echo)
+        arms[PUBLISHED] = _arm_summary(PUBLISHED, "rec-adapt", best, {"complete": 0, "pruned": 0, "fail": 0}, 0.0,
+                                       runs)
     results = {
         "experiment": "steps",
         "task": task.name,
         "task_params": task.params,
         "target": plan.target,
         "emulated_available": emulate is not None,
+        "memoryless_floor": memoryless_floor(task),
         "budget": {
             "trials": plan.n_trials,
             "control_trials": plan.control_trials if plan.control else None,
@@ -307,6 +431,7 @@ def run_steps(task: Any, plan: StepsPlan, echo: Echo = print) -> dict[str, Any]:
             "seeds": plan.seeds,
             "final_epochs": plan.final_epochs,
             "final_limit": plan.final_limit,
+            "sampler_seed": plan.sampler_seed,
         },
         "arms": arms,
         "comparisons": _comparisons(arms),
@@ -318,31 +443,71 @@ def run_steps(task: Any, plan: StepsPlan, echo: Echo = print) -> dict[str, Any]:
     return results
 
 
+def _retrain(
+    task: Any,
+    plan: StepsPlan,
+    name: str,
+    best: dict[str, Any],
+    tag: str,
+    emulate: Callable[..., float] | None,
+    targets: list[str],
+    echo: Echo,
+) -> list[dict[str, Any]]:
+    """Retrain one arm's configuration with ``plan.seeds`` seeds (or read the runs back); emulate and count."""
+    final_train = dict(best["train"])
+    if plan.final_epochs is not None:
+        final_train["epochs"] = plan.final_epochs
+    final_train["limit"] = plan.final_limit
+    target = deploy_target(targets, best["model"])
+    runs = []
+    for seed in range(plan.seeds):
+        # keyed by the best trial: a rerun with more trials that finds a better one retrains beside it
+        run_dir = plan.out / "final" / name / tag / f"seed{seed}"
+        run = train_or_load(task, best["model"], {**final_train, "seed": seed}, run_dir, echo, f"[{name}] seed {seed}")
+        run["seed"] = seed
+        run["emulated_target"] = target
+        run["emulated_test_acc"] = _emulated_test(emulate, target, run, run_dir, echo)
+        run["synaptic_ops_per_sample"], run["synaptic_ops_source"] = _synaptic_ops_test(
+            target if emulate is not None else None, run, run_dir, echo
+        )
+        runs.append(run)
+    return runs
+
+
 def _arm_summary(
-    name: str, variant: str, best: dict[str, Any], outcome: Any, runs: list[dict[str, Any]]
+    name: str, variant: str, best: dict[str, Any], counts: dict[str, int], tune_wall_s: float,
+    runs: list[dict[str, Any]]
 ) -> dict[str, Any]:
     model = best["model"]
     accs = [r["test_acc"] for r in runs]
     mean, std = mean_std(accs)
     emu = [r["emulated_test_acc"] for r in runs if r["emulated_test_acc"] is not None]
     emu_mean, emu_std = mean_std(emu)
-    probe = validate_config(ModelConfig, model, owner="model")
+    probe = validate_config(ModelConfig, {"n_in": 1, "n_out": 1, **model}, owner="model")
+    targets = sorted({r["emulated_target"] for r in runs if r.get("emulated_target")})
+    walls = [r.get("wall_s") for r in runs]
+    grid = None
+    if probe.adaptation and targets:
+        grid = {t: decay_grid_ms(float(model["tau_adapt_ms"]), t) for t in targets}
     return {
         "variant": variant,
         "n_hidden": model["n_hidden"],
+        "n_adaptive": probe.n_adaptive if probe.adaptation else None,
         "tau_mem_ms": model["tau_mem_ms"],
         "tau_syn_ms": model["tau_syn_ms"] if probe.synapse else None,
         "tau_adapt_ms": model["tau_adapt_ms"] if probe.adaptation else None,
+        "tau_adapt_grid_ms": grid,
         "tuned_val_acc": best["values"][0],
         "best_trial": best["number"],
         "best_params": best["params"],
-        "tuning_counts": {k: outcome.counts[k] for k in ("complete", "pruned", "fail")},
+        "tuning_counts": {k: counts[k] for k in ("complete", "pruned", "fail")},
         "model": model,
         "train": best["train"],
         "test_acc_mean": mean,
         "test_acc_std": std,
         "test_accs": accs,
         "spikes_per_sample_mean": mean_std([r["test_spikes_per_sample"] for r in runs])[0],
+        "emulated_targets": targets,
         "emulated_test_acc_mean": emu_mean if emu else None,
         "emulated_test_acc_std": emu_std if emu else None,
         "emulated_n": len(emu),
@@ -350,6 +515,10 @@ def _arm_summary(
         "synaptic_ops_per_sample_mean": mean_std([r["synaptic_ops_per_sample"] for r in runs])[0],
         "synaptic_ops_per_sample_std": mean_std([r["synaptic_ops_per_sample"] for r in runs])[1],
         "synaptic_ops_sources": sorted({r["synaptic_ops_source"] for r in runs}),
+        "wall_s": {
+            "tuning": tune_wall_s,
+            "retrain": None if any(w is None for w in walls) else float(sum(walls)),  # type: ignore[arg-type]
+        },
         "runs": runs,
     }
 
@@ -372,6 +541,8 @@ def _comparisons(arms: dict[str, Any]) -> dict[str, Any]:
         "synapse vs adaptation (rec-syn - rec-adapt)": ("rec-syn", "rec-adapt"),
         "both (rec-syn-adapt - rec)": ("rec-syn-adapt", "rec"),
         "small taus vs LSNN control (rec-syn-adapt - lsnn-control)": ("rec-syn-adapt", CONTROL),
+        "small taus vs published LSNN (rec-syn-adapt - lsnn-published)": ("rec-syn-adapt", PUBLISHED),
+        "tuned vs published LSNN (lsnn-control - lsnn-published)": (CONTROL, PUBLISHED),
     }
     return {k: d for k, (a, b) in pairs.items() if (d := _diff(arms, a, b)) is not None}
 
@@ -382,28 +553,38 @@ def _fmt_ms(v: float | None) -> str:
 
 def steps_markdown(results: dict[str, Any]) -> str:
     """The results table and the comparisons, as Markdown."""
-    emu = any(a["emulated_test_acc_mean"] is not None for a in results["arms"].values())
+    arms = results["arms"]
+    emu = any(a["emulated_test_acc_mean"] is not None for a in arms.values())
+    several = len(target_list(results.get("target"))) > 1
     head = (
         "| model | neurons | tau_mem ms | tau_syn ms | tau_adapt ms | tuned val % "
         "| test % (mean ± std) | spikes/sample |"
     )
     lines = [head + (" emulated test % |" if emu else ""), "|" + "---|" * (8 + emu)]
-    for name, a in results["arms"].items():
+    for name, a in arms.items():
+        neurons = f"{a['n_hidden']}" + (f" ({a['n_adaptive']} adaptive)" if a.get("n_adaptive") is not None else "")
+        val = "– (not tuned)" if a["tuned_val_acc"] is None else f"{100 * a['tuned_val_acc']:.1f}"
         row = (
-            f"| {name} | {a['n_hidden']} | {_fmt_ms(a['tau_mem_ms'])} | {_fmt_ms(a['tau_syn_ms'])} | "
-            f"{_fmt_ms(a['tau_adapt_ms'])} | {100 * a['tuned_val_acc']:.1f} | "
+            f"| {name} | {neurons} | {_fmt_ms(a['tau_mem_ms'])} | {_fmt_ms(a['tau_syn_ms'])} | "
+            f"{_fmt_ms(a['tau_adapt_ms'])} | {val} | "
             f"{_pct(a['test_acc_mean'], a['test_acc_std'], len(a['test_accs']))} | "
             f"{a['spikes_per_sample_mean']:.0f} |"
         )
         if emu:
             m, s = a["emulated_test_acc_mean"], a["emulated_test_acc_std"]
-            row += f" {_pct(m, s, a['emulated_n']) if m is not None else 'not run'} |"
+            on = f" on {', '.join(a.get('emulated_targets') or [])}" if several else ""
+            row += f" {_pct(m, s, a['emulated_n']) + on if m is not None else 'not run' + on} |"
         lines.append(row)
+    floor = results.get("memoryless_floor")
+    if floor:
+        lines += ["", f"Memoryless floor: {100 * floor['test_acc']:.1f} % ({floor['kind']}; chance "
+                  f"{100 * floor['chance']:.1f} %): what a network that ignores the input scores."]
     lines += steps_cost_markdown(results)
+    lines += steps_time_markdown(results)
     lines += ["", "| comparison | difference (points) | 2 SE | beyond 2 SE? |", "|---|---|---|---|"]
     for k, d in results["comparisons"].items():
         lines.append(f"| {k} | {100 * d['diff']:+.1f} | {200 * d['se']:.1f} | {'yes' if d['clear'] else 'no'} |")
-    notes = [(name, n) for name, a in results["arms"].items() for n in a.get("emulated_notes", [])]
+    notes = [(name, n) for name, a in arms.items() for n in a.get("emulated_notes", [])]
     if notes:
         lines += ["", f"Not run on {results['target']}:"] + [f"- {name}: {n}" for name, n in notes]
     lines += [
@@ -412,6 +593,28 @@ def steps_markdown(results: dict[str, Any]) -> str:
         "include the spread of the tuning itself (another sampler seed or budget can pick other settings).",
     ]
     return "\n".join(lines) + "\n"
+
+
+def steps_time_markdown(results: dict[str, Any]) -> list[str]:
+    """Wall time per arm and, for adaptive arms, tau_adapt on the chip's decay grid."""
+    arms = results["arms"]
+    if not all("wall_s" in a for a in arms.values()):
+        return []
+
+    def mins(v: float | None) -> str:
+        return "unknown" if v is None else f"{v / 60:.1f}"
+
+    lines = ["", "| model | tuning trials (complete / pruned / failed) | tuning min | retrain min (all seeds) "
+             "| tau_adapt ms: trained -> chip grid |", "|---|---|---:|---:|---|"]
+    for name, a in arms.items():
+        c = a["tuning_counts"]
+        grid = a.get("tau_adapt_grid_ms") or {}
+        g = ", ".join(f"{_fmt_ms(a['tau_adapt_ms'])} -> {v:.4g} ({t})" for t, v in grid.items()) or "–"
+        lines.append(f"| {name} | {c['complete']} / {c['pruned']} / {c['fail']} | {mins(a['wall_s']['tuning'])} | "
+                     f"{mins(a['wall_s']['retrain'])} | {g} |")
+    lines += ["", "Wall time on this machine as the runs went (shared CPU, 1 torch thread); the grid value is the "
+              "time constant the chip's 12-bit decay register holds for the trained one."]
+    return lines
 
 
 def steps_cost_markdown(results: dict[str, Any]) -> list[str]:
@@ -496,6 +699,192 @@ def _write_steps_report(results: dict[str, Any], report_dir: Path, echo: Echo) -
     _write_pareto_png(results, report_dir / "steps_pareto.png")
     echo(md)
     echo(f"report: {report_dir / 'results.json'}, results.md, steps.png, steps_pareto.png")
+
+
+# ----------------------------------------------------------------------------- store-recall delay sweep
+
+
+def run_delay_sweep(
+    make_task: Callable[[int], Any], delays: list[int], plan: StepsPlan, echo: Echo = print
+) -> dict[str, Any]:
+    """``run_steps`` once per store-recall delay, shortest first, each in ``OUT/delayD`` and ``REPORT/delayD``.
+
+    Every delay is its own resumable steps run (own studies, prefix ``...-delayD``), so a rerun of
+    the same command skips the finished delays and continues the interrupted one; the combined
+    report (accuracy vs delay per arm) is rewritten after each delay, listing the ones still to run.
+    """
+    if not delays or any(d < 0 for d in delays) or len(set(delays)) != len(delays):
+        raise ValidationError(f"--delays: expected distinct non-negative step counts, e.g. 50,100,200 (got {delays})")
+    prefix = plan.study_prefix or "steps-store-recall"
+    per: dict[int, dict[str, Any]] = {}
+    for d in sorted(delays):
+        echo(f"==== store-recall delay {d} steps")
+        sub = replace(plan, out=plan.out / f"delay{d}", report_dir=plan.report_dir / f"delay{d}",
+                      study_prefix=f"{prefix}-delay{d}")
+        per[d] = run_steps(make_task(d), sub, echo)
+        summary = delay_sweep_summary(per, sorted(delays))
+        _write_delay_report(summary, plan.report_dir, echo)
+    return summary
+
+
+def delay_sweep_summary(per: dict[int, dict[str, Any]], delays: list[int]) -> dict[str, Any]:
+    """Per arm and delay: test accuracy, emulated accuracy, synaptic ops; the floor per delay."""
+    names: list[str] = []
+    for res in per.values():
+        names += [n for n in res["arms"] if n not in names]
+    arms: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+    for d, res in sorted(per.items()):
+        for n, a in res["arms"].items():
+            arms[n].append({
+                "delay": d, "test_acc_mean": a["test_acc_mean"], "test_acc_std": a["test_acc_std"],
+                "n": len(a["test_accs"]), "emulated_test_acc_mean": a["emulated_test_acc_mean"],
+                "emulated_targets": a.get("emulated_targets", []),
+                "synaptic_ops_per_sample_mean": a["synaptic_ops_per_sample_mean"],
+                "tau_mem_ms": a["tau_mem_ms"], "tau_adapt_ms": a["tau_adapt_ms"], "n_hidden": a["n_hidden"],
+            })
+    first = next(iter(per.values()))
+    return {
+        "experiment": "delay-sweep",
+        "task": "store-recall",
+        "delays": delays,
+        "done": sorted(per),
+        "pending": [d for d in delays if d not in per],
+        "budget": first["budget"],
+        "target": first["target"],
+        "floor": {d: res["memoryless_floor"] for d, res in sorted(per.items())},
+        "arms": arms,
+    }
+
+
+def delay_sweep_markdown(summary: dict[str, Any]) -> str:
+    done = summary["done"]
+    lines = ["| model | " + " | ".join(f"delay {d}" for d in done) + " |", "|---|" + "---|" * len(done)]
+    for name, rows in summary["arms"].items():
+        by = {r["delay"]: r for r in rows}
+        cells = [_pct(by[d]["test_acc_mean"], by[d]["test_acc_std"], by[d]["n"]) if d in by else "–" for d in done]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    floors = summary["floor"]
+    lines.append("| memoryless floor | " + " | ".join(f"{100 * floors[d]['test_acc']:.1f}" for d in done) + " |")
+    emu = [(n, r) for n, rows in summary["arms"].items() for r in rows if r["emulated_test_acc_mean"] is not None]
+    if emu:
+        lines += ["", "Emulated (integer) test accuracy %, mean over seeds:", "",
+                  "| model | " + " | ".join(f"delay {d}" for d in done) + " |", "|---|" + "---|" * len(done)]
+        for name, rows in summary["arms"].items():
+            by = {r["delay"]: r for r in rows}
+            cells = []
+            for d in done:
+                r = by.get(d)
+                if r is None or r["emulated_test_acc_mean"] is None:
+                    cells.append("not run" if r is not None else "–")
+                else:
+                    cells.append(f"{100 * r['emulated_test_acc_mean']:.1f} ({', '.join(r['emulated_targets'])})")
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if summary["pending"]:
+        lines += ["", f"Not run yet: delay {', '.join(str(d) for d in summary['pending'])} (rerun the same command)."]
+    lines += ["", "Memoryless floor: the majority class's share of the test labels (at the readout the input holds "
+              "only noise and the recall cue)."]
+    return "\n".join(lines) + "\n"
+
+
+def _write_delay_report(summary: dict[str, Any], report_dir: Path, echo: Echo) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    report_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(report_dir / "delay_sweep.json", summary)
+    md = delay_sweep_markdown(summary)
+    write_text_atomic(report_dir / "delay_sweep.md", f"# Store-recall: test accuracy % vs delay\n\n{md}")
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4))
+    for i, (name, rows) in enumerate(summary["arms"].items()):
+        color = "0.55" if name == CONTROL else ("0.2" if name == PUBLISHED else f"C{i}")
+        d = [r["delay"] for r in rows]
+        ax.errorbar(d, [100 * r["test_acc_mean"] for r in rows], yerr=[100 * r["test_acc_std"] for r in rows],
+                    fmt="o-", color=color, capsize=3, label=f"{name} ({rows[0]['n_hidden']} n)")
+        bx.scatter([r["synaptic_ops_per_sample_mean"] for r in rows], [100 * r["test_acc_mean"] for r in rows],
+                   color=color, label=name)
+        for r in rows:
+            bx.annotate(str(r["delay"]), (r["synaptic_ops_per_sample_mean"], 100 * r["test_acc_mean"]), fontsize=6)
+    done = summary["done"]
+    ax.plot(done, [100 * summary["floor"][d]["test_acc"] for d in done], "k:", marker="_", ms=14,
+            label="memoryless floor")
+    ax.set_ylim(0, 102)
+    ax.set_xscale("log")
+    ax.set_xticks(done, [str(d) for d in done])
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    ax.set_xlabel("delay between store and recall (steps = ms)")
+    ax.set_ylabel("test accuracy % (mean ± std over seeds)")
+    ax.set_title("store-recall: accuracy vs delay", fontsize=9)
+    bx.set_xscale("log")
+    bx.set_xlabel("synaptic operations per test sample (labels: delay)")
+    bx.set_ylabel("test accuracy %")
+    bx.set_title("accuracy vs synaptic operations", fontsize=9)
+    for a in (ax, bx):
+        a.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    _save_png(fig, report_dir / "delay_sweep.png")
+    plt.close(fig)
+    echo(md)
+    echo(f"report: {report_dir / 'delay_sweep.json'}, delay_sweep.md, delay_sweep.png")
+
+
+# ----------------------------------------------------------------------------- tuning-seed spread
+
+
+def tuning_spread(docs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """How far re-tuning moves each arm: ``docs`` maps a label to a steps ``results.json`` of the same budget.
+
+    Per tuned arm present in every document: the retrained test mean of each, and max - min. Refuses
+    documents whose task, task parameters or budget (other than the sampler seed) differ.
+    """
+    if len(docs) < 2:
+        raise ValidationError("RESULTS: give at least two results.json of `experiment steps` to compare")
+    items = list(docs.items())
+    for label, doc in items:
+        if doc.get("experiment") != "steps":
+            raise ValidationError(f"RESULTS: {label} is not a results.json of `experiment steps`")
+
+    def key(doc: dict[str, Any]) -> Any:
+        # the arms' budget; which arms ran (control or not) and the sampler seed may differ
+        budget = {k: v for k, v in doc["budget"].items() if k not in ("sampler_seed", "control_trials")}
+        return doc["task"], doc["task_params"], budget
+
+    ref_label, ref = items[0]
+    for label, doc in items[1:]:
+        if key(doc) != key(ref):
+            raise ValidationError(f"RESULTS: {label} has another task or budget than {ref_label}; not comparable")
+    # an arm that was not tuned (the published LSNN) has no tuning spread
+    names = [n for n, a in ref["arms"].items()
+             if a["best_trial"] is not None and all(n in d["arms"] for _, d in items)]
+    arms = {}
+    for n in names:
+        means = {label: d["arms"][n]["test_acc_mean"] for label, d in items}
+        arms[n] = {"test_acc_means": means, "spread": max(means.values()) - min(means.values()),
+                   "tau_mem_ms": {label: d["arms"][n]["tau_mem_ms"] for label, d in items}}
+    return {"experiment": "tuning-spread", "task": ref["task"], "budget": ref["budget"],
+            "runs": [lb for lb, _ in items], "arms": arms,
+            "max_spread": max((a["spread"] for a in arms.values()), default=None)}
+
+
+def spread_markdown(spread: dict[str, Any]) -> str:
+    runs = spread["runs"]
+    lines = ["| model | " + " | ".join(runs) + " | spread (points) | tau_mem ms |", "|---|" + "---|" * (len(runs) + 2)]
+    for n, a in spread["arms"].items():
+        taus = ", ".join(_fmt_ms(a["tau_mem_ms"][r]) for r in runs)
+        lines.append(f"| {n} | " + " | ".join(f"{100 * a['test_acc_means'][r]:.1f}" for r in runs)
+                     + f" | {100 * a['spread']:.1f} | {taus} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_spread_report(spread: dict[str, Any], report_dir: Path, echo: Echo) -> None:
+    report_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(report_dir / "spread.json", spread)
+    md = spread_markdown(spread)
+    write_text_atomic(report_dir / "spread.md", f"# Tuning-seed spread on {spread['task']}\n\n{md}")
+    echo(md)
+    echo(f"report: {report_dir / 'spread.json'}, spread.md")
 
 
 # ----------------------------------------------------------------------------- tau sweep

@@ -186,6 +186,19 @@ class RSNN(nn.Module):
             return torch.zeros(h, device=self.w_in.device, dtype=self.w_in.dtype)
         return decay(getattr(self, name), self.cfg.dt_ms).expand(h)
 
+    def _adapt_decay(self) -> Tensor:
+        """Adaptation decay [H]; 0 for the LIF neurons of a mixed population (``n_adaptive``).
+
+        A zero decay removes adaptation exactly: the threshold increase of a spike is
+        multiplied by 0 before the next step compares against it, so it never counts.
+        """
+        cfg = self.cfg
+        a = self._decay("tau_adapt" if cfg.adaptation else None)
+        if cfg.adaptation and cfg.n_adaptive is not None:
+            adaptive = torch.arange(cfg.n_hidden, device=a.device) >= cfg.n_hidden - cfg.n_adaptive
+            a = a * adaptive.to(a.dtype)
+        return a
+
     def effective_params(self) -> NeuronParams:
         """Per-step parameters as the neuron sees them (fake-quantized under QAT)."""
         cfg = self.cfg
@@ -195,7 +208,7 @@ class RSNN(nn.Module):
             bias=self.bias,
             a_syn=self._decay("tau_syn" if cfg.synapse else None),
             a_mem=self._decay("tau_mem"),
-            a_adapt=self._decay("tau_adapt" if cfg.adaptation else None),
+            a_adapt=self._adapt_decay(),
             adapt_strength=cfg.adapt_strength,
             threshold=cfg.threshold,
             v_floor=cfg.v_floor,

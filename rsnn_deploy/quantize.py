@@ -170,6 +170,11 @@ def check_supported(cfg: ModelConfig, profile: HardwareProfile, taus_ms: dict[st
                 f"{where}: variant {cfg.variant} needs adaptation, which {profile.name} cannot run "
                 "(nengo-loihi has no adaptation on Loihi 1); use --target loihi2 or a variant without adaptation"
             )
+        if cfg.n_adaptive is not None and cfg.n_adaptive < cfg.n_hidden:
+            raise UnsupportedError(
+                f"{where}: n_adaptive={cfg.n_adaptive} of {cfg.n_hidden} neurons adapt (a mixed LIF + adaptive "
+                f"population); {profile.name} holds one adaptation decay per population, so this model is float only"
+            )
         if cfg.adapt_kind not in profile.features.adaptation:
             raise UnsupportedError(
                 f"{where}: adapt_kind {cfg.adapt_kind!r} is not supported "

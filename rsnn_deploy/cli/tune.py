@@ -13,9 +13,9 @@ from pathlib import Path
 import click
 
 from rsnn_deploy.cli._app import cli
-from rsnn_deploy.cli.train import _task_options, load_task_from_options
+from rsnn_deploy.cli.train import _parse_task_params, _task_options, load_task_from_options
 from rsnn_deploy.config import VARIANTS
-from rsnn_deploy.errors import ValidationError
+from rsnn_deploy.errors import RsnnError, ValidationError
 
 
 def _set_threads(threads: int) -> None:
@@ -268,6 +268,8 @@ def _common_experiment_options(f):
 @click.option("--storage", default=None, help="Shared database URL for the studies [default: SQLite in OUT].")
 @click.option("--study-prefix", default=None, help="Prefix of the study names [default: steps-TASK].")
 @click.option("--sampler-seed", type=int, default=0, show_default=True)
+@click.option("--lsnn-published", is_flag=True, help="Add Bellec et al. 2018's LSNN (120 LIF + 100 ALIF), untuned.")
+@click.option("--delays", default=None, help="store-recall: one run per delay (steps), e.g. 50,100,200,400.")
 @_common_experiment_options
 @_runtime_options
 def steps(
@@ -288,6 +290,8 @@ def steps(
     storage,
     study_prefix,
     sampler_seed,
+    lsnn_published,
+    delays,
     seeds,
     final_epochs,
     final_limit,
@@ -331,10 +335,41 @@ def steps(
         heartbeat_interval=heartbeat_interval,
         grace_period=grace_period,
         max_retry=max_retry,
+        lsnn_published=lsnn_published,
     )
-    task = load_task_from_options(task_name, data_path, data_dir, task_params)
     _quiet_optuna()
+    if delays is not None:
+        from rsnn_deploy.experiment import run_delay_sweep
+
+        if task_name != "store-recall":
+            raise ValidationError(f"--delays: only for --task store-recall (got --task {task_name})")
+        params = _parse_task_params(task_params)
+        if "delay" in params:
+            raise ValidationError("--task-param delay: give the delays with --delays, not both")
+        run_delay_sweep(lambda d: load_task_from_options(task_name, data_path, data_dir, {**params, "delay": d}),
+                        [int(v) for v in _float_list(delays, "--delays")], plan, echo=click.echo)
+        return
+    task = load_task_from_options(task_name, data_path, data_dir, task_params)
     run_steps(task, plan, echo=click.echo)
+
+
+@experiment.command("spread")
+@click.argument("results", nargs=-1, type=click.Path())
+@click.option("--report-dir", type=click.Path(), required=True, help="Where spread.json/.md go.")
+def spread(results, report_dir) -> None:
+    """How far re-tuning with another sampler seed moves each arm (RESULTS: steps results.json, same budget)."""
+    from rsnn_deploy.checkpoint import read_json
+    from rsnn_deploy.experiment import tuning_spread, write_spread_report
+    from rsnn_deploy.io import check_writable_path
+
+    check_writable_path(report_dir, "--report-dir", is_dir=True)
+    docs = {}
+    for r in results:
+        try:
+            docs[r] = read_json(Path(r))
+        except RsnnError as err:
+            raise ValidationError(f"RESULTS: {err}") from None
+    write_spread_report(tuning_spread(docs), Path(report_dir), echo=click.echo)
 
 
 @experiment.command("tau-sweep")
