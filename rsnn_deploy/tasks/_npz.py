@@ -35,6 +35,7 @@ from rsnn_deploy.tasks._params import check_choice, check_float, check_int, chec
 from rsnn_deploy.tasks._split import READOUT_MODES, EncodedSource, Split, Task
 from rsnn_deploy.tasks.encoders import START_MODES, level_crossing, quantile_thresholds
 from rsnn_deploy.tasks.input_encoder import InputEncoder
+from rsnn_deploy.trace import is_binary
 
 NAME = "npz"
 ENCODINGS: tuple[str, ...] = ("auto", "spikes", "level-crossing")
@@ -111,10 +112,6 @@ def _check_pair(owner: str, x: np.ndarray, y: np.ndarray, xk: str, yk: str) -> t
     return x, y.astype(np.int64)
 
 
-def _is_binary(x: np.ndarray) -> bool:
-    return x.dtype == bool or bool(np.isin(x, (0, 1)).all())
-
-
 def load(params: dict[str, Any], path: Any, seed: int) -> Task:
     p = check_known(NAME, params, DEFAULTS)
     if path is None:
@@ -157,7 +154,7 @@ def load(params: dict[str, Any], path: Any, seed: int) -> Task:
     n_seen = int(max(y.max(), y_test.max())) + 1
     n_classes = n_seen if p["n_classes"] is None else check_int(NAME, "n_classes", p["n_classes"], n_seen, MAX_UNITS)
 
-    binary = _is_binary(x) and _is_binary(x_test)
+    binary = is_binary(x) and is_binary(x_test)
     if encoding == "auto":
         encoding = "spikes" if binary else "level-crossing"
     resolved: dict[str, Any] = {
@@ -169,7 +166,7 @@ def load(params: dict[str, Any], path: Any, seed: int) -> Task:
     }
     if encoding == "spikes":
         if not binary:
-            key = "x" if not _is_binary(x) else "x_test"
+            key = "x" if not is_binary(x) else "x_test"
             raise ValidationError(
                 f"{owner}.{key}: encoding='spikes' needs values in {{0, 1}} (got other values); "
                 "use encoding='level-crossing' or 'auto' to encode real values"
