@@ -223,7 +223,7 @@ def count_trace(conn: Connectivity, spikes_in: np.ndarray, trace: Any, cost: Any
     per-step critical path, which cannot be rebuilt from per-sample totals.
     """
     x = np.asarray(spikes_in)
-    z = np.asarray(trace.spikes).astype(bool)
+    z = np.asarray(trace.spikes).astype(bool, copy=False)
     if x.ndim != 3 or z.ndim != 3 or x.shape[:2] != z.shape[:2]:
         raise ValidationError(f"count_trace: inputs {x.shape} and spikes {z.shape} must be [B, T, C] and [B, T, H]")
     if x.shape[2] != conn.n_inputs or z.shape[2] != conn.n_hidden:
@@ -232,11 +232,11 @@ def count_trace(conn: Connectivity, spikes_in: np.ndarray, trace: Any, cost: Any
             f"(got {x.shape[2]} and {z.shape[2]})"
         )
     b, t_steps, _ = z.shape
-    xb = (x != 0).astype(np.int64)
-    zi = z.astype(np.int64)
-    x_count = xb.sum(axis=1)  # [B, C]
-    z_count = zi.sum(axis=1)  # [B, H]
-    z_sent = zi[:, :-1].sum(axis=1) if t_steps > 1 else np.zeros_like(z_count)  # delivered recurrently
+    # sums of the 0/1 arrays go straight to int64 (``sum(dtype=...)``): no int64 copy of [B, T, H]
+    xb = x != 0
+    x_count = xb.sum(axis=1, dtype=np.int64)  # [B, C]
+    z_count = z.sum(axis=1, dtype=np.int64)  # [B, H]
+    z_sent = z_count - z[:, -1] if t_steps > 1 else np.zeros_like(z_count)  # delivered recurrently
     syn_in = x_count @ conn.nnz_in.T
     syn_rec = z_sent @ conn.nnz_rec.T if conn.nnz_rec is not None else np.zeros_like(syn_in)
     blocks = conn.block_slices
@@ -251,23 +251,23 @@ def count_trace(conn: Connectivity, spikes_in: np.ndarray, trace: Any, cost: Any
     active_mask = _active_mask(trace)
     active = inactive = mem = crit = None
     if active_mask is not None:
-        act_t = np.stack([active_mask[:, :, sl].sum(axis=2) for sl in blocks], axis=2)  # [B, T, cores]
-        active = act_t.sum(axis=1).astype(np.int64)
+        act_t = np.stack([active_mask[:, :, sl].sum(axis=2, dtype=np.int64) for sl in blocks], axis=2)  # [B, T, cores]
+        active = act_t.sum(axis=1)
         inactive = np.asarray(conn.block_sizes, dtype=np.int64) * t_steps - active
         v = np.asarray(trace.voltage)
-        mem = (conn.n_hidden + (v[:, 1:] != v[:, :-1]).sum(axis=(1, 2))).astype(np.int64)
+        mem = conn.n_hidden + (v[:, 1:] != v[:, :-1]).sum(axis=(1, 2), dtype=np.int64)
         times = _step_times(cost)
         if times is not None:
             t_syn, t_act, t_idle = times
             ev = xb.astype(np.float64) @ conn.nnz_in.T.astype(np.float64)  # [B, T, cores], exact integers
             if conn.nnz_rec is not None and t_steps > 1:
-                ev[:, 1:] += zi[:, :-1].astype(np.float64) @ conn.nnz_rec.T.astype(np.float64)
+                ev[:, 1:] += z[:, :-1].astype(np.float64) @ conn.nnz_rec.T.astype(np.float64)
             idle_t = np.asarray(conn.block_sizes, dtype=np.float64) - act_t
             core_ns = ev * t_syn + act_t * t_act + idle_t * t_idle
             crit = core_ns.max(axis=2).sum(axis=1)
     return OperationCounts(
         n_steps=t_steps, block_sizes=conn.block_sizes, recurrent=conn.nnz_rec is not None,
-        input_spikes=xb.sum(axis=(1, 2)), syn_input=syn_in,
+        input_spikes=x_count.sum(axis=1), syn_input=syn_in,
         syn_recurrent=syn_rec, syn_readout=z_count @ conn.nnz_out, spikes=spikes, spike_messages=messages,
         active=active, inactive=inactive, membrane_updates=mem, critical_path_ns=crit,
     )
