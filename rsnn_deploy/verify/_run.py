@@ -136,7 +136,7 @@ def verify(
         "resources": _resources(qnet, prof),
         "wall_time_s": {**{k: v["wall_s"] for k, v in results.items()}, "total": None},
     }
-    report["cost"] = _cost(qnet, prof, x, ckpt.model)
+    report["cost"] = _cost(qnet, prof, x, ckpt.model, emu_states)
     report["wall_time_s"]["total"] = round(time.perf_counter() - t_start, 3)
     fig = {"traces": traces, "float_states": float_states, "emu_states": emu_states, "labels": y,
            "qreport": qreport, "qnet": qnet}
