@@ -178,7 +178,7 @@ def test_counts_of_a_recorded_trace_equal_a_fresh_emulator_run():
     for name in ("input_spikes", "syn_input", "syn_recurrent", "syn_readout", "spikes", "spike_messages", "active",
                  "inactive", "membrane_updates", "critical_path_ns"):
         np.testing.assert_array_equal(getattr(fresh, name), getattr(reused, name), err_msg=name)
-    with pytest.raises(ValidationError, match="measure_counts.trace"):
+    with pytest.raises(ValidationError, match=r"measure_counts\.trace"):
         measure_counts(qnet, x, prof, trace=emulate(qnet, x, prof, record_states=False))
 
 
