@@ -223,7 +223,7 @@ def count_trace(conn: Connectivity, spikes_in: np.ndarray, trace: Any, cost: Any
     per-step critical path, which cannot be rebuilt from per-sample totals.
     """
     x = np.asarray(spikes_in)
-    z = np.asarray(trace.spikes).astype(bool)
+    z = np.asarray(trace.spikes).astype(bool, copy=False)
     if x.ndim != 3 or z.ndim != 3 or x.shape[:2] != z.shape[:2]:
         raise ValidationError(f"count_trace: inputs {x.shape} and spikes {z.shape} must be [B, T, C] and [B, T, H]")
     if x.shape[2] != conn.n_inputs or z.shape[2] != conn.n_hidden:
@@ -232,11 +232,11 @@ def count_trace(conn: Connectivity, spikes_in: np.ndarray, trace: Any, cost: Any
             f"(got {x.shape[2]} and {z.shape[2]})"
         )
     b, t_steps, _ = z.shape
-    xb = (x != 0).astype(np.int64)
-    zi = z.astype(np.int64)
-    x_count = xb.sum(axis=1)  # [B, C]
-    z_count = zi.sum(axis=1)  # [B, H]
-    z_sent = zi[:, :-1].sum(axis=1) if t_steps > 1 else np.zeros_like(z_count)  # delivered recurrently
+    # sums of the 0/1 arrays go straight to int64 (``sum(dtype=...)``): no int64 copy of [B, T, H]
+    xb = x != 0
+    x_count = xb.sum(axis=1, dtype=np.int64)  # [B, C]
+    z_count = z.sum(axis=1, dtype=np.int64)  # [B, H]
+    z_sent = z_count - z[:, -1] if t_steps > 1 else np.zeros_like(z_count)  # delivered recurrently
     syn_in = x_count @ conn.nnz_in.T
     syn_rec = z_sent @ conn.nnz_rec.T if conn.nnz_rec is not None else np.zeros_like(syn_in)
     blocks = conn.block_slices
@@ -251,23 +251,23 @@ def count_trace(conn: Connectivity, spikes_in: np.ndarray, trace: Any, cost: Any
     active_mask = _active_mask(trace)
     active = inactive = mem = crit = None
     if active_mask is not None:
-        act_t = np.stack([active_mask[:, :, sl].sum(axis=2) for sl in blocks], axis=2)  # [B, T, cores]
-        active = act_t.sum(axis=1).astype(np.int64)
+        act_t = np.stack([active_mask[:, :, sl].sum(axis=2, dtype=np.int64) for sl in blocks], axis=2)  # [B, T, cores]
+        active = act_t.sum(axis=1)
         inactive = np.asarray(conn.block_sizes, dtype=np.int64) * t_steps - active
         v = np.asarray(trace.voltage)
-        mem = (conn.n_hidden + (v[:, 1:] != v[:, :-1]).sum(axis=(1, 2))).astype(np.int64)
+        mem = conn.n_hidden + (v[:, 1:] != v[:, :-1]).sum(axis=(1, 2), dtype=np.int64)
         times = _step_times(cost)
         if times is not None:
             t_syn, t_act, t_idle = times
             ev = xb.astype(np.float64) @ conn.nnz_in.T.astype(np.float64)  # [B, T, cores], exact integers
             if conn.nnz_rec is not None and t_steps > 1:
-                ev[:, 1:] += zi[:, :-1].astype(np.float64) @ conn.nnz_rec.T.astype(np.float64)
+                ev[:, 1:] += z[:, :-1].astype(np.float64) @ conn.nnz_rec.T.astype(np.float64)
             idle_t = np.asarray(conn.block_sizes, dtype=np.float64) - act_t
             core_ns = ev * t_syn + act_t * t_act + idle_t * t_idle
             crit = core_ns.max(axis=2).sum(axis=1)
     return OperationCounts(
         n_steps=t_steps, block_sizes=conn.block_sizes, recurrent=conn.nnz_rec is not None,
-        input_spikes=xb.sum(axis=(1, 2)), syn_input=syn_in,
+        input_spikes=x_count.sum(axis=1), syn_input=syn_in,
         syn_recurrent=syn_rec, syn_readout=z_count @ conn.nnz_out, spikes=spikes, spike_messages=messages,
         active=active, inactive=inactive, membrane_updates=mem, critical_path_ns=crit,
     )
@@ -462,8 +462,13 @@ def _x_of(x: Any, idx: np.ndarray) -> np.ndarray:
     return x.spikes(idx) if hasattr(x, "spikes") and callable(x.spikes) else np.asarray(x)[idx]
 
 
-def measure_counts(qnet: Any, x: Any, profile: Any = None, n: int | None = None, chunk: int = 256) -> OperationCounts:
-    """Run the integer emulator with states on ``x`` (an array ``[B, T, C]`` or a split) and count."""
+def measure_counts(qnet: Any, x: Any, profile: Any = None, n: int | None = None, chunk: int = 256,
+                   trace: Any = None) -> OperationCounts:
+    """Run the integer emulator with states on ``x`` (an array ``[B, T, C]`` or a split) and count.
+
+    ``trace``: the emulator's trace of ``x`` with states, already computed (``verify`` has
+    one): counted instead of a second emulator run; it must cover the first ``n`` samples.
+    """
     import warnings
 
     from rsnn_deploy.emulator import run as emulate
@@ -472,22 +477,31 @@ def measure_counts(qnet: Any, x: Any, profile: Any = None, n: int | None = None,
     prof = profile if profile is not None and not isinstance(profile, str) else load_profile(profile or qnet.profile)
     conn = Connectivity.from_qnet(qnet)
     total = len(x) if n is None else int(n)
+    if trace is not None and (trace.voltage is None or trace.current is None or trace.spikes.shape[0] < total):
+        raise ValidationError("measure_counts.trace: needs the states of every sample counted (record_states=True)")
     parts = []
     for idx in _chunks(total, chunk):
         xs = _x_of(x, idx)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="emulator: states wrapped")
-            tr = emulate(qnet, xs, prof, record_states=True)
+        if trace is not None:
+            sl = slice(int(idx[0]), int(idx[-1]) + 1)
+            tr: Any = _States(trace.spikes[sl], trace.current[sl], trace.voltage[sl],
+                              None if trace.adaptation is None else trace.adaptation[sl])
+        else:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="emulator: states wrapped")
+                tr = emulate(qnet, xs, prof, record_states=True)
         parts.append(count_trace(conn, xs, tr, prof.cost))
     return OperationCounts.concat(parts)
 
 
-def measure_cost(qnet: Any, x: Any, profile: Any = None, n: int | None = None, chunk: int = 256) -> dict[str, Any]:
-    """The cost section for ``qnet`` on ``profile``, from the emulator's integer traces of ``x``."""
+def measure_cost(qnet: Any, x: Any, profile: Any = None, n: int | None = None, chunk: int = 256,
+                 trace: Any = None) -> dict[str, Any]:
+    """The cost section for ``qnet`` on ``profile``, from the emulator's integer traces of ``x``
+    (``trace``: that trace, already computed with states; see :func:`measure_counts`)."""
     from rsnn_deploy.hardware import load_profile
 
     prof = profile if profile is not None and not isinstance(profile, str) else load_profile(profile or qnet.profile)
-    counts = measure_counts(qnet, x, prof, n, chunk)
+    counts = measure_counts(qnet, x, prof, n, chunk, trace)
     conn = Connectivity.from_qnet(qnet)
     out = cost_of_counts(counts, prof, static=static_footprint(qnet, prof),
                          connection_sparsity=conn.connection_sparsity, n_outputs=qnet.n_outputs,
@@ -512,14 +526,16 @@ def float_counts(model: Any, x: np.ndarray, chunk: int = 256) -> OperationCounts
     for idx in _chunks(len(x), chunk):
         xs = np.asarray(x)[idx]
         tr = model.trace(torch.from_numpy(xs).float())
-        ftr = _FloatTrace(tr.spikes.numpy() > 0, tr.current.numpy(), tr.voltage.numpy(),
+        ftr = _States(tr.spikes.numpy() > 0, tr.current.numpy(), tr.voltage.numpy(),
                           tr.adaptation.numpy() if model.cfg.adaptation else None)
         parts.append(count_trace(conn, xs, ftr))
     return OperationCounts.concat(parts)
 
 
 @dataclass(frozen=True)
-class _FloatTrace:
+class _States:
+    """Spikes and states for :func:`count_trace` (the float model's, or a slice of an integer trace)."""
+
     spikes: np.ndarray
     current: np.ndarray | None
     voltage: np.ndarray | None
@@ -556,10 +572,14 @@ def synaptic_ops_per_sample(checkpoint_path: str, profile: str | None = None, sp
     return float(counts.syn_chip.sum(axis=1).mean()) if counts.n_samples else 0.0
 
 
-def cost_section(qnet: Any, profile: Any, x: np.ndarray, model: Any = None) -> dict[str, Any]:
+def cost_section(qnet: Any, profile: Any, x: np.ndarray, model: Any = None, trace: Any = None) -> dict[str, Any]:
     """What ``verify`` reports: the integer network's cost on ``profile`` and, given the float
-    model, NeuroBench's metrics of the float model on the same samples."""
-    out = measure_cost(qnet, x, profile)
+    model, NeuroBench's metrics of the float model on the same samples.
+
+    ``trace``: the emulator's trace of ``x`` with states when the caller has one (``verify``
+    records it for the agreement checks); the counts then need no second emulator run.
+    """
+    out = measure_cost(qnet, x, profile, trace=trace)
     if model is not None:
         out["neurobench_float_model"] = measure_float_cost(model, x)
     return out

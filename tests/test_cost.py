@@ -162,6 +162,26 @@ def test_totals_are_the_sum_over_chunks():
     np.testing.assert_allclose(whole.critical_path_ns, parts.critical_path_ns)
 
 
+
+def test_counts_of_a_recorded_trace_equal_a_fresh_emulator_run():
+    """``verify`` counts the emulator trace its agreement checks recorded; the counts must be
+    those of ``measure_counts``' own emulator run, and a trace without states is refused."""
+    from rsnn_deploy.emulator import run as emulate
+    from tests.test_nengo_build import inputs, make_qnet
+
+    qnet = make_qnet(1, blocks=(16, 14), h=30)
+    x = inputs(1, 9, 25, qnet.n_inputs)
+    prof = load_profile("loihi1")
+    fresh = measure_counts(qnet, x, prof, chunk=4)
+    reused = measure_counts(qnet, x, prof, chunk=4, trace=emulate(qnet, x, prof, record_states=True))
+    assert fresh.syn_chip.sum() > 0
+    for name in ("input_spikes", "syn_input", "syn_recurrent", "syn_readout", "spikes", "spike_messages", "active",
+                 "inactive", "membrane_updates", "critical_path_ns"):
+        np.testing.assert_array_equal(getattr(fresh, name), getattr(reused, name), err_msg=name)
+    with pytest.raises(ValidationError, match=r"measure_counts\.trace"):
+        measure_counts(qnet, x, prof, trace=emulate(qnet, x, prof, record_states=False))
+
+
 @pytest.mark.nengo_loihi
 @pytest.mark.filterwarnings("ignore:invalid value encountered in cast:RuntimeWarning",
                             "ignore:This version of `nengo_loihi`:UserWarning")

@@ -35,11 +35,17 @@ class VerifyResult:
         return self.report.get("headline_gap_pp")
 
 
-def _cost(qnet: Any, prof: Any, x: np.ndarray, model: Any) -> dict[str, Any]:
-    """Operation counts, NeuroBench metrics, energy and latency (:mod:`rsnn_deploy.cost`) on the fast samples."""
+def _cost(qnet: Any, prof: Any, x: np.ndarray, model: Any, emu_states: Any = None) -> dict[str, Any]:
+    """Operation counts, NeuroBench metrics, energy and latency (:mod:`rsnn_deploy.cost`) on the fast samples.
+
+    ``emu_states``: the integer reference's trace with states; counted when it covers every
+    fast sample (it does when ``onnx`` or another agreement backend ran on all of them),
+    instead of running the emulator a second time.
+    """
     from rsnn_deploy.cost import cost_section
 
-    return cost_section(qnet, prof, x, model)
+    covers = emu_states is not None and emu_states.voltage is not None and emu_states.spikes.shape[0] >= len(x)
+    return cost_section(qnet, prof, x, model, trace=emu_states if covers else None)
 
 
 def _checkpoint_section(ckpt: Any) -> dict[str, Any]:

@@ -136,7 +136,7 @@ def verify(
         "resources": _resources(qnet, prof),
         "wall_time_s": {**{k: v["wall_s"] for k, v in results.items()}, "total": None},
     }
-    report["cost"] = _cost(qnet, prof, x, ckpt.model)
+    report["cost"] = _cost(qnet, prof, x, ckpt.model, emu_states)
     report["wall_time_s"]["total"] = round(time.perf_counter() - t_start, 3)
     fig = {"traces": traces, "float_states": float_states, "emu_states": emu_states, "labels": y,
            "qreport": qreport, "qnet": qnet}
@@ -171,6 +171,8 @@ def _run_backends(names: Sequence[str], model: Any, qnet: Any, prof: Any, x: np.
         n_b = n_slow if spec.slow else n
         # integer backends record states on the slow subset, so that any divergence is located exactly
         record = spec.record_in_verify  # lava: spikes only (Lava reads states one element at a time)
+        if name == INTEGER_REFERENCE and _reference_states_cover(names):
+            record = True  # the agreement checks and the cost counts need its states on every sample
         with tqdm(total=n_b, desc=f"{name:>15}", unit="sample", disable=not progress, leave=False) as bar:
             source = BackendSource(model=model, qnet=qnet, profile=prof, record_states=record,
                                    progress=bar.update)
@@ -189,6 +191,15 @@ def _run_backends(names: Sequence[str], model: Any, qnet: Any, prof: Any, x: np.
     return traces, results
 
 
+def _reference_states_cover(names: Sequence[str]) -> bool:
+    """Whether the agreement checks need the integer reference's states on every fast sample: a
+    fast backend (not ``slow``) declares an agreement with it. Its backend run then records them,
+    instead of a second emulator run with states for :func:`_agreements` and the cost counts."""
+    from rsnn_deploy.backends import backend_spec
+
+    return any(_compares(n, "agreement") and not backend_spec(n).slow for n in names if n != INTEGER_REFERENCE)
+
+
 def _agreements(names: Sequence[str], traces: dict[str, Any], qnet: Any, prof: Any, x: np.ndarray,
                 n_diag: int) -> tuple[dict[str, Any], Any]:
     """Spike agreement of each backend that declares it with the integer reference, rerun with its states."""
@@ -199,8 +210,12 @@ def _agreements(names: Sequence[str], traces: dict[str, Any], qnet: Any, prof: A
         return agree, None
     m = max((traces[k].spikes.shape[0] for k in traces if _compares(k, "agreement")), default=0)
     m = max(m, n_diag)
-    emu_states = create_backend(INTEGER_REFERENCE, BackendSource(qnet=qnet, profile=prof, record_states=True)
-                                ).run(x[:m])
+    ref = traces[INTEGER_REFERENCE]
+    if ref.voltage is not None and ref.spikes.shape[0] >= m:
+        emu_states = ref  # recorded with its states in the backend run (_reference_states_cover)
+    else:
+        emu_states = create_backend(INTEGER_REFERENCE, BackendSource(qnet=qnet, profile=prof, record_states=True)
+                                    ).run(x[:m])
     for name in names:
         if _compares(name, "agreement"):
             agree[f"{INTEGER_REFERENCE}_vs_{name}"] = agreement(emu_states, traces[name])
