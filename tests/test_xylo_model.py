@@ -192,6 +192,7 @@ SMALL_RECALL = [
 ]
 
 
+@needs_xylosim  # its checkpoint is verified against xylosim
 def test_cli_train_qat_on_a_xylo_profile_trains_on_its_grid(tmp_path, capsys, monkeypatch):
     """``train --qat xylo-audio2`` trains Xylo's model with fake quantization on from the first step, and its
     checkpoint goes through ``xylo verify``: fake-quant and the integer runs agree on the recorded accuracy."""
