@@ -17,7 +17,7 @@ second plus the compiles, once per machine. ``RSNN_DEPLOY_NATIVE_ISA`` or
 Threads: OpenMP threads that wait for a core another process holds make every small
 kernel wait, and on a loaded 2-core machine the torch default (all cores) made an epoch
 3.7x slower than one thread. :func:`default_threads` therefore uses only the cores the
-load average leaves idle, at least one.
+load average leaves idle, at least one (it lives in :mod:`rsnn_deploy.threads`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import math
 import os
 import statistics
 import time
@@ -34,6 +33,7 @@ from importlib import resources
 import torch
 
 from rsnn_deploy import native
+from rsnn_deploy.threads import default_threads  # re-exported: callers found it here
 
 __all__ = ["calibrate", "default_threads", "fastest"]
 
@@ -152,14 +152,3 @@ def fastest() -> tuple[str | None, str]:
         choice = _describe(record)
     native._state["choice"] = choice
     return choice
-
-
-def default_threads() -> tuple[int, str]:
-    """Threads for training when the user gave none: the cores the 1-minute load average leaves idle, >= 1."""
-    cpus = os.cpu_count() or 1
-    try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return 1, "load average unknown"
-    idle = max(1, min(cpus, math.floor(cpus - load + 0.5)))
-    return idle, f"{cpus} CPUs, load average {load:.2f}: {idle} for the idle cores, at least 1; --threads to override"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 
@@ -10,6 +11,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
+from onnx import numpy_helper
 
 from rsnn_deploy import emulator
 from rsnn_deploy.backends._onnx import OnnxBackend, run_onnx_int
@@ -172,6 +174,28 @@ def test_int_graph_reproduces_wrap_around(profile: str, graph: str) -> None:
     else:
         assert ref.overflow["theta"] > 0
     _assert_same_trace(run_onnx_int(export_int_onnx(qnet, graph), x), ref)
+
+
+def _matmul_weight_dtypes(proto) -> set:
+    return {numpy_helper.to_array(t).dtype for t in proto.graph.initializer if t.name in ("w_in_t", "w_rec_t")}
+
+
+@pytest.mark.parametrize("profile", ["loihi1", "loihi2"])
+def test_int_graph_sums_in_float32_only_below_2_to_the_24(profile: str) -> None:
+    """float32 holds every partial sum exactly only while each row's sum of |w| is below 2**24:
+    a trained network's weights take the fast float32 MatMul, larger ones float64, exact both ways."""
+    qnet = _wrapping_qnet(profile)
+    assert _matmul_weight_dtypes(export_int_onnx(qnet, "step")) == {np.dtype(np.float32)}
+    # odd weights near 2**22: eight of them sum past 2**24, where float32 drops the lowest bit
+    w_in = (2**22 + 1 + 2 * np.arange(qnet.w_in.size).reshape(qnet.w_in.shape)).astype(np.int64)
+    big = dataclasses.replace(qnet, w_in=w_in)
+    proto = export_int_onnx(big, "step")
+    assert _matmul_weight_dtypes(proto) == {np.dtype(np.float64)}
+    x = _spikes(seed=6, b=5, t=30, c=8, p=0.9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ref = emulator.run(big, x, record_states=True)
+    _assert_same_trace(run_onnx_int(proto, x), ref)
 
 
 def test_int_step_graph_interface_and_latency() -> None:

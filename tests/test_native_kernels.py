@@ -275,16 +275,6 @@ def test_calibration_picks_the_fastest_and_is_cached(monkeypatch: pytest.MonkeyP
     assert native.training_isa()[0] == isa
 
 
-def test_default_threads_leave_busy_cores_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(os, "cpu_count", lambda: 2)
-    monkeypatch.setattr(os, "getloadavg", lambda: (1.9, 1.0, 1.0))
-    assert native_choice.default_threads()[0] == 1
-    monkeypatch.setattr(os, "getloadavg", lambda: (0.1, 1.0, 1.0))
-    assert native_choice.default_threads()[0] == 2
-    monkeypatch.setattr(os, "getloadavg", lambda: (7.0, 1.0, 1.0))
-    assert native_choice.default_threads()[0] == 1
-
-
 # ----------------------------------------------------------------------------- build hardening
 
 

@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: one line per user error (exit 2), tracebacks only with --debug."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("RSNN_DEPLOY_DEBUG") == "1"
+    from rsnn_deploy.threads import limit_blas_threads
+
+    limit_blas_threads()  # numpy's BLAS threads spinning against other jobs made verify's counts 16x slower
     _register_optional_commands()
     try:
         cli.main(args=args, prog_name="rsnn-deploy", standalone_mode=False)

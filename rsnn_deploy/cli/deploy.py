@@ -252,7 +252,7 @@ def verify_cmd(checkpoint: str | None, use_default: bool, target: str | None, ba
     use_profile(profile_path)
     import torch
 
-    from rsnn_deploy.native_choice import default_threads
+    from rsnn_deploy.threads import default_threads
 
     torch.set_num_threads(default_threads()[0])  # all cores made every backend wait on a loaded machine
     load_plugins()

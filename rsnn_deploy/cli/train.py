@@ -112,7 +112,7 @@ def train(task_name, data_path, data_dir, task_params, config, resume, overwrite
         torch.set_num_threads(threads)
         thread_why = "--threads"
     else:  # all cores (torch's default) made an epoch several times slower on a loaded machine
-        from rsnn_deploy.native_choice import default_threads
+        from rsnn_deploy.threads import default_threads
 
         n, thread_why = default_threads()
         torch.set_num_threads(n)

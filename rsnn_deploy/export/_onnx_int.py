@@ -6,10 +6,11 @@ runtime without Python (onnxruntime's C API, ...) reproduces the chip's integers
 
 Operations used, and why they are exact:
 
-- synaptic input ``q = x @ W_in^T + z_prev @ W_rec^T``: ``MatMul`` on float64, cast to
-  int64 (0/1 spikes times integer weights: every partial sum is an integer below 2**53,
-  so float64 holds it exactly in any order). onnxruntime's int64 ``MatMul`` has no
-  optimised kernel: it made ``verify``'s onnx backend 30x slower than the emulator;
+- synaptic input ``q = x @ W_in^T + z_prev @ W_rec^T``: ``MatMul`` on float32 where every
+  row's sum of ``|w|`` is below 2**24, else float64 (below 2**53), cast to int64: 0/1 spikes
+  times integer weights, so every partial sum is an integer the float type holds exactly
+  in any order. onnxruntime's int64 ``MatMul`` has no optimised kernel: it made
+  ``verify``'s onnx backend 30x slower than the emulator;
 - decay ``sign(x) * ((|x| * (4096 - offset - d)) >> 12)``: ``Abs``, ``Mul``, then
   ``BitShift`` (ONNX shifts only unsigned types, so the non-negative product goes
   through ``uint64``), sign restored with ``Where``; this truncates toward zero like
@@ -114,11 +115,22 @@ class _Ops:
 
 
 def _synaptic_input(b: GraphBuilder, qnet: QuantizedNetwork, x: str, z_prev: str) -> str:
-    f64 = onnx.TensorProto.DOUBLE
-    q = b.op("MatMul", b.op("Cast", x, to=f64), b.const(qnet.w_in.T, _F64, "w_in_t"))
+    """``q = x @ W_in^T + z_prev @ W_rec^T`` as int64, through the narrowest exact float ``MatMul``.
+
+    Every partial sum of 0/1 spikes times integer weights is bounded by the row's sum of
+    ``|w|`` (input and recurrent together); where that bound is below 2**24 float32 holds
+    every partial sum exactly in any order, and its ``MatMul`` is about twice as fast as
+    float64's. Otherwise float64 (exact below 2**53).
+    """
+    rows = np.abs(qnet.w_in.astype(_I64)).sum(axis=1)
     if qnet.w_rec is not None:
-        rec = b.op("MatMul", b.op("Cast", z_prev, to=f64), b.const(qnet.w_rec.T, _F64, "w_rec_t"))
-        q = b.op("Add", q, rec)  # exact: both are integers below 2**53
+        rows = rows + np.abs(qnet.w_rec.astype(_I64)).sum(axis=1)
+    narrow = int(rows.max(initial=0)) < (1 << 24)
+    ftype, fnp = (onnx.TensorProto.FLOAT, np.float32) if narrow else (onnx.TensorProto.DOUBLE, _F64)
+    q = b.op("MatMul", b.op("Cast", x, to=ftype), b.const(qnet.w_in.T, fnp, "w_in_t"))
+    if qnet.w_rec is not None:
+        rec = b.op("MatMul", b.op("Cast", z_prev, to=ftype), b.const(qnet.w_rec.T, fnp, "w_rec_t"))
+        q = b.op("Add", q, rec)  # exact: the sum of both is within the same bound
     return b.op("Cast", q, to=onnx.TensorProto.INT64)
 
 
