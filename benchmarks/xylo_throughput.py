@@ -2,7 +2,8 @@
 
 xylosim runs one sample at a time (``reset_all`` + ``evolve``, C++); ours runs the batch in numpy.
 Rounds are interleaved (ours, theirs, ours, ...) and each reports single-thread CPU time beside
-wall time; all hidden spike counts and states are compared.
+wall time; all hidden spike counts and states are compared. The JSON records where it ran
+(``rsnn_deploy.provenance``: CPU model and flags, threads, load before and after, versions).
 
 Usage::
 
@@ -20,7 +21,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
+import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -37,11 +38,14 @@ def main() -> int:
     args = ap.parse_args()
     from xylo_reference import CKPT, _net, data
 
+    from rsnn_deploy import provenance
     from rsnn_deploy.xylo import emulator
     from rsnn_deploy.xylo._xylosim import run_xylosim, xylosim_version
     from rsnn_deploy.xylo.train import load_xylo_checkpoint
     from rsnn_deploy.xylo.verify import agreement
 
+    record = provenance.collect(1, ["benchmarks/xylo_throughput.py", *sys.argv[1:]])
+    print(provenance.summary(record))
     model, _ = load_xylo_checkpoint(CKPT)
     net, _ = _net(model)
     x, _ = data("test")
@@ -62,13 +66,15 @@ def main() -> int:
         "hidden": net.n_hidden,
         "rounds": rounds,
         "xylosim": xylosim_version(),
-        "cpu": platform.processor() or platform.machine(),
         "agreement_pct": agr,
+        "provenance": provenance.finish(record),
     }
     for name, ts in times.items():
         wall = min(t[0] for t in ts)
         cpu = min(t[1] for t in ts)
-        res[name] = {"best_wall_s": wall, "best_cpu_s": cpu, "samples_per_s_wall": n / wall}
+        res[name] = {"best_wall_s": wall, "best_cpu_s": cpu, "samples_per_s_wall": n / wall,
+                     "median_wall_s": statistics.median(t[0] for t in ts),
+                     "median_cpu_s": statistics.median(t[1] for t in ts)}
         print(f"{name:>9}: {n / wall:8.1f} samples/s wall (best {wall:.3f} s wall, {cpu:.3f} s CPU)")
     print("agreement: " + ", ".join(f"{k} {v:.3f} %" for k, v in agr.items()))
     if args.out:

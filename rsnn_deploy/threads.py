@@ -6,7 +6,7 @@ Thread pools that wait for a core another process holds make every small kernel 
 loaded 2-core machine torch's default (all cores) made a training epoch 3.7x slower than one
 thread, and numpy's OpenBLAS (which also starts one thread per core) made the tiny
 ``[B*T, C] @ [C, cores]`` products of ``cost.count_trace`` 16x slower: 1.37 s against
-0.086 s for 2,560 sfmnist-row traces with one other job running (AMD EPYC Zen 3, 2 cores).
+0.086 s for 2,560 sfmnist-row traces with one other job running (AMD EPYC Zen 4, 2 cores).
 :func:`default_threads` therefore counts only the cores the 1-minute load average leaves
 idle, at least one, and :func:`limit_blas_threads` caps numpy's BLAS to that (through
 threadpoolctl, the library scikit-learn uses for the same thing). This module imports
