@@ -94,12 +94,13 @@ def _grads(model: RSNN, spikes: torch.Tensor) -> dict[str, torch.Tensor]:
 
 
 def _covers(loops: str, case: tuple) -> bool:
-    """Whether ``loops`` run ``case``: the torch loops run every case, the C loops those ``spec.native`` says."""
+    """Whether ``loops`` run ``case``: the torch loops run every case, the C loops those ``spec.native`` says
+    with that ISA selected (as the test selects it; outside ``use_isa`` the calibrated default would decide)."""
     if loops == "torch":
         return True
     model = _model(*case, dtype=torch.float32)
-    xs = _inputs(torch.float32)
-    spec, _ = fast_bptt._prepare(xs, model.effective_params(), model.cfg)
+    with native.use_isa(loops):
+        spec, _ = fast_bptt._prepare(_inputs(torch.float32), model.effective_params(), model.cfg)
     return bool(spec.native)
 
 
