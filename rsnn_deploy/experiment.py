@@ -28,6 +28,7 @@ and of the report folder: ``results.json`` (all numbers), ``results.md`` (tables
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable
@@ -37,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from rsnn_deploy.config import ModelConfig, TrainConfig, validate_config
+from rsnn_deploy.config import VARIANTS, ModelConfig, TrainConfig, validate_config
 from rsnn_deploy.errors import RsnnError, UnsupportedError, ValidationError
 from rsnn_deploy.io import atomic_path, write_json_atomic, write_text_atomic
 
@@ -381,6 +382,8 @@ def run_steps(task: Any, plan: StepsPlan, echo: Echo = print) -> dict[str, Any]:
         raise ValidationError(f"--seeds: must be at least 1 (got {plan.seeds})")
     if not plan.variants and not plan.control and not plan.lsnn_published:
         raise ValidationError("--variants: nothing to run (no variant and --no-control)")
+    budget = _steps_budget(plan)
+    earlier_steps_report(plan.report_dir, task, plan.target, budget)  # refused now, not after the tuning
     emulate = _emulated_or_none(plan.target, echo)
     targets = target_list(plan.target)
     prefix = plan.study_prefix or f"steps-{task.name}"
@@ -416,6 +419,17 @@ def run_steps(task: Any, plan: StepsPlan, echo: Echo = print) -> dict[str, Any]:
         runs = _retrain(task, plan, PUBLISHED, best, "published", emulate, targets, echo)
         arms[PUBLISHED] = _arm_summary(PUBLISHED, "rec-adapt", best, {"complete": 0, "pruned": 0, "fail": 0}, 0.0,
                                        runs)
+    # read again: another process may have added arms to the report while this one tuned
+    earlier = earlier_steps_report(plan.report_dir, task, plan.target, budget)
+    if earlier is not None:
+        kept = [n for n in earlier["arms"] if n not in arms]
+        if kept:
+            echo(f"report: keeping {', '.join(kept)} from the earlier run of this budget in {plan.report_dir}")
+            if CONTROL in kept:
+                budget["control_trials"] = earlier["budget"].get("control_trials")
+        order = [*VARIANTS, CONTROL, PUBLISHED]
+        merged = {**{n: earlier["arms"][n] for n in kept}, **arms}
+        arms = {n: merged[n] for n in sorted(merged, key=lambda n: order.index(n) if n in order else len(order))}
     results = {
         "experiment": "steps",
         "task": task.name,
@@ -423,16 +437,7 @@ def run_steps(task: Any, plan: StepsPlan, echo: Echo = print) -> dict[str, Any]:
         "target": plan.target,
         "emulated_available": emulate is not None,
         "memoryless_floor": memoryless_floor(task),
-        "budget": {
-            "trials": plan.n_trials,
-            "control_trials": plan.control_trials if plan.control else None,
-            "tune_epochs": plan.epochs,
-            "tune_limit": plan.limit,
-            "seeds": plan.seeds,
-            "final_epochs": plan.final_epochs,
-            "final_limit": plan.final_limit,
-            "sampler_seed": plan.sampler_seed,
-        },
+        "budget": budget,
         "arms": arms,
         "comparisons": _comparisons(arms),
         "pareto_accuracy_vs_synaptic_ops": pareto_front(
@@ -441,6 +446,54 @@ def run_steps(task: Any, plan: StepsPlan, echo: Echo = print) -> dict[str, Any]:
     }
     _write_steps_report(results, plan.report_dir, echo)
     return results
+
+
+def _steps_budget(plan: StepsPlan) -> dict[str, Any]:
+    return {
+        "trials": plan.n_trials,
+        "control_trials": plan.control_trials if plan.control else None,
+        "tune_epochs": plan.epochs,
+        "tune_limit": plan.limit,
+        "seeds": plan.seeds,
+        "final_epochs": plan.final_epochs,
+        "final_limit": plan.final_limit,
+        "sampler_seed": plan.sampler_seed,
+    }
+
+
+def _comparable_budget(budget: dict[str, Any]) -> dict[str, Any]:
+    # whether the control ran (and with how many trials) is the control arm's own budget
+    return {k: v for k, v in budget.items() if k != "control_trials"}
+
+
+def earlier_steps_report(report_dir: Path, task: Any, target: str | None,
+                         budget: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``results.json`` an earlier steps run left in ``report_dir``, if it is of this budget.
+
+    Running a subset of the arms (``--variants``, ``--no-control``) into a report folder that
+    holds the others must not drop them: ``run_steps`` keeps the arms this run does not redo.
+    A report of another task, target or budget would be silently replaced, so that is refused
+    before any tuning starts (the user picks another ``--report-dir`` or removes the file).
+    """
+    from rsnn_deploy.checkpoint import read_json
+
+    path = report_dir / "results.json"
+    if not path.exists():
+        return None
+    try:
+        doc = read_json(path)
+    except RsnnError as err:
+        raise ValidationError(f"--report-dir: {err}; remove it or choose another folder") from None
+    same = (doc.get("experiment") == "steps" and doc.get("task") == task.name
+            and doc.get("task_params") == json.loads(json.dumps(task.params)) and doc.get("target") == target
+            and isinstance(doc.get("budget"), dict) and isinstance(doc.get("arms"), dict)
+            and _comparable_budget(doc["budget"]) == _comparable_budget(budget))
+    if not same:
+        raise ValidationError(
+            f"--report-dir: {path} holds a report of another task, target or budget; "
+            "choose another --report-dir or remove it (it would be replaced)"
+        )
+    return doc
 
 
 def _retrain(

@@ -214,6 +214,31 @@ def test_bad_delays_are_refused(tmp_path):
         run_delay_sweep(_task, [4, 4], _plan(tmp_path))
 
 
+def test_a_subset_rerun_keeps_the_other_arms_of_the_report(tmp_path):
+    """--variants into a report folder that holds other arms of the same budget adds to it, drops nothing."""
+    first = run_steps(_task(4), _plan(tmp_path, variants=["lif"], lsnn_published=False, target=None),
+                      echo=lambda _: None)
+    lines: list[str] = []
+    both = run_steps(_task(4), _plan(tmp_path, variants=["rec"], lsnn_published=False, target=None),
+                     echo=lines.append)
+    assert list(both["arms"]) == ["lif", "rec"]
+    assert both["arms"]["lif"] == first["arms"]["lif"]
+    assert "recurrence (rec - lif)" in both["comparisons"]
+    assert any("keeping lif from the earlier run" in line for line in lines)
+    on_disk = json.loads((tmp_path / "report" / "results.json").read_text())
+    assert list(on_disk["arms"]) == ["lif", "rec"]
+
+
+def test_a_report_of_another_budget_is_refused_before_tuning(tmp_path):
+    run_steps(_task(4), _plan(tmp_path, variants=["lif"], lsnn_published=False, target=None), echo=lambda _: None)
+    before = (tmp_path / "report" / "results.json").read_bytes()
+    with pytest.raises(ValidationError, match="--report-dir: .*another task, target or budget"):
+        run_steps(_task(4), _plan(tmp_path, variants=["rec"], lsnn_published=False, target=None, seeds=2),
+                  echo=lambda _: None)
+    assert (tmp_path / "report" / "results.json").read_bytes() == before
+    assert not (tmp_path / "work" / "tune" / "rec").exists()
+
+
 # ----------------------------------------------------------------------------- tuning-seed spread
 
 
