@@ -35,6 +35,8 @@ import tomllib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from rsnn_deploy.threads import BLAS_THREAD_VARIABLES
+
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"
 RUNS = ROOT / "runs" / "accuracy"
@@ -95,7 +97,7 @@ def run_one(config: Path, seed: int, threads: int) -> tuple[str, int, str]:
     elif out.exists() and any(out.iterdir()):
         cmd.append("--overwrite")  # a run that died before its first epoch finished
     out.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    env = {**os.environ, **dict.fromkeys(BLAS_THREAD_VARIABLES, str(threads))}
     t0 = time.perf_counter()
     with open(out / "train.log", "a") as log:
         rc = subprocess.call(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -35,7 +35,9 @@ import os
 # One BLAS thread: the per-step GEMMs are small, and on a shared 2-core machine OpenBLAS's
 # threads spin against each other (measured 5x slower). Set before numpy is imported;
 # an explicit OPENBLAS_NUM_THREADS / OMP_NUM_THREADS in the environment wins.
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+from rsnn_deploy.threads import BLAS_THREAD_VARIABLES  # imports neither numpy nor torch
+
+for _var in BLAS_THREAD_VARIABLES:
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402

@@ -21,6 +21,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from rsnn_deploy.threads import BLAS_THREAD_VARIABLES
+
 ROOT = Path(__file__).resolve().parent.parent
 BACKENDS = ("torch-float", "torch-fakequant", "emulator")
 
@@ -37,7 +39,7 @@ def train_run(config: Path, seed: int, out: Path, qat: str | None) -> Path:
     if (out / "resume.json").exists():
         cmd.append("--resume")
     print("$", " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    subprocess.run(cmd, check=True, env={**os.environ, **dict.fromkeys(BLAS_THREAD_VARIABLES, "1")})
     return ckpt
 
 

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import os
 
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+from rsnn_deploy.threads import BLAS_THREAD_VARIABLES  # imports neither numpy nor torch
+
+for _var in BLAS_THREAD_VARIABLES:
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402

@@ -67,6 +67,16 @@ static void add_rows(int H, const int32_t *restrict w, const int32_t *restrict i
     }
 }
 
+/* One step's synaptic input, the same on both chips: the rows of w_rec_t of last step's spikes z plus
+   the rows of w_in_t of the active channels of input step k (none before the latency has passed). */
+static inline void synaptic_input(int H, int C, int T, int k, const int32_t *restrict w_rec_t,
+                                  const int32_t *restrict w_in_t, const uint8_t *restrict z,
+                                  const uint8_t *restrict xb, int32_t *restrict idx, int32_t *restrict q) {
+    for (int h = 0; h < H; h++) q[h] = 0;
+    if (w_rec_t != NULL) add_rows(H, w_rec_t, idx, active(H, z, idx), q);
+    if (k >= 0 && k < T) add_rows(H, w_in_t, idx, active(C, xb + (size_t)k * C, idx), q);
+}
+
 /* Returns 0, or 1 when a scratch allocation failed (spikes then undefined). */
 int rsnn_loihi1_run(int B, int T, int H, int C, int latency, int nthreads, const uint8_t *restrict x,
                      const int32_t *restrict w_in_t, const int32_t *restrict w_rec_t,
@@ -100,9 +110,7 @@ int rsnn_loihi1_run(int B, int T, int H, int C, int latency, int nthreads, const
             memset(z, 0, (size_t)H);
             for (int n = 0; n < T + latency; n++) {
                 const int k = n - latency;
-                for (int h = 0; h < H; h++) q[h] = 0;
-                if (w_rec_t != NULL) add_rows(H, w_rec_t, idx, active(H, z, idx), q);
-                if (k >= 0 && k < T) add_rows(H, w_in_t, idx, active(C, x + ((size_t)b * T + k) * C, idx), q);
+                synaptic_input(H, C, T, k, w_rec_t, w_in_t, z, x + (size_t)b * T * C, idx, q);
                 for (int h = 0; h < H; h++) {
                     u[h] = decay12(u[h], ru[h]) + q[h];
                     int64_t vv = decay12(v[h], rv[h]) + u[h] + bias[h];
@@ -192,9 +200,7 @@ int rsnn_loihi2_run(int B, int T, int H, int C, int latency, int nthreads, const
             memset(z, 0, (size_t)H);
             for (int n = 0; n < T + latency; n++) {
                 const int k = n - latency;
-                for (int h = 0; h < H; h++) q[h] = 0;
-                if (w_rec_t != NULL) add_rows(H, w_rec_t, idx, active(H, z, idx), q);
-                if (k >= 0 && k < T) add_rows(H, w_in_t, idx, active(C, x + ((size_t)b * T + k) * C, idx), q);
+                synaptic_input(H, C, T, k, w_rec_t, w_in_t, z, x + (size_t)b * T * C, idx, q);
                 int64_t cq = 0, cu = 0, ct = 0;
                 if (!atrlif) {
                     for (int h = 0; h < H; h++) {

@@ -232,7 +232,7 @@ def test_a_subset_rerun_keeps_the_other_arms_of_the_report(tmp_path):
 def test_a_report_of_another_budget_is_refused_before_tuning(tmp_path):
     run_steps(_task(4), _plan(tmp_path, variants=["lif"], lsnn_published=False, target=None), echo=lambda _: None)
     before = (tmp_path / "report" / "results.json").read_bytes()
-    with pytest.raises(ValidationError, match="--report-dir: .*another task, target or budget"):
+    with pytest.raises(ValidationError, match=r"--report-dir: .*another task, target or budget"):
         run_steps(_task(4), _plan(tmp_path, variants=["rec"], lsnn_published=False, target=None, seeds=2),
                   echo=lambda _: None)
     assert (tmp_path / "report" / "results.json").read_bytes() == before
