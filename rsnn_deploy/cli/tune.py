@@ -257,7 +257,9 @@ def _common_experiment_options(f):
 @_task_options
 @click.option("--trials", "n_trials", type=int, default=8, show_default=True, help="Tuning trials per variant.")
 @click.option("--control-trials", type=int, default=None, help="Tuning trials of the LSNN control [default: --trials].")
-@click.option("--variants", default=None, help="Comma-separated subset of the five variants [default: all].")
+@click.option("--variants", default=None,
+              help="Comma-separated subset of the five variants [default: all]; '' for none. The report keeps "
+                   "the arms an earlier run of the same budget left in --report-dir.")
 @click.option("--no-control", is_flag=True, help="Skip the LSNN-style control.")
 @click.option("--control-hidden", type=int, default=220, show_default=True)
 @click.option("--control-tau-adapt", type=float, default=700.0, show_default=True)
