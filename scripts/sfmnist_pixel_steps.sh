@@ -3,7 +3,7 @@
 # as it ran: three processes at once, each with a subset of the arms, sharing one working folder and one
 # report (each run keeps the arms the others left in it). Resumable: rerun it to continue or to re-read.
 #   scripts/sfmnist_pixel_steps.sh            # the step table: results/steps-sfmnist-pixel/
-#   scripts/sfmnist_pixel_steps.sh spread     # adaptive arms re-tuned with sampler seed 1, then the spread
+#   scripts/sfmnist_pixel_steps.sh spread     # the recurrent arms re-tuned with sampler seed 1, then the spread
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
@@ -17,6 +17,10 @@ if [ "${1:-}" = spread ]; then
   "$rsnn" experiment steps "${s1[@]}" --variants rec-adapt > runs/pixel-s1-ra.log 2>&1 &
   sleep 15
   "$rsnn" experiment steps "${s1[@]}" --variants rec-syn-adapt > runs/pixel-s1-rsa.log 2>&1 &
+  wait
+  "$rsnn" experiment steps "${s1[@]}" --variants rec-syn > runs/pixel-s1-rs.log 2>&1 &
+  sleep 15
+  "$rsnn" experiment steps "${s1[@]}" --variants rec > runs/pixel-s1-r.log 2>&1 &
   wait
   "$rsnn" experiment spread results/steps-sfmnist-pixel/results.json results/steps-sfmnist-pixel-s1/results.json \
       --report-dir results/steps-sfmnist-pixel-spread
