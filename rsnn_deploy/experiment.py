@@ -427,9 +427,8 @@ def run_steps(task: Any, plan: StepsPlan, echo: Echo = print) -> dict[str, Any]:
             echo(f"report: keeping {', '.join(kept)} from the earlier run of this budget in {plan.report_dir}")
             if CONTROL in kept:
                 budget["control_trials"] = earlier["budget"].get("control_trials")
-        order = [*VARIANTS, CONTROL, PUBLISHED]
         merged = {**{n: earlier["arms"][n] for n in kept}, **arms}
-        arms = {n: merged[n] for n in sorted(merged, key=lambda n: order.index(n) if n in order else len(order))}
+        arms = {n: merged[n] for n in (*VARIANTS, CONTROL, PUBLISHED) if n in merged}
     results = {
         "experiment": "steps",
         "task": task.name,
@@ -461,9 +460,9 @@ def _steps_budget(plan: StepsPlan) -> dict[str, Any]:
     }
 
 
-def _comparable_budget(budget: dict[str, Any]) -> dict[str, Any]:
+def _comparable_budget(budget: dict[str, Any], ignore: tuple[str, ...] = ()) -> dict[str, Any]:
     # whether the control ran (and with how many trials) is the control arm's own budget
-    return {k: v for k, v in budget.items() if k != "control_trials"}
+    return {k: v for k, v in budget.items() if k != "control_trials" and k not in ignore}
 
 
 def earlier_steps_report(report_dir: Path, task: Any, target: str | None,
@@ -901,8 +900,7 @@ def tuning_spread(docs: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
     def key(doc: dict[str, Any]) -> Any:
         # the arms' budget; which arms ran (control or not) and the sampler seed may differ
-        budget = {k: v for k, v in doc["budget"].items() if k not in ("sampler_seed", "control_trials")}
-        return doc["task"], doc["task_params"], budget
+        return doc["task"], doc["task_params"], _comparable_budget(doc["budget"], ignore=("sampler_seed",))
 
     ref_label, ref = items[0]
     for label, doc in items[1:]:
