@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -382,8 +383,11 @@ def run_steps(task: Any, plan: StepsPlan, echo: Echo = print) -> dict[str, Any]:
         raise ValidationError(f"--seeds: must be at least 1 (got {plan.seeds})")
     if not plan.variants and not plan.control and not plan.lsnn_published:
         raise ValidationError("--variants: nothing to run (no variant and --no-control)")
+    from rsnn_deploy.provenance import collect, finish
+
     budget = _steps_budget(plan)
     earlier_steps_report(plan.report_dir, task, plan.target, budget)  # refused now, not after the tuning
+    machine = collect(argv=["rsnn-deploy", *sys.argv[1:]])
     emulate = _emulated_or_none(plan.target, echo)
     targets = target_list(plan.target)
     prefix = plan.study_prefix or f"steps-{task.name}"
@@ -419,6 +423,11 @@ def run_steps(task: Any, plan: StepsPlan, echo: Echo = print) -> dict[str, Any]:
         runs = _retrain(task, plan, PUBLISHED, best, "published", emulate, targets, echo)
         arms[PUBLISHED] = _arm_summary(PUBLISHED, "rec-adapt", best, {"complete": 0, "pruned": 0, "fail": 0}, 0.0,
                                        runs)
+    # The machine, threads and load of the process that built these arms' summaries. Each arm keeps its
+    # own (a report can merge arms of several processes); its wall times are its sittings' own.
+    finish(machine)
+    for a in arms.values():
+        a["provenance"] = machine
     # read again: another process may have added arms to the report while this one tuned
     earlier = earlier_steps_report(plan.report_dir, task, plan.target, budget)
     if earlier is not None:
@@ -664,8 +673,11 @@ def steps_time_markdown(results: dict[str, Any]) -> list[str]:
         g = ", ".join(f"{_fmt_ms(a['tau_adapt_ms'])} -> {v:.4g} ({t})" for t, v in grid.items()) or "–"
         lines.append(f"| {name} | {c['complete']} / {c['pruned']} / {c['fail']} | {mins(a['wall_s']['tuning'])} | "
                      f"{mins(a['wall_s']['retrain'])} | {g} |")
-    lines += ["", "Wall time on this machine as the runs went (shared CPU, 1 torch thread); the grid value is the "
-              "time constant the chip's 12-bit decay register holds for the trained one."]
+    from rsnn_deploy.provenance import summary
+
+    machines = sorted({summary(a["provenance"]) if "provenance" in a else "not recorded" for a in arms.values()})
+    lines += ["", "Wall time as the runs went, load included; the grid value is the time constant the chip's 12-bit "
+              "decay register holds for the trained one. Summarized by: " + "; ".join(machines) + "."]
     return lines
 
 

@@ -222,7 +222,10 @@ def test_a_subset_rerun_keeps_the_other_arms_of_the_report(tmp_path):
     both = run_steps(_task(4), _plan(tmp_path, variants=["rec"], lsnn_published=False, target=None),
                      echo=lines.append)
     assert list(both["arms"]) == ["lif", "rec"]
-    assert both["arms"]["lif"] == first["arms"]["lif"]
+    assert both["arms"]["lif"] == first["arms"]["lif"]  # its provenance too: the process that built it
+    for a in both["arms"].values():
+        prov = a["provenance"]
+        assert prov["cpu"]["model"] and prov["threads"] >= 1 and "load_average_after" in prov
     assert "recurrence (rec - lif)" in both["comparisons"]
     assert any("keeping lif from the earlier run" in line for line in lines)
     on_disk = json.loads((tmp_path / "report" / "results.json").read_text())
